@@ -1,0 +1,181 @@
+"""etl: batches, files (the SHA-256 ledger), refusals, quarantine, data-quality results,
+pipeline runs and steps, watermarks, routine checksums.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+FILE_NAMES = "('customers.csv', 'products.csv', 'transactions.csv', 'transaction_items.csv')"
+
+
+def upgrade() -> None:
+    op.execute(
+        f"""
+create table etl.batch (
+    batch_id             bigint generated always as identity primary key,
+    batch_name           text not null,
+    source_path          text not null,
+    load_ts              timestamptz not null default now(),
+    status               text not null default 'ingested'
+        check (status in ('ingested', 'validated', 'merged', 'dimensions_loaded',
+                          'facts_loaded', 'processed')),
+    validated_at         timestamptz,
+    merged_at            timestamptz,
+    dimensions_loaded_at timestamptz,
+    facts_loaded_at      timestamptz,
+    processed_at         timestamptz
+);
+create index batch_pending_idx on etl.batch (batch_id) where processed_at is null;
+comment on table etl.batch is 'One row per ingested delivery (a batch directory)';
+comment on column etl.batch.batch_name is 'The batch directory''s name';
+comment on column etl.batch.load_ts is
+    'UTC instant the batch was ingested: the "load time" of the contract''s range rules';
+comment on column etl.batch.status is 'Last pipeline step completed for this batch';
+
+create table etl.batch_file (
+    file_id         bigint generated always as identity primary key,
+    batch_id        bigint not null references etl.batch (batch_id) on delete cascade,
+    file_name       text not null check (file_name in {FILE_NAMES}),
+    sha256          text not null unique check (sha256 ~ '^[0-9a-f]{{64}}$'),
+    size_bytes      bigint not null check (size_bytes >= 0),
+    header          text[] not null,
+    extra_columns   text[] not null default '{{}}',
+    absent_optional text[] not null default '{{}}',
+    rows_in_file    bigint not null check (rows_in_file >= 0),
+    rows_staged     bigint not null check (rows_staged >= 0),
+    rows_malformed  bigint not null check (rows_malformed >= 0),
+    rows_accepted   bigint check (rows_accepted >= 0),
+    loaded_at       timestamptz not null default now(),
+    unique (batch_id, file_name),
+    check (rows_in_file = rows_staged + rows_malformed)
+);
+comment on table etl.batch_file is
+    'Ledger of loaded files: a file (by SHA-256 of its bytes) is loaded exactly once';
+comment on column etl.batch_file.rows_accepted is
+    'Rows accepted by validation (null until validated); resolved orphans are counted apart';
+
+create table etl.batch_refusal (
+    refusal_id  bigint generated always as identity primary key,
+    batch_name  text not null,
+    source_path text not null,
+    file_name   text,
+    problem     text not null,
+    line_no     bigint,
+    byte_offset bigint,
+    message     text not null,
+    refused_at  timestamptz not null default now()
+);
+comment on table etl.batch_refusal is
+    'Batches refused whole (missing or repeated header column, empty file, not UTF-8)';
+
+create table etl.rejected_row (
+    reject_id         bigint generated always as identity primary key,
+    batch_id          bigint not null references etl.batch (batch_id) on delete cascade,
+    file_name         text not null check (file_name in {FILE_NAMES}),
+    line_no           bigint not null check (line_no >= 2),
+    record_key        text,
+    rules             text[] not null check (cardinality(rules) > 0),
+    raw               jsonb,
+    raw_text          text,
+    rejected_at       timestamptz not null default now(),
+    resolved_batch_id bigint references etl.batch (batch_id),
+    resolved_at       timestamptz,
+    resolution        text check (resolution in ('merged', 'superseded', 'reprocessed')),
+    unique (batch_id, file_name, line_no),
+    check ((resolved_batch_id is null) = (resolution is null))
+);
+create index rejected_row_open_orphans_idx on etl.rejected_row (file_name, batch_id)
+    where resolved_at is null
+      and rules <@ array['unknown_customer', 'unknown_transaction', 'unknown_product'];
+comment on table etl.rejected_row is
+    'Quarantine: every rejected input row with every rule it broke and its raw values';
+comment on column etl.rejected_row.rules is 'Contract rule ids broken by the row, each once';
+comment on column etl.rejected_row.raw is 'Raw field values by column name (json)';
+comment on column etl.rejected_row.raw_text is 'Raw text of a malformed record';
+comment on column etl.rejected_row.resolved_batch_id is
+    'Batch whose arrival resolved this orphan (null while rejected)';
+
+create table etl.dq_result (
+    batch_id   bigint not null references etl.batch (batch_id) on delete cascade,
+    file_name  text not null check (file_name in {FILE_NAMES}),
+    rule       text not null,
+    rows       bigint not null check (rows >= 0),
+    checked_at timestamptz not null default now(),
+    primary key (batch_id, file_name, rule)
+);
+comment on table etl.dq_result is 'Data-quality results: rows breaking each rule per batch and file';
+
+create table etl.pipeline_run (
+    run_id            bigint generated always as identity primary key,
+    started_at        timestamptz not null default clock_timestamp(),
+    ended_at          timestamptz,
+    status            text not null default 'running'
+        check (status in ('running', 'succeeded', 'failed')),
+    trigger           text not null default 'cli',
+    hostname          text,
+    pid               integer,
+    batches_processed integer not null default 0,
+    error_step        text,
+    error_batch_id    bigint,
+    error             text
+);
+create index pipeline_run_ended_idx on etl.pipeline_run (ended_at desc);
+comment on table etl.pipeline_run is 'History of pipeline runs (run, schedule ticks, demo)';
+
+create table etl.step_run (
+    step_run_id bigint generated always as identity primary key,
+    run_id      bigint not null references etl.pipeline_run (run_id) on delete cascade,
+    step        text not null,
+    batch_id    bigint,
+    started_at  timestamptz not null default clock_timestamp(),
+    ended_at    timestamptz,
+    status      text not null default 'running'
+        check (status in ('running', 'succeeded', 'failed')),
+    attempts    integer not null default 1 check (attempts >= 1),
+    rows        bigint,
+    sqlstate    text,
+    error       text
+);
+create index step_run_run_idx on etl.step_run (run_id);
+comment on table etl.step_run is 'One row per step of a run: timing, attempts, rows, error';
+
+create table etl.watermark (
+    name       text primary key,
+    value_ts   timestamptz,
+    value_id   bigint,
+    updated_at timestamptz not null default now()
+);
+comment on table etl.watermark is 'High-water marks of incremental steps';
+
+create table etl.routine_checksum (
+    path       text primary key,
+    sha256     text not null check (sha256 ~ '^[0-9a-f]{{64}}$'),
+    applied_at timestamptz not null default now()
+);
+comment on table etl.routine_checksum is
+    'SHA-256 of each procedures/ file as last applied by alembic upgrade';
+"""
+    )
+
+
+def downgrade() -> None:
+    op.execute(
+        """
+drop table etl.routine_checksum cascade;
+drop table etl.watermark cascade;
+drop table etl.step_run cascade;
+drop table etl.pipeline_run cascade;
+drop table etl.dq_result cascade;
+drop table etl.rejected_row cascade;
+drop table etl.batch_refusal cascade;
+drop table etl.batch_file cascade;
+drop table etl.batch cascade;
+"""
+    )

@@ -1,0 +1,140 @@
+"""production: the 3NF system of record, with keys, foreign keys and business-rule CHECKs.
+
+Lookup tables hold the constants (payment methods, statuses); categories are created as
+products arrive. Every table records created_at, updated_at and the batch that last wrote
+the row.
+
+Revision ID: 0004
+Revises: 0003
+"""
+
+from alembic import op
+
+from runner.routines import FORGET_ROUTINES_SQL
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute(
+        r"""
+create table production.payment_methods (
+    payment_method_code text primary key check (payment_method_code ~ '^[a-z]+(_[a-z]+)*$'),
+    display_name        text not null,
+    sort_order          smallint not null
+);
+comment on table production.payment_methods is 'Lookup: the accepted payment method codes';
+insert into production.payment_methods (payment_method_code, display_name, sort_order) values
+    ('credit_card', 'Credit card', 1),
+    ('debit_card', 'Debit card', 2),
+    ('paypal', 'PayPal', 3),
+    ('bank_transfer', 'Bank transfer', 4),
+    ('cash_on_delivery', 'Cash on delivery', 5),
+    ('gift_card', 'Gift card', 6);
+
+create table production.transaction_statuses (
+    status_code  text primary key check (status_code ~ '^[a-z]+(_[a-z]+)*$'),
+    display_name text not null,
+    is_sale      boolean not null
+);
+comment on table production.transaction_statuses is
+    'Lookup: transaction statuses; is_sale marks the one that counts in every metric';
+insert into production.transaction_statuses (status_code, display_name, is_sale) values
+    ('completed', 'Completed', true),
+    ('pending', 'Pending', false),
+    ('cancelled', 'Cancelled', false),
+    ('refunded', 'Refunded', false);
+
+create table production.customers (
+    customer_id       bigint primary key check (customer_id > 0),
+    first_name        text not null check (first_name <> ''),
+    last_name         text not null check (last_name <> ''),
+    email             text not null unique
+        check (email = lower(email) and email ~ '^[^@\s]+@[^@\s]+\.[^@\s]+$'),
+    phone             text,
+    city              text,
+    state             text,
+    country           text not null check (country <> ''),
+    signup_date       date not null check (signup_date >= date '2000-01-01'),
+    source_updated_at timestamptz check (source_updated_at >= timestamptz '2000-01-01 00:00+00'),
+    created_at        timestamptz not null default now(),
+    updated_at        timestamptz not null default now(),
+    source_batch_id   bigint not null references etl.batch (batch_id)
+);
+comment on table production.customers is 'Customers, one row per customer id (latest version)';
+
+create table production.categories (
+    category_id   integer generated always as identity primary key,
+    category_name text not null unique check (category_name <> ''),
+    created_at    timestamptz not null default now()
+);
+comment on table production.categories is 'Product categories, created as products arrive';
+
+create table production.products (
+    product_id        bigint primary key check (product_id > 0),
+    product_name      text not null check (product_name <> ''),
+    category_id       integer not null references production.categories (category_id),
+    brand             text,
+    unit_price        numeric(12,2) not null check (unit_price > 0),
+    cost              numeric(12,2) not null check (cost >= 0),
+    source_updated_at timestamptz check (source_updated_at >= timestamptz '2000-01-01 00:00+00'),
+    created_at        timestamptz not null default now(),
+    updated_at        timestamptz not null default now(),
+    source_batch_id   bigint not null references etl.batch (batch_id)
+);
+create index products_category_idx on production.products (category_id);
+comment on table production.products is 'Products, one row per product id (latest version)';
+
+create table production.transactions (
+    transaction_id      bigint primary key check (transaction_id > 0),
+    customer_id         bigint not null references production.customers (customer_id),
+    transaction_ts      timestamptz not null
+        check (transaction_ts >= timestamptz '2000-01-01 00:00+00'),
+    payment_method_code text not null references production.payment_methods,
+    status_code         text not null references production.transaction_statuses,
+    created_at          timestamptz not null default now(),
+    updated_at          timestamptz not null default now(),
+    source_batch_id     bigint not null references etl.batch (batch_id)
+);
+create index transactions_customer_idx on production.transactions (customer_id);
+create index transactions_ts_idx on production.transactions (transaction_ts);
+comment on table production.transactions is 'Orders: one row per transaction id (latest status)';
+
+create table production.transaction_items (
+    item_id         bigint primary key check (item_id > 0),
+    transaction_id  bigint not null references production.transactions (transaction_id),
+    product_id      bigint not null references production.products (product_id),
+    quantity        integer not null check (quantity between 1 and 1000),
+    unit_price      numeric(12,2) not null check (unit_price >= 0),
+    discount        numeric(12,2) not null default 0
+        check (discount >= 0 and discount <= quantity * unit_price),
+    line_amount     numeric(18,2) generated always as (quantity * unit_price - discount) stored,
+    created_at      timestamptz not null default now(),
+    updated_at      timestamptz not null default now(),
+    source_batch_id bigint not null references etl.batch (batch_id)
+);
+create index transaction_items_transaction_idx on production.transaction_items (transaction_id);
+create index transaction_items_product_idx on production.transaction_items (product_id);
+comment on table production.transaction_items is 'Order lines: one row per item id';
+comment on column production.transaction_items.line_amount is
+    'quantity * unit_price - discount';
+"""
+    )
+
+
+def downgrade() -> None:
+    op.execute(FORGET_ROUTINES_SQL)
+    op.execute(
+        """
+drop table production.transaction_items cascade;
+drop table production.transactions cascade;
+drop table production.products cascade;
+drop table production.categories cascade;
+drop table production.customers cascade;
+drop table production.transaction_statuses cascade;
+drop table production.payment_methods cascade;
+"""
+    )

@@ -1,0 +1,55 @@
+"""The command line: ``python -m runner COMMAND``.
+
+Each command lives in the module that knows its subject and registers itself here through
+a ``register(subparsers)`` function; its handler takes the parsed arguments and the
+configuration and returns the process exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from runner import commands_db
+from runner.config import load_config
+
+COMMAND_MODULES = [commands_db]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m runner",
+        description="E-commerce analytics warehouse on PostgreSQL: migrate, ingest, run, "
+        "schedule, status, dashboard. The database is DATABASE_URL when set, otherwise an "
+        "embedded cluster under .pgdata/ started on demand.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        module.register(subparsers)
+    return parser
+
+
+def command_names() -> list[str]:
+    """Names of every command (the deployment test checks compose against this)."""
+    parser = build_parser()
+    for action in parser._actions:  # noqa: SLF001 - argparse keeps subparsers here
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            return sorted(action.choices)
+    return []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.handler(args, load_config()) or 0)
+    except KeyboardInterrupt:
+        return 130

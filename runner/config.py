@@ -1,0 +1,81 @@
+"""Configuration, read from the environment in one place and passed down as values.
+
+Variables (all optional):
+
+- ``DATABASE_URL``: any libpq / SQLAlchemy PostgreSQL URL. When unset, the embedded cluster
+  under ``.pgdata/`` in the project is used (created and started on demand).
+- ``WAREHOUSE_LANDING``: landing directory of ``run`` (default ``data/``).
+- ``WAREHOUSE_PGDATA``: where the embedded cluster lives (default ``<project>/.pgdata``).
+- ``WAREHOUSE_RETRY_ATTEMPTS`` (default 5), ``WAREHOUSE_RETRY_BASE_DELAY`` seconds (0.5),
+  ``WAREHOUSE_RETRY_MAX_DELAY`` seconds (30): retries of transient errors.
+- ``WAREHOUSE_MAX_AGE``: freshness limit of ``status``, e.g. ``26h``, ``90m`` (default 26h).
+- ``WAREHOUSE_METRICS_HOST`` / ``WAREHOUSE_METRICS_PORT``: the scheduler's /healthz and
+  /metrics (default 127.0.0.1:9108).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``90``, ``30s``, ``15m``, ``26h`` or ``2d`` into a timedelta."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 15m, 26h, 2d)")
+    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str | None
+    project_root: Path
+    pgdata: Path
+    landing: Path
+    retry: RetryPolicy
+    max_age: timedelta
+    metrics_host: str
+    metrics_port: int
+
+    @property
+    def embedded(self) -> bool:
+        """True when the embedded local cluster is the database."""
+        return self.database_url is None
+
+
+def load_config(env: Mapping[str, str] | None = None) -> Config:
+    """Build the configuration from ``env`` (the process environment by default)."""
+    env = os.environ if env is None else env
+    root = PROJECT_ROOT
+    url = env.get("DATABASE_URL") or None
+    return Config(
+        database_url=url,
+        project_root=root,
+        pgdata=Path(env.get("WAREHOUSE_PGDATA") or root / ".pgdata"),
+        landing=Path(env.get("WAREHOUSE_LANDING") or root / "data"),
+        retry=RetryPolicy(
+            attempts=int(env.get("WAREHOUSE_RETRY_ATTEMPTS", "5")),
+            base_delay=float(env.get("WAREHOUSE_RETRY_BASE_DELAY", "0.5")),
+            max_delay=float(env.get("WAREHOUSE_RETRY_MAX_DELAY", "30")),
+        ),
+        max_age=parse_duration(env.get("WAREHOUSE_MAX_AGE", "26h")),
+        metrics_host=env.get("WAREHOUSE_METRICS_HOST", "127.0.0.1"),
+        metrics_port=int(env.get("WAREHOUSE_METRICS_PORT", "9108")),
+    )

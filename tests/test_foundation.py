@@ -1,0 +1,282 @@
+"""Foundation: migrations, repeatable routines, roles, the embedded cluster, deployment files."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg2
+import pytest
+import yaml
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
+
+from runner import localdb, migrate
+from runner.cli import command_names
+from runner.config import PROJECT_ROOT, load_config, parse_duration
+from runner.db import libpq_url, sqlalchemy_url
+from runner.routines import PROCEDURES_DIR, apply_routines, files_to_apply, routine_files
+
+CONTRACT_TABLES = {
+    "staging": {"customers", "products", "transactions", "transaction_items"},
+    "etl": {
+        "batch", "batch_file", "batch_refusal", "rejected_row", "dq_result", "pipeline_run",
+        "step_run", "watermark", "routine_checksum",
+    },
+    "production": {
+        "customers", "categories", "products", "payment_methods", "transaction_statuses",
+        "transactions", "transaction_items",
+    },
+    "warehouse": {
+        "dim_date", "dim_customer", "dim_product", "dim_payment_method", "fact_sales",
+        "agg_daily_sales", "agg_product_monthly", "agg_payment_method_monthly",
+        "agg_customer_monthly",
+    },
+}
+CONTROL_VIEWS = {"v_batch_reconciliation", "v_reject_summary", "v_freshness"}
+
+
+def fetch(url: str, sql: str, params: tuple = ()) -> list[tuple]:
+    with psycopg2.connect(url) as connection, connection.cursor() as cur:
+        cur.execute(sql, params)
+        rows = cur.fetchall() if cur.description else []
+    connection.close()
+    return rows
+
+
+def head_revision() -> str:
+    script = ScriptDirectory.from_config(migrate.alembic_config("postgresql://unused"))
+    (head,) = script.get_heads()
+    return head
+
+
+def tables_by_schema(url: str) -> dict[str, set[str]]:
+    rows = fetch(
+        url,
+        "select table_schema, table_name from information_schema.tables "
+        "where table_schema in ('staging', 'etl', 'production', 'warehouse', 'analytics') "
+        "and table_type = 'BASE TABLE'",
+    )
+    result: dict[str, set[str]] = {}
+    for schema, table in rows:
+        result.setdefault(schema, set()).add(table)
+    return result
+
+
+def test_upgrade_head_creates_every_contract_table_and_view(db_url: str) -> None:
+    tables = tables_by_schema(db_url)
+    for schema, expected in CONTRACT_TABLES.items():
+        assert expected <= tables.get(schema, set()), schema
+    views = {r[0] for r in fetch(db_url, "select viewname from pg_views where schemaname='etl'")}
+    assert CONTROL_VIEWS <= views
+    assert fetch(db_url, "select version_num from alembic_version") == [(head_revision(),)]
+
+
+def test_second_upgrade_changes_nothing(db_url: str) -> None:
+    before = fetch(db_url, "select path, sha256, applied_at from etl.routine_checksum order by 1")
+    version = fetch(db_url, "select version_num from alembic_version")
+    migrate.upgrade(db_url)
+    assert fetch(db_url, "select path, sha256, applied_at from etl.routine_checksum order by 1") \
+        == before
+    assert fetch(db_url, "select version_num from alembic_version") == version
+
+
+def test_checksum_table_matches_the_files(db_url: str) -> None:
+    recorded = dict(fetch(db_url, "select path, sha256 from etl.routine_checksum"))
+    on_disk = {
+        path.relative_to(PROCEDURES_DIR).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in PROCEDURES_DIR.rglob("*.sql")
+    }
+    assert recorded == on_disk
+    assert len(on_disk) >= 2
+
+
+def test_downgrade_to_base_then_upgrade_to_head(db_url: str) -> None:
+    migrate.downgrade(db_url, "base")
+    schemas = fetch(
+        db_url,
+        "select nspname from pg_namespace where nspname in "
+        "('staging','etl','production','warehouse','analytics')",
+    )
+    assert schemas == []
+    assert fetch(db_url, "select count(*) from alembic_version") == [(0,)]
+    migrate.upgrade(db_url)
+    tables = tables_by_schema(db_url)
+    for schema, expected in CONTRACT_TABLES.items():
+        assert expected <= tables[schema]
+    assert fetch(db_url, "select count(*) from etl.routine_checksum") == [
+        (len(routine_files()),)
+    ]
+
+
+def test_edited_routine_file_is_reapplied_on_next_upgrade(db_url: str, tmp_path: Path) -> None:
+    root = tmp_path / "procedures"
+    shutil.copytree(PROCEDURES_DIR, root)
+    target = root / "30_warehouse" / "ensure_dim_date.sql"
+    text = target.read_text()
+    marker = "'Adds the missing calendar days between two dates to dim_date; returns how many'"
+    assert marker in text
+    target.write_text(text.replace(marker, "'edited by the test'"))
+
+    engine = create_engine(sqlalchemy_url(db_url), poolclass=NullPool)
+    with engine.begin() as connection:
+        applied = apply_routines(connection, root)
+    with engine.begin() as connection:
+        again = apply_routines(connection, root)
+    engine.dispose()
+
+    later = [f.path for f in routine_files(root) if f.path >= "30_warehouse/ensure_dim_date.sql"]
+    assert applied == later
+    assert again == []
+    comment = fetch(
+        db_url,
+        "select obj_description('warehouse.ensure_dim_date(date,date)'::regprocedure)",
+    )
+    assert comment == [("edited by the test",)]
+    recorded = dict(fetch(db_url, "select path, sha256 from etl.routine_checksum"))
+    assert recorded["30_warehouse/ensure_dim_date.sql"] == hashlib.sha256(
+        target.read_bytes()
+    ).hexdigest()
+
+
+def test_files_to_apply_takes_first_changed_and_all_after() -> None:
+    files = routine_files()
+    recorded = {f.path: f.sha256 for f in files}
+    assert files_to_apply(files, recorded) == []
+    recorded[files[0].path] = "0" * 64
+    assert files_to_apply(files, recorded) == files
+
+
+def test_warehouse_reader_reads_analytics_but_not_production_or_staging(conn) -> None:  # noqa: ANN001
+    with conn.cursor() as cur:
+        cur.execute("create view analytics.v_probe as select 42 as answer")
+        cur.execute("set role warehouse_reader")
+        cur.execute("select answer from analytics.v_probe")
+        assert cur.fetchall() == [(42,)]
+        for table in ("production.customers", "staging.customers", "warehouse.fact_sales",
+                      "etl.batch"):
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cur.execute(f"select 1 from {table}")
+        cur.execute("reset role")
+
+
+def test_warehouse_etl_role_can_write_pipeline_tables(conn) -> None:  # noqa: ANN001
+    with conn.cursor() as cur:
+        cur.execute("set role warehouse_etl")
+        cur.execute(
+            "insert into etl.batch (batch_name, source_path) values ('b', '/x') returning batch_id"
+        )
+        assert cur.fetchone()[0] == 1
+        cur.execute("select warehouse.ensure_dim_date('2031-01-01', '2031-01-03')")
+        assert cur.fetchone() == (3,)
+        cur.execute("reset role")
+
+
+def test_dim_date_filler_has_no_fixed_range(conn) -> None:  # noqa: ANN001
+    with conn.cursor() as cur:
+        cur.execute("select warehouse.ensure_dim_date('2031-12-30', '2032-01-03')")
+        assert cur.fetchone() == (5,)
+        cur.execute("select warehouse.ensure_dim_date('2031-12-30', '2032-01-03')")
+        assert cur.fetchone() == (0,)
+        cur.execute(
+            "select date_key, day_of_week, iso_week, iso_year, quarter, is_weekend, month_start "
+            "from warehouse.dim_date where full_date = '2032-01-03'"
+        )
+        assert cur.fetchone() == (20320103, 6, 1, 2032, 1, True, date(2032, 1, 1))
+
+
+def test_alembic_cli_uses_database_url(empty_db_url: str) -> None:
+    env = {**os.environ, "DATABASE_URL": empty_db_url}
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert fetch(empty_db_url, "select version_num from alembic_version") == [(head_revision(),)]
+    assert fetch(empty_db_url, "select count(*) from etl.routine_checksum")[0][0] == len(
+        routine_files()
+    )
+
+
+def test_runner_migrate_and_db_url_use_database_url(empty_db_url: str) -> None:
+    env = {**os.environ, "DATABASE_URL": empty_db_url}
+    url = subprocess.run(
+        [sys.executable, "-m", "runner", "db", "url"], cwd=PROJECT_ROOT, env=env,
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    assert url == libpq_url(empty_db_url)
+    migrated = subprocess.run(
+        [sys.executable, "-m", "runner", "migrate"], cwd=PROJECT_ROOT, env=env,
+        capture_output=True, text=True,
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    assert fetch(empty_db_url, "select count(*) from production.payment_methods") == [(6,)]
+
+
+def test_url_forms_are_normalised() -> None:
+    assert libpq_url("postgres://u@h/db") == "postgresql://u@h/db"
+    assert libpq_url("postgresql+psycopg://u@h/db") == "postgresql://u@h/db"
+    assert sqlalchemy_url("postgresql://u@h/db") == "postgresql+psycopg2://u@h/db"
+
+
+def test_config_reads_environment_in_one_place() -> None:
+    config = load_config({"DATABASE_URL": "postgresql://x@y/z", "WAREHOUSE_MAX_AGE": "90m"})
+    assert config.database_url == "postgresql://x@y/z"
+    assert not config.embedded
+    assert config.max_age.total_seconds() == 5400
+    assert load_config({}).embedded
+    assert parse_duration("15m").total_seconds() == 900
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration("soon")
+
+
+def test_missing_server_binaries_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(localdb.shutil, "which", lambda name: None)
+    monkeypatch.setattr(localdb.glob, "glob", lambda pattern: [])
+    with pytest.raises(localdb.LocalDbError, match="apt-get install postgresql"):
+        localdb.find_bindir()
+
+
+def test_embedded_cluster_runs_as_unprivileged_user(pg_cluster) -> None:  # noqa: ANN001
+    owner = fetch(pg_cluster.url("postgres"), "select current_setting('data_directory')")
+    assert owner[0][0] == str(pg_cluster.datadir)
+    listen = fetch(pg_cluster.url("postgres"), "show listen_addresses")
+    assert listen == [("",)]
+    if os.geteuid() == 0:
+        assert pg_cluster.user.name in ("postgres", "warehouse")
+        assert pg_cluster.datadir.stat().st_uid == pg_cluster.user.uid
+
+
+def test_compose_commands_exist_in_the_cli() -> None:
+    compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert services["postgres"]["image"].startswith("postgres:15")
+    assert "healthcheck" in services["postgres"]
+    assert any(v.split(":")[0] for v in services["postgres"]["volumes"])
+    assert services["migrate"]["command"][:3] == ["alembic", "upgrade", "head"]
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    runner = services["runner"]
+    assert runner["depends_on"] == {
+        "postgres": {"condition": "service_healthy"},
+        "migrate": {"condition": "service_completed_successfully"},
+    }
+    names = set(command_names())
+    assert runner["command"][:3] == ["python", "-m", "runner"]
+    assert runner["command"][3] in names
+    health = runner["healthcheck"]["test"]
+    assert health[:4] == ["CMD", "python", "-m", "runner"] and health[4] in names
+    for service in services.values():
+        text = yaml.safe_dump(service)
+        assert "POSTGRES_PASSWORD: " not in text or "${" in text
+        if "env_file" in service:
+            assert service["env_file"] == [".env"]
+    example = (PROJECT_ROOT / ".env.example").read_text()
+    assert "POSTGRES_PASSWORD=" in example
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    assert "requirements.txt" in dockerfile and "python:3.11" in dockerfile
