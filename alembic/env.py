@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging.config
 
-from alembic import context
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
+from alembic import context
 from runner.config import load_config
 from runner.db import database_url, sqlalchemy_url
 from runner.routines import MIGRATION_LOCK_KEY, apply_routines

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from alembic import command
 from alembic.config import Config as AlembicConfig
 
+from alembic import command
 from runner.config import PROJECT_ROOT
 
 

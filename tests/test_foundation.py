@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import date
 import os
 import shutil
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import psycopg2
@@ -27,7 +27,7 @@ CONTRACT_TABLES = {
     "staging": {"customers", "products", "transactions", "transaction_items"},
     "etl": {
         "batch", "batch_file", "batch_refusal", "rejected_row", "dq_result", "pipeline_run",
-        "step_run", "watermark", "routine_checksum",
+        "step_run", "watermark", "routine_checksum", "batch_step",
     },
     "production": {
         "customers", "categories", "products", "payment_methods", "transaction_statuses",

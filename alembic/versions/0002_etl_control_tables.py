@@ -24,20 +24,27 @@ create table etl.batch (
     source_path          text not null,
     load_ts              timestamptz not null default now(),
     status               text not null default 'ingested'
-        check (status in ('ingested', 'validated', 'merged', 'dimensions_loaded',
-                          'facts_loaded', 'processed')),
-    validated_at         timestamptz,
-    merged_at            timestamptz,
-    dimensions_loaded_at timestamptz,
-    facts_loaded_at      timestamptz,
-    processed_at         timestamptz
+        check (status in ('ingested', 'processed')),
+    processed_at         timestamptz,
+    check ((status = 'processed') = (processed_at is not null))
 );
 create index batch_pending_idx on etl.batch (batch_id) where processed_at is null;
 comment on table etl.batch is 'One row per ingested delivery (a batch directory)';
 comment on column etl.batch.batch_name is 'The batch directory''s name';
 comment on column etl.batch.load_ts is
     'UTC instant the batch was ingested: the "load time" of the contract''s range rules';
-comment on column etl.batch.status is 'Last pipeline step completed for this batch';
+comment on column etl.batch.status is
+    'ingested until every pipeline step has run for the batch, then processed';
+
+create table etl.batch_step (
+    batch_id     bigint not null references etl.batch (batch_id) on delete cascade,
+    step         text not null,
+    rows         bigint not null default 0,
+    completed_at timestamptz not null default clock_timestamp(),
+    primary key (batch_id, step)
+);
+comment on table etl.batch_step is
+    'Pipeline steps completed per batch, with the rows each step wrote (last call wins)';
 
 create table etl.batch_file (
     file_id         bigint generated always as identity primary key,
@@ -110,7 +117,8 @@ create table etl.dq_result (
     checked_at timestamptz not null default now(),
     primary key (batch_id, file_name, rule)
 );
-comment on table etl.dq_result is 'Data-quality results: rows breaking each rule per batch and file';
+comment on table etl.dq_result is
+    'Data-quality results: rows breaking each rule per batch and file';
 
 create table etl.pipeline_run (
     run_id            bigint generated always as identity primary key,
@@ -175,6 +183,7 @@ drop table etl.pipeline_run cascade;
 drop table etl.dq_result cascade;
 drop table etl.rejected_row cascade;
 drop table etl.batch_refusal cascade;
+drop table etl.batch_step cascade;
 drop table etl.batch_file cascade;
 drop table etl.batch cascade;
 """

@@ -8,7 +8,6 @@ Revises: 0002
 """
 
 from alembic import op
-
 from runner.routines import FORGET_ROUTINES_SQL
 
 revision = "0003"

@@ -9,7 +9,6 @@ Revises: 0003
 """
 
 from alembic import op
-
 from runner.routines import FORGET_ROUTINES_SQL
 
 revision = "0004"

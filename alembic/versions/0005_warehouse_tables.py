@@ -10,7 +10,6 @@ Revises: 0004
 """
 
 from alembic import op
-
 from runner.routines import FORGET_ROUTINES_SQL
 
 revision = "0005"
@@ -77,7 +76,8 @@ create unique index dim_customer_version_uq on warehouse.dim_customer (customer_
 create unique index dim_customer_current_uq on warehouse.dim_customer (customer_id)
     where is_current;
 comment on table warehouse.dim_customer is 'Customers with history (SCD type 2)';
-comment on column warehouse.dim_customer.customer_key is 'Surrogate key of this version; -1 unknown';
+comment on column warehouse.dim_customer.customer_key is
+    'Surrogate key of this version; -1 unknown';
 comment on column warehouse.dim_customer.customer_id is 'Natural key: the customer id';
 comment on column warehouse.dim_customer.first_name is 'First name';
 comment on column warehouse.dim_customer.last_name is 'Last name';
@@ -173,7 +173,8 @@ comment on column warehouse.fact_sales.date_key is 'UTC date of the transaction 
 comment on column warehouse.fact_sales.customer_key is 'Customer version valid at transaction time';
 comment on column warehouse.fact_sales.product_key is 'Product version valid at transaction time';
 comment on column warehouse.fact_sales.payment_method_key is 'Payment method (dim_payment_method)';
-comment on column warehouse.fact_sales.status_code is 'Transaction status; metrics count completed only';
+comment on column warehouse.fact_sales.status_code is
+    'Transaction status; metrics count completed only';
 comment on column warehouse.fact_sales.transaction_ts is 'Transaction time (UTC)';
 comment on column warehouse.fact_sales.quantity is 'Units';
 comment on column warehouse.fact_sales.unit_price is 'Price charged per unit';
