@@ -9,6 +9,8 @@ Variables (all optional):
 - ``WAREHOUSE_RETRY_ATTEMPTS`` (default 5), ``WAREHOUSE_RETRY_BASE_DELAY`` seconds (0.5),
   ``WAREHOUSE_RETRY_MAX_DELAY`` seconds (30): retries of transient errors.
 - ``WAREHOUSE_MAX_AGE``: freshness limit of ``status``, e.g. ``26h``, ``90m`` (default 26h).
+- ``WAREHOUSE_MAX_DATA_AGE``: limit on the age of the newest sale in ``status`` (default: the
+  same as ``WAREHOUSE_MAX_AGE``; ``off`` disables the check, e.g. for historical data).
 - ``WAREHOUSE_METRICS_HOST`` / ``WAREHOUSE_METRICS_PORT``: the scheduler's /healthz and
   /metrics (default 127.0.0.1:9108).
 """
@@ -26,6 +28,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_optional_duration(text: str) -> timedelta | None:
+    """A duration, or None for ``off`` / ``none``."""
+    return None if text.strip().lower() in ("off", "none") else parse_duration(text)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -51,6 +58,7 @@ class Config:
     landing: Path
     retry: RetryPolicy
     max_age: timedelta
+    max_data_age: timedelta | None
     metrics_host: str
     metrics_port: int
 
@@ -76,6 +84,9 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
             max_delay=float(env.get("WAREHOUSE_RETRY_MAX_DELAY", "30")),
         ),
         max_age=parse_duration(env.get("WAREHOUSE_MAX_AGE", "26h")),
+        max_data_age=parse_optional_duration(
+            env.get("WAREHOUSE_MAX_DATA_AGE") or env.get("WAREHOUSE_MAX_AGE", "26h")
+        ),
         metrics_host=env.get("WAREHOUSE_METRICS_HOST", "127.0.0.1"),
         metrics_port=int(env.get("WAREHOUSE_METRICS_PORT", "9108")),
     )

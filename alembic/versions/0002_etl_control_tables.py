@@ -125,17 +125,34 @@ create table etl.pipeline_run (
     started_at        timestamptz not null default clock_timestamp(),
     ended_at          timestamptz,
     status            text not null default 'running'
-        check (status in ('running', 'succeeded', 'failed')),
+        check (status in ('running', 'succeeded', 'failed', 'cancelled')),
     trigger           text not null default 'cli',
     hostname          text,
     pid               integer,
+    backend_pid       integer,
     batches_processed integer not null default 0,
     error_step        text,
     error_batch_id    bigint,
-    error             text
+    error             text,
+    check ((status = 'running') = (ended_at is null))
 );
 create index pipeline_run_ended_idx on etl.pipeline_run (ended_at desc);
-comment on table etl.pipeline_run is 'History of pipeline runs (run, schedule ticks, demo)';
+create index pipeline_run_running_idx on etl.pipeline_run (run_id) where status = 'running';
+comment on table etl.pipeline_run is
+    'History of pipeline runs (run, schedule ticks, demo, etl.process_pending)';
+comment on column etl.pipeline_run.status is
+    'running, then succeeded, failed, or cancelled (stopped by a signal between two steps)';
+comment on column etl.pipeline_run.trigger is
+    'What started the run: cli, schedule, demo, process_pending';
+comment on column etl.pipeline_run.hostname is 'Host of the process that ran it';
+comment on column etl.pipeline_run.pid is 'OS process id of the runner on that host';
+comment on column etl.pipeline_run.backend_pid is
+    'Server process (pg_backend_pid) of the session holding the pipeline advisory lock';
+comment on column etl.pipeline_run.batches_processed is 'Batches marked processed by the run';
+comment on column etl.pipeline_run.error_step is 'Step that failed (null on success)';
+comment on column etl.pipeline_run.error_batch_id is 'Batch whose step failed';
+comment on column etl.pipeline_run.error is
+    'Why the run failed: the database message with its SQLSTATE, or the refusal';
 
 create table etl.step_run (
     step_run_id bigint generated always as identity primary key,
@@ -145,14 +162,26 @@ create table etl.step_run (
     started_at  timestamptz not null default clock_timestamp(),
     ended_at    timestamptz,
     status      text not null default 'running'
-        check (status in ('running', 'succeeded', 'failed')),
+        check (status in ('running', 'succeeded', 'failed', 'cancelled')),
     attempts    integer not null default 1 check (attempts >= 1),
     rows        bigint,
     sqlstate    text,
-    error       text
+    error       text,
+    check ((status = 'running') = (ended_at is null))
 );
 create index step_run_run_idx on etl.step_run (run_id);
+create index step_run_done_idx on etl.step_run (batch_id, step) where status = 'succeeded';
 comment on table etl.step_run is 'One row per step of a run: timing, attempts, rows, error';
+comment on column etl.step_run.step is
+    'Step name (runner/steps.py): ingest, validate, merge, ..., mark_processed';
+comment on column etl.step_run.batch_id is 'Batch the step processed (null for ingest)';
+comment on column etl.step_run.status is
+    'running, then succeeded (recorded in the step''s own transaction), failed or cancelled';
+comment on column etl.step_run.attempts is 'Calls made, retries of transient errors included';
+comment on column etl.step_run.rows is
+    'Rows the step wrote, as its procedure reported in etl.batch_step (null: not reported)';
+comment on column etl.step_run.sqlstate is 'SQLSTATE of the error that failed the step';
+comment on column etl.step_run.error is 'The database''s message (last attempt)';
 
 create table etl.watermark (
     name       text primary key,

@@ -3,7 +3,15 @@ dimensions, the item-grain sales fact, and aggregate tables refreshed incrementa
 
 Every dimension has an "unknown" member with surrogate key -1 so no fact key is ever null.
 The fact carries no foreign keys (keys are guaranteed by the loader and checked by the
-reconciliation), which keeps a load of millions of rows fast; it is indexed on every key.
+reconciliation), which keeps a load of millions of rows fast. Its indexes are exactly the
+access paths of the loaders and views: item_id (upsert), date_key (aggregate refresh, BI
+drill-down by day), (product_key, transaction_ts) and (customer_key, transaction_ts)
+(re-pointing facts to a new dimension version), transaction_ts (freshness).
+
+warehouse.agg_refresh_queue records the days (and signup months) each batch touched; the
+loaders queue them, refresh_batch_aggregates refreshes the pending ones and marks them
+refreshed, check_reconciliation checks the batch's days. The loaders find a batch's rows by
+source_batch_id, so this revision also indexes production's source_batch_id columns.
 
 Revision ID: 0005
 Revises: 0004
@@ -75,6 +83,8 @@ create table warehouse.dim_customer (
 create unique index dim_customer_version_uq on warehouse.dim_customer (customer_id, valid_from);
 create unique index dim_customer_current_uq on warehouse.dim_customer (customer_id)
     where is_current;
+create index dim_customer_batch_idx on warehouse.dim_customer (source_batch_id);
+create index dim_customer_signup_idx on warehouse.dim_customer (signup_date) where is_current;
 comment on table warehouse.dim_customer is 'Customers with history (SCD type 2)';
 comment on column warehouse.dim_customer.customer_key is
     'Surrogate key of this version; -1 unknown';
@@ -114,6 +124,7 @@ create table warehouse.dim_product (
 create unique index dim_product_version_uq on warehouse.dim_product (product_id, valid_from);
 create unique index dim_product_current_uq on warehouse.dim_product (product_id)
     where is_current;
+create index dim_product_batch_idx on warehouse.dim_product (source_batch_id);
 comment on table warehouse.dim_product is 'Products with history (SCD type 2)';
 comment on column warehouse.dim_product.product_key is 'Surrogate key of this version; -1 unknown';
 comment on column warehouse.dim_product.product_id is 'Natural key: the product id';
@@ -160,10 +171,9 @@ create table warehouse.fact_sales (
     source_batch_id    bigint not null,
     updated_at         timestamptz not null default now()
 );
-create index fact_sales_transaction_idx on warehouse.fact_sales (transaction_id);
 create index fact_sales_date_idx on warehouse.fact_sales (date_key);
-create index fact_sales_customer_idx on warehouse.fact_sales (customer_key);
-create index fact_sales_product_idx on warehouse.fact_sales (product_key);
+create index fact_sales_customer_ts_idx on warehouse.fact_sales (customer_key, transaction_ts);
+create index fact_sales_product_ts_idx on warehouse.fact_sales (product_key, transaction_ts);
 create index fact_sales_ts_idx on warehouse.fact_sales (transaction_ts);
 comment on table warehouse.fact_sales is
     'Sales at item grain: one row per accepted transaction item, every status';
@@ -228,14 +238,41 @@ create table warehouse.agg_customer_monthly (
 );
 comment on table warehouse.agg_customer_monthly is
     'New customers (by signup month) and active customers (with a completed order) per month';
+
+create table warehouse.agg_refresh_queue (
+    batch_id     bigint not null references etl.batch (batch_id) on delete cascade,
+    grain        text not null check (grain in ('day', 'signup_month')),
+    day          date not null,
+    queued_at    timestamptz not null default now(),
+    refreshed_at timestamptz,
+    primary key (batch_id, grain, day),
+    check (grain = 'day' or extract(day from day) = 1)
+);
+create index agg_refresh_queue_pending_idx on warehouse.agg_refresh_queue (batch_id, grain)
+    where refreshed_at is null;
+comment on table warehouse.agg_refresh_queue is
+    'Days (grain day: sales dates, old and new) and signup months (grain signup_month) each '
+    'batch touched; pending while refreshed_at is null';
+comment on column warehouse.agg_refresh_queue.grain is
+    'day: a UTC sales date whose fact rows changed; signup_month: first day of a signup month';
+comment on column warehouse.agg_refresh_queue.refreshed_at is
+    'When refresh_batch_aggregates refreshed it (null: pending)';
 """
     )
+    for table in ("customers", "products", "transactions", "transaction_items"):
+        op.execute(
+            f"create index if not exists {table}_source_batch_idx "
+            f"on production.{table} (source_batch_id)"
+        )
 
 
 def downgrade() -> None:
     op.execute(FORGET_ROUTINES_SQL)
+    for table in ("customers", "products", "transactions", "transaction_items"):
+        op.execute(f"drop index if exists production.{table}_source_batch_idx")
     op.execute(
         """
+drop table warehouse.agg_refresh_queue cascade;
 drop table warehouse.agg_customer_monthly cascade;
 drop table warehouse.agg_payment_method_monthly cascade;
 drop table warehouse.agg_product_monthly cascade;

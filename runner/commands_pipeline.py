@@ -1,0 +1,162 @@
+"""Commands that drive the pipeline: ``run``, ``schedule``, ``status``, ``demo``.
+
+Exit codes are documented in docs/operations.md and in runner/pipeline.py (run) and
+runner/status.py (status).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+from pathlib import Path
+
+import psycopg2
+
+from runner import demo, status
+from runner.config import Config, parse_duration, parse_optional_duration
+from runner.db import connect, database_url
+from runner.pipeline import RunOptions, run_pipeline, stop_on_signals
+from runner.scheduler import Schedule, Service
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser(
+        "run", help="ingest new batches, then run the steps for every pending batch",
+        description="Ingest the new batches of LANDING, then call the steps (validate, merge, "
+        "reprocess orphans, dimensions, fact, aggregates, reconciliation) for every pending "
+        "batch, each in its own transaction. Exit codes: 0 done, 1 a step failed, 3 a batch "
+        "was refused, 75 another run holds the lock, 130 stopped by a signal.",
+    )
+    run.add_argument("landing", nargs="?", type=Path, default=None,
+                     help="landing directory (default WAREHOUSE_LANDING, or data/)")
+    run.add_argument("--wait", action="store_true",
+                     help="wait for a run in progress to end instead of exiting with 75")
+    run.add_argument("--no-ingest", action="store_true",
+                     help="only process the batches already ingested")
+    run.set_defaults(handler=run_run)
+
+    sched = subparsers.add_parser(
+        "schedule", help="the service: a run on every tick (APScheduler), /metrics, /healthz",
+        description="Run the pipeline on a schedule until SIGTERM or SIGINT (then the current "
+        "step finishes and the service exits 0).",
+    )
+    when = sched.add_mutually_exclusive_group()
+    when.add_argument("--every", type=parse_duration, default=None,
+                      help="interval, e.g. 30s, 15m, 1h (default 15m); first run at start")
+    when.add_argument("--cron", default=None, help='crontab expression in UTC, e.g. "*/15 * * * *"')
+    sched.add_argument("--misfire-grace", type=parse_duration, default=None,
+                       help="run a late tick if it is late by less than this (default: one "
+                       "interval, at most 10m; 5m for cron)")
+    sched.add_argument("--metrics-port", type=int, default=None,
+                       help="port of /metrics and /healthz (default WAREHOUSE_METRICS_PORT or "
+                       "9108; 0 disables)")
+    sched.add_argument("landing", nargs="?", type=Path, default=None,
+                       help="landing directory (default WAREHOUSE_LANDING, or data/)")
+    sched.set_defaults(handler=run_schedule)
+
+    stat = subparsers.add_parser(
+        "status", help="last runs, steps, rejects and freshness; the exit code is the verdict",
+        description="Exit codes: 0 healthy, 1 the last run failed, 3 stale, 4 empty (no sales "
+        "yet), 5 database unavailable or not migrated.",
+    )
+    stat.add_argument("--max-age", type=parse_duration, default=None,
+                      help="limit on the last successful run's age (default WAREHOUSE_MAX_AGE "
+                      "or 26h)")
+    stat.add_argument("--max-data-age", default=None, metavar="DURATION|off",
+                      help="limit on the newest sale's age, or 'off' (default "
+                      "WAREHOUSE_MAX_DATA_AGE, else the same as --max-age)")
+    stat.add_argument("--runs", type=int, default=10, help="how many runs to list (10)")
+    out = stat.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="machine-readable output")
+    out.add_argument("--quiet", "-q", action="store_true",
+                     help="one line (verdict: reason); for health checks")
+    stat.set_defaults(handler=run_status)
+
+    dem = subparsers.add_parser(
+        "demo", help="migrate, generate demo data if missing, run, print the KPIs",
+        description="On the configured database (the embedded one by default): migrate, "
+        f"generate {demo.DEMO_DESCRIPTION} under data/demo if it is not there, run the "
+        "pipeline, print KPIs and rejects, write the dashboard.",
+    )
+    dem.add_argument("--out", type=Path, default=None,
+                     help="where the demo data goes (default data/demo under the project)")
+    dem.set_defaults(handler=run_demo)
+
+
+# -- run --------------------------------------------------------------------------------------
+
+def run_options(config: Config, landing: Path | None, *, trigger: str,
+                wait: bool = False) -> RunOptions:
+    return RunOptions(landing=landing if landing is not None else config.landing,
+                      retry=config.retry, trigger=trigger, wait=wait)
+
+
+def run_run(args: argparse.Namespace, config: Config) -> int:
+    options = run_options(config, args.landing, trigger="cli", wait=args.wait)
+    if args.no_ingest:
+        options = RunOptions(landing=None, retry=config.retry, trigger="cli", wait=args.wait)
+    url = database_url(config)
+    with stop_on_signals(threading.Event()) as stop:
+        result = run_pipeline(url, options, stop)
+    print(status.run_summary(url, result))
+    return result.exit_code
+
+
+# -- schedule ---------------------------------------------------------------------------------
+
+def run_schedule(args: argparse.Namespace, config: Config) -> int:
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per run
+    schedule = Schedule(every=args.every if args.every or args.cron else parse_duration("15m"),
+                        cron=args.cron, misfire_grace=args.misfire_grace)
+    try:
+        schedule.trigger()
+    except ValueError as error:
+        print(f"schedule: {error}", file=sys.stderr)
+        return 2
+    port = config.metrics_port if args.metrics_port is None else args.metrics_port
+    service = Service(database_url(config), run_options(config, args.landing,
+                                                         trigger="schedule"),
+                      schedule, config.metrics_host, port)
+    return service.serve()
+
+
+# -- status -----------------------------------------------------------------------------------
+
+def run_status(args: argparse.Namespace, config: Config) -> int:
+    max_age = args.max_age or config.max_age
+    if args.max_data_age is not None:
+        max_data_age = parse_optional_duration(args.max_data_age)
+    elif args.max_age is not None and config.max_data_age == config.max_age:
+        max_data_age = args.max_age  # one --max-age moves both limits unless set apart
+    else:
+        max_data_age = config.max_data_age
+    limits = status.Limits(max_age=max_age, max_data_age=max_data_age)
+    report = None
+    try:
+        conn = connect(database_url(config), autocommit=True,
+                       application_name="warehouse-status")
+        try:
+            report = status.collect(conn, args.runs)
+        finally:
+            conn.close()
+        health = status.judge(report, limits)
+    except psycopg2.Error as error:
+        health = status.unavailable(error)
+    if args.json:
+        print(status.to_json(report, health, limits))
+    elif args.quiet or report is None:
+        print(health.one_line())
+    else:
+        print(status.render_text(report, health, limits))
+    return health.exit_code
+
+
+# -- demo -------------------------------------------------------------------------------------
+
+def run_demo(args: argparse.Namespace, config: Config) -> int:
+    return demo.run_demo(config, args.out)

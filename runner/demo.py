@@ -1,0 +1,152 @@
+"""``demo`` (``make demo``): the whole project on one machine in a few minutes.
+
+On the configured database (the embedded cluster unless DATABASE_URL is set): migrate,
+generate a multi-batch dataset with a few defects under ``data/demo`` unless one is there,
+run the pipeline on it, then print the KPIs from the ``analytics`` views, the rejects per
+rule, and write the HTML dashboard. Running it again generates nothing and ingests nothing
+new (files are identified by their SHA-256): it prints the same numbers.
+
+Size: the generator's ``small`` scale (1,000 customers, 200 products, 10,000 orders, about
+30,000 items) in 6 batches with 1 % defects per rule; ``medium`` (200,000 orders) takes
+several minutes here (docs/operations.md, "Running the pipeline", has the measurements).
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from runner import migrate
+from runner.config import Config
+from runner.db import connect, database_url
+from runner.pipeline import EXIT_OK, RunOptions, run_pipeline, stop_on_signals
+from runner.status import format_table, run_summary
+
+log = logging.getLogger(__name__)
+
+DEMO_GENERATOR_ARGS = ("--scale", "small", "--batches", "6", "--dirty", "0.01")
+DEMO_DESCRIPTION = "a small 6-batch dataset with 1% defects"
+DEFAULT_DEMO_DIR = Path("data") / "demo"
+DASHBOARD_FILE = Path("reports") / "dashboard.html"
+
+KPI_SQL = """
+with totals as (
+    select sum(revenue) as revenue, sum(orders) as orders, sum(units) as units,
+           sum(margin) as margin, min(month) as first_month, max(month) as last_month
+    from analytics.v_monthly_sales
+),
+customers as (
+    select max(cumulative_customers) as customers from analytics.v_customer_growth
+)
+select totals.revenue, totals.orders,
+       round(totals.revenue / nullif(totals.orders, 0), 2) as avg_order_value,
+       customers.customers, totals.units, totals.margin, totals.first_month, totals.last_month
+from totals cross join customers
+"""
+
+TOP_CATEGORIES_SQL = """
+select category, sum(revenue) as revenue, sum(units) as units,
+       round(100 * sum(revenue) / nullif(sum(sum(revenue)) over (), 0), 1) as share_pct
+from analytics.v_product_performance
+group by category
+order by revenue desc, category
+limit 5
+"""
+
+PAYMENT_SHARES_SQL = """
+select payment_method, sum(orders) as orders, sum(revenue) as revenue,
+       round(100 * sum(revenue) / nullif(sum(sum(revenue)) over (), 0), 1) as share_pct
+from analytics.v_payment_methods
+group by payment_method
+order by revenue desc, payment_method
+"""
+
+REJECTS_SQL = """
+select rule, sum(rows)::bigint as rows, count(distinct batch_id) as batches
+from etl.v_reject_summary
+group by rule
+order by rows desc, rule
+"""
+
+
+def has_data(directory: Path) -> bool:
+    return directory.is_dir() and any(directory.rglob("*.csv"))
+
+
+def generate(directory: Path, project_root: Path) -> None:
+    """``python -m generator`` with the demo's arguments (a separate process)."""
+    command = [sys.executable, "-m", "generator", *DEMO_GENERATOR_ARGS,
+               "--out", str(directory), "--quiet"]
+    print(f"generating demo data: {' '.join(command[1:])}", flush=True)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(command, cwd=project_root, check=True)
+
+
+def kpi_report(url: str) -> str:
+    """KPIs from the analytics views and rejects per rule, as text tables."""
+    conn = connect(url, autocommit=True, application_name="warehouse-demo")
+    try:
+        with conn.cursor() as cur:
+            cur.execute(KPI_SQL)
+            revenue, orders, aov, customers, units, margin, first, last = cur.fetchone()
+            kpis = format_table(["KPI (completed orders)", "value"], [
+                ["revenue", revenue], ["orders", orders], ["average order value", aov],
+                ["units", units], ["margin", margin], ["customers (signed up)", customers],
+                ["months", f"{first} .. {last}" if first else None],
+            ])
+            cur.execute(TOP_CATEGORIES_SQL)
+            categories = format_table(["category", "revenue", "units", "share %"],
+                                      cur.fetchall())
+            cur.execute(PAYMENT_SHARES_SQL)
+            payments = format_table(["payment method", "orders", "revenue", "share %"],
+                                    cur.fetchall())
+            cur.execute(REJECTS_SQL)
+            rejects = cur.fetchall()
+    finally:
+        conn.close()
+    parts = [kpis, "", "Top categories by revenue", categories, "",
+             "Payment methods (share of revenue)", payments, ""]
+    if rejects:
+        parts += ["Rejected rows now in quarantine, by rule (etl.v_reject_summary)",
+                  format_table(["rule", "rows", "batches"], rejects)]
+    else:
+        parts.append("No rejected rows.")
+    return "\n".join(parts)
+
+
+def write_dashboard(url: str, out: Path, config: Config) -> Path | None:
+    """The HTML dashboard (runner/dashboard.py), when that module is there."""
+    try:
+        from runner.dashboard import write_dashboard as write
+    except ImportError:
+        log.info("runner/dashboard.py is not available: no dashboard written")
+        return None
+    return write(url, out, max_age=config.max_age)
+
+
+def run_demo(config: Config, data_dir: Path | None = None) -> int:
+    began = time.monotonic()
+    url = database_url(config)
+    print(f"database: {url}", flush=True)
+    migrate.upgrade(url)
+    directory = data_dir or config.project_root / DEFAULT_DEMO_DIR
+    if has_data(directory):
+        print(f"demo data found in {directory}: not generated again", flush=True)
+    else:
+        generate(directory, config.project_root)
+    options = RunOptions(landing=directory, retry=config.retry, trigger="demo", wait=True)
+    with stop_on_signals(threading.Event()) as stop:
+        result = run_pipeline(url, options, stop)
+    print(run_summary(url, result))
+    print()
+    print(kpi_report(url))
+    dashboard = write_dashboard(url, config.project_root / DASHBOARD_FILE, config)
+    if dashboard is not None:
+        print(f"\ndashboard: {dashboard.resolve()}")
+    print(f"\ndemo finished in {time.monotonic() - began:.0f}s (pipeline exit code "
+          f"{result.exit_code}); `python -m runner status` shows the run history")
+    return EXIT_OK if result.exit_code == EXIT_OK else result.exit_code

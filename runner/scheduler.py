@@ -1,0 +1,282 @@
+"""``schedule``: the service. Each tick of an APScheduler 3 ``BlockingScheduler`` is one run.
+
+- Trigger: ``--every 15m`` (interval; the first tick runs at start) or ``--cron "EXPR"``
+  (five crontab fields, UTC). ``max_instances=1`` and ``coalesce=True``: a tick never
+  overlaps the previous one, and ticks missed while a run went long collapse into one.
+  ``misfire_grace_time``: a tick that could not start on time still runs if it is late by
+  less than the grace (default: one interval, at most 10 minutes; 5 minutes for cron);
+  otherwise it is skipped and the next one runs.
+- A failed tick is logged (one line per run) and the service goes on. A tick that finds the
+  pipeline lock taken (a manual ``run``) is skipped.
+- SIGTERM or SIGINT: the current step finishes, the run ends as cancelled (the next run
+  resumes there), the service exits 0.
+- ``/healthz`` and Prometheus ``/metrics`` on WAREHOUSE_METRICS_HOST:PORT (``--metrics-port
+  0`` disables): runs, failures, step durations and rows, freshness in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
+
+from apscheduler.schedulers.base import SchedulerNotRunningError
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+from runner.db import connect
+from runner.pipeline import RunOptions, RunResult, run_pipeline
+
+log = logging.getLogger(__name__)
+
+MAX_INTERVAL_GRACE = timedelta(minutes=10)
+CRON_GRACE = timedelta(minutes=5)
+JOB_ID = "pipeline"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When to run: exactly one of ``every`` and ``cron``."""
+
+    every: timedelta | None = None
+    cron: str | None = None
+    misfire_grace: timedelta | None = None  # None: the default described above
+
+    def trigger(self) -> BaseTrigger:
+        if self.cron:
+            return CronTrigger.from_crontab(self.cron, timezone=UTC)
+        if self.every is None or self.every.total_seconds() <= 0:
+            raise ValueError("the interval must be positive, e.g. --every 15m")
+        return IntervalTrigger(seconds=self.every.total_seconds(), timezone=UTC)
+
+    def grace_seconds(self) -> int:
+        if self.misfire_grace is not None:
+            grace = self.misfire_grace
+        elif self.cron:
+            grace = CRON_GRACE
+        else:
+            grace = min(self.every or MAX_INTERVAL_GRACE, MAX_INTERVAL_GRACE)
+        return max(1, int(grace.total_seconds()))
+
+    def describe(self) -> str:
+        return f"cron '{self.cron}' (UTC)" if self.cron else f"every {self.every}"
+
+
+class Metrics:
+    """The service's Prometheus metrics, in their own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.runs = Counter("warehouse_pipeline_runs_total", "Pipeline runs by outcome",
+                            ["status"], registry=self.registry)
+        self.failures = Counter("warehouse_pipeline_failures_total",
+                                "Failed runs by the step that failed", ["step"],
+                                registry=self.registry)
+        self.step_seconds = Histogram(
+            "warehouse_pipeline_step_duration_seconds", "Duration of each step call",
+            ["step"], registry=self.registry,
+            buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
+        )
+        self.step_rows = Counter("warehouse_pipeline_step_rows_total",
+                                 "Rows written by each step", ["step"], registry=self.registry)
+        self.batches = Counter("warehouse_pipeline_batches_processed_total",
+                               "Batches marked processed", registry=self.registry)
+        self.last_run_ok = Gauge("warehouse_pipeline_last_run_success",
+                                 "1 when the last finished run succeeded, else 0",
+                                 registry=self.registry)
+        self.freshness = Gauge("warehouse_freshness_seconds",
+                               "Age of the newest sale and of the last successful run",
+                               ["what"], registry=self.registry)
+        self._newest_sale: datetime | None = None
+        self._last_success: datetime | None = None
+        self.freshness.labels("newest_sale").set_function(lambda: _age(self._newest_sale))
+        self.freshness.labels("last_successful_run").set_function(
+            lambda: _age(self._last_success))
+
+    def observe(self, result: RunResult) -> None:
+        self.runs.labels(result.status).inc()
+        for step in result.steps:
+            self.step_seconds.labels(step.step).observe(step.seconds)
+            if step.rows:
+                self.step_rows.labels(step.step).inc(step.rows)
+        self.batches.inc(len(result.batches))
+        if result.status in ("succeeded", "failed"):
+            self.last_run_ok.set(1 if result.status == "succeeded" else 0)
+        if result.status == "failed":
+            self.failures.labels(result.failed_step or "start").inc()
+
+    def set_freshness(self, newest_sale: datetime | None, last_success: datetime | None
+                      ) -> None:
+        self._newest_sale, self._last_success = newest_sale, last_success
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def _age(instant: datetime | None) -> float:
+    """Seconds since ``instant``; NaN when there is none (no sale, no successful run)."""
+    return float("nan") if instant is None else time.time() - instant.timestamp()
+
+
+class MetricsServer:
+    """``/metrics`` (Prometheus text format) and ``/healthz`` on a background thread."""
+
+    def __init__(self, host: str, port: int, metrics: Metrics,
+                 healthy: threading.Event) -> None:
+        handler = _handler_class(metrics, healthy)
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="metrics",
+                                       daemon=True)
+
+    @property
+    def address(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> None:
+        self.thread.start()
+        log.info("metrics on %s/metrics, health on %s/healthz", self.address, self.address)
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _handler_class(metrics: Metrics, healthy: threading.Event) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, CONTENT_TYPE_LATEST, metrics.exposition())
+            elif path == "/healthz":
+                ok = healthy.is_set()
+                body = json.dumps({"status": "ok" if ok else "stopping"}).encode()
+                self._send(200 if ok else 503, "application/json", body)
+            else:
+                self._send(404, "text/plain", b"not found: try /metrics or /healthz\n")
+
+        def _send(self, code: int, content_type: str, body: bytes) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            log.debug("http: " + format, *args)
+
+    return Handler
+
+
+class Service:
+    """The scheduler service: ticks, signals, metrics."""
+
+    def __init__(self, url: str, options: RunOptions, schedule: Schedule,
+                 metrics_host: str, metrics_port: int) -> None:
+        self.url = url
+        self.options = options
+        self.schedule = schedule
+        self.metrics_host = metrics_host
+        self.metrics_port = metrics_port
+        self.metrics = Metrics()
+        self.stop = threading.Event()
+        self.healthy = threading.Event()
+        self.idle = threading.Event()
+        self.idle.set()
+        self.scheduler = BlockingScheduler(timezone=UTC)
+
+    def tick(self) -> None:
+        """One run; never raises, so the service goes on after a failed tick."""
+        if self.stop.is_set():
+            return
+        self.idle.clear()
+        try:
+            result = run_pipeline(self.url, self.options, self.stop)
+            if result.status == "busy":
+                log.info("tick skipped: the pipeline lock is held by %s", result.holder_text())
+            self.metrics.observe(result)
+            self._refresh_freshness()
+        except Exception:  # a bug must not stop the service: log it, try again next tick
+            log.exception("tick failed unexpectedly")
+        finally:
+            self.idle.set()
+
+    def _refresh_freshness(self) -> None:
+        try:
+            conn = connect(self.url, autocommit=True, application_name="warehouse-scheduler")
+        except Exception as error:  # noqa: BLE001 - metrics keep their last values
+            log.debug("freshness not refreshed: %s", error)
+            return
+        try:
+            with conn.cursor() as cur:
+                cur.execute("select newest_transaction_ts, last_successful_run_at "
+                            "from etl.v_freshness")
+                self.metrics.set_freshness(*cur.fetchone())
+        except Exception as error:  # noqa: BLE001
+            log.debug("freshness not refreshed: %s", error)
+        finally:
+            conn.close()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        log.info("%s received: finishing the current step, then stopping",
+                 signal.Signals(signum).name)
+        self.stop.set()
+        self.healthy.clear()
+        # shutdown() takes the scheduler's locks, which the interrupted main thread may
+        # hold: call it from another thread.
+        threading.Thread(target=self._shutdown_scheduler, name="shutdown", daemon=True).start()
+
+    def _shutdown_scheduler(self) -> None:
+        deadline = time.monotonic() + 10
+        while True:  # the signal may come just before the scheduler starts
+            try:
+                self.scheduler.shutdown(wait=False)
+                return
+            except SchedulerNotRunningError:
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.1)
+
+    def serve(self) -> int:
+        """Run until SIGTERM or SIGINT; returns the exit code (0)."""
+        previous = {sig: signal.signal(sig, self._on_signal)
+                    for sig in (signal.SIGTERM, signal.SIGINT)}
+        server = None
+        try:
+            if self.metrics_port:
+                server = MetricsServer(self.metrics_host, self.metrics_port, self.metrics,
+                                       self.healthy)
+                server.start()
+            self._refresh_freshness()
+            # An interval's first tick runs at once; a cron waits for its time.
+            first = {} if self.schedule.cron else {"next_run_time": datetime.now(UTC)}
+            self.scheduler.add_job(
+                self.tick, self.schedule.trigger(), id=JOB_ID, name="pipeline run",
+                max_instances=1, coalesce=True,
+                misfire_grace_time=self.schedule.grace_seconds(), **first,
+            )
+            log.info("schedule service started: %s, misfire grace %ss, landing %s",
+                     self.schedule.describe(), self.schedule.grace_seconds(),
+                     self.options.landing)
+            self.healthy.set()
+            if not self.stop.is_set():
+                self.scheduler.start()
+            self.idle.wait()
+            log.info("schedule service stopped")
+            return 0
+        finally:
+            if server is not None:
+                server.stop()
+            for sig, old in previous.items():
+                signal.signal(sig, old)
