@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,13 +72,16 @@ class Report:
     batches: list[str] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=lambda: {spec.name: 0 for spec in FILES})
     rejected: dict[str, int] = field(default_factory=lambda: {spec.name: 0 for spec in FILES})
-    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # wall clock
+    cpu_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
 
-def generate(options: Options, today: datetime | None = None) -> Report:
-    """Write every batch of `options` under `options.out`; returns a Report."""
-    now = today or datetime.now(UTC)
-    options.check(now.date())
+def generate(options: Options, now: datetime | None = None) -> Report:
+    """Write every batch of `options` under `options.out`; returns a Report.
+
+    `now` (default: the current UTC time) only serves to refuse periods that end after it.
+    """
+    options.check((now or datetime.now(UTC)).date())
     return Generation(options).run()
 
 
@@ -85,29 +89,25 @@ class Generation:
     """One run: the population, the acceptance model, and the batches written so far."""
 
     def __init__(self, options: Options) -> None:
-        started = time.perf_counter()
         self.options = options
         self.report = Report(out=options.out)
         self.timeline = Timeline(options.start, options.days, options.batches)
         weights = daily_weights(self.timeline)
-        self.pools = build_pools(options.locale, options.seed)
-        self.customer_pools = CustomerPools.of(self.pools)
-        self.report.seconds["pools"] += time.perf_counter() - started
-        started = time.perf_counter()
-        self.customers = create_customers(
-            self.rng(STREAM_CUSTOMERS), options.customers, self.timeline, weights, self.pools
-        )
-        self.report.seconds["customers"] += time.perf_counter() - started
-        started = time.perf_counter()
-        self.catalogue = create_catalogue(
-            self.rng(STREAM_CATALOGUE), options.products, self.timeline, self.pools
-        )
-        self.report.seconds["products"] += time.perf_counter() - started
-        started = time.perf_counter()
-        self.orders = plan_orders(
-            self.rng(STREAM_ORDER_BOOK), options.transactions, self.timeline, weights
-        )
-        self.report.seconds["orders"] += time.perf_counter() - started
+        with self.timed("pools"):
+            self.pools = build_pools(options.locale, options.seed)
+            self.customer_pools = CustomerPools.of(self.pools)
+        with self.timed("customers"):
+            self.customers = create_customers(
+                self.rng(STREAM_CUSTOMERS), options.customers, self.timeline, weights, self.pools
+            )
+        with self.timed("products"):
+            self.catalogue = create_catalogue(
+                self.rng(STREAM_CATALOGUE), options.products, self.timeline, self.pools
+            )
+        with self.timed("orders"):
+            self.orders = plan_orders(
+                self.rng(STREAM_ORDER_BOOK), options.transactions, self.timeline, weights
+            )
         self.model = AcceptanceModel(
             totals={
                 "customers": options.customers,
@@ -137,13 +137,22 @@ class Generation:
     def rng(self, *path: int) -> np.random.Generator:
         return np.random.default_rng([self.options.seed, *path])
 
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Add the wall-clock and CPU time of the block to the report's stage."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.report.seconds[stage] += time.perf_counter() - wall
+            self.report.cpu_seconds[stage] += time.process_time() - cpu
+
     def run(self) -> Report:
         for batch in range(self.options.batches):
             self.write_batch(batch)
-        started = time.perf_counter()
-        for batch, manifest in enumerate(self.manifests):
-            manifest.write(self.directory(batch) / "manifest.json")
-        self.report.seconds["manifests"] += time.perf_counter() - started
+        with self.timed("manifests"):
+            for batch, manifest in enumerate(self.manifests):
+                manifest.write(self.directory(batch) / "manifest.json")
         self.progress.finish()
         return self.report
 
@@ -166,31 +175,27 @@ class Generation:
         formats = {spec.name: file_format(spec, format_rng, variants) for spec in FILES}
         batch_run = BatchRun(self, batch, directory, formats, manifest)
 
-        started = time.perf_counter()
-        table, changes = customers_table(
-            self.rng(STREAM_CUSTOMER_ROWS, batch), self.customers, self.customer_pools,
-            self.timeline, batch, self.model.known["customers"], self.resent("customers", batch),
-        )  # fmt: skip
-        rules = batch_run.write_whole_file(CUSTOMERS, table)
-        apply_accepted(self.customers, changes, rules == 0)
-        fresh = slice(len(changes.ids), None)
-        self.resend("customers", batch, table.keys[fresh][rules[fresh] != 0])
-        self.report.seconds["customers"] += time.perf_counter() - started
-
-        started = time.perf_counter()
-        table, price_changes = products_table(
-            self.rng(STREAM_PRODUCT_ROWS, batch), self.catalogue, self.timeline, batch,
-            self.model.known["products"], self.resent("products", batch),
-        )  # fmt: skip
-        rules = batch_run.write_whole_file(PRODUCTS, table)
-        prices = price_book(self.catalogue, price_changes, rules == 0)
-        fresh = slice(len(price_changes.ids), None)
-        self.resend("products", batch, table.keys[fresh][rules[fresh] != 0])
-        self.report.seconds["products"] += time.perf_counter() - started
-
-        started = time.perf_counter()
-        self.write_orders(batch_run, prices)
-        self.report.seconds["orders"] += time.perf_counter() - started
+        with self.timed("customers"):
+            table, changes = customers_table(
+                self.rng(STREAM_CUSTOMER_ROWS, batch), self.customers, self.customer_pools,
+                self.timeline, batch, self.model.known["customers"],
+                self.resent("customers", batch),
+            )  # fmt: skip
+            rules = batch_run.write_whole_file(CUSTOMERS, table)
+            apply_accepted(self.customers, changes, rules == 0)
+            fresh = slice(len(changes.ids), None)
+            self.resend("customers", batch, table.keys[fresh][rules[fresh] != 0])
+        with self.timed("products"):
+            table, price_changes = products_table(
+                self.rng(STREAM_PRODUCT_ROWS, batch), self.catalogue, self.timeline, batch,
+                self.model.known["products"], self.resent("products", batch),
+            )  # fmt: skip
+            rules = batch_run.write_whole_file(PRODUCTS, table)
+            prices = price_book(self.catalogue, price_changes, rules == 0)
+            fresh = slice(len(price_changes.ids), None)
+            self.resend("products", batch, table.keys[fresh][rules[fresh] != 0])
+        with self.timed("orders"):
+            self.write_orders(batch_run, prices)
 
         for orphan in self.model.resolve(batch):
             self.manifests[orphan.batch].resolved[(orphan.file, orphan.line)] = directory.name

@@ -97,7 +97,7 @@ def build_pools(locale: str, seed: int) -> Pools:
         states=tuple(loc[1] for loc in unique_locations),
         countries=tuple(loc[2] for loc in unique_locations),
         brands=tuple(main.company() for _ in range(BRAND_POOL)),
-        colors=tuple(dict.fromkeys(main.color_name() for _ in range(COLOR_POOL))),
+        colors=tuple(dict.fromkeys(_words(main.color_name()) for _ in range(COLOR_POOL))),
     )
 
 
@@ -105,6 +105,11 @@ def email_part(name: str) -> str:
     """ASCII letters of a name for an e-mail address (`Zoë` -> `zoe`); `user` if none."""
     folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
     return re.sub(r"[^a-z]", "", folded) or "user"
+
+
+def _words(name: str) -> str:
+    """`MidnightBlue` -> `Midnight Blue`."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name)
 
 
 def _faker(locale: str, seed: int) -> Faker:

@@ -109,8 +109,9 @@ def run_run(args: argparse.Namespace, config: Config) -> int:
 # -- schedule ---------------------------------------------------------------------------------
 
 def run_schedule(args: argparse.Namespace, config: Config) -> int:
-    if not logging.getLogger().isEnabledFor(logging.DEBUG):
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per run
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # one log line per run
+        for chatty in ("apscheduler", "runner.ingest"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     schedule = Schedule(every=args.every if args.every or args.cron else parse_duration("15m"),
                         cron=args.cron, misfire_grace=args.misfire_grace)
     try:

@@ -35,6 +35,7 @@ import psycopg2.extensions
 
 from runner.config import RetryPolicy
 from runner.db import connect
+from runner.ingest import BatchRefused, IngestReport, ingest_paths
 from runner.retry import Attempted, GaveUp, Retrier, describe, is_transient, sqlstate
 from runner.steps import INGEST_STEP, STEPS, Step
 
@@ -59,7 +60,7 @@ LOCK_POLL_SECONDS = 1.0
 # Rows a step wrote: its procedure upserts etl.batch_step at its end, inside the step's
 # transaction, so the rows of this call are those completed since the transaction began.
 _STEP_ROWS_SQL = """
-select sum(rows) from etl.batch_step
+select sum(rows)::bigint from etl.batch_step
 where batch_id = %(batch_id)s and completed_at >= now()
 """
 _STEP_SUCCEEDED_SQL = """
@@ -72,10 +73,6 @@ where step_run_id = %(step_run_id)s
 
 class LockLost(RuntimeError):
     """The control connection broke and another run took the pipeline lock meanwhile."""
-
-
-class NotMigrated(RuntimeError):
-    """The database lacks the pipeline's routines."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +100,7 @@ class StepResult:
     seconds: float
     attempts: int
     rows: int | None
+    status: str = "succeeded"
 
 
 @dataclass
@@ -156,9 +154,13 @@ class Session:
             self._conn = None
             conn = connect(self.url, autocommit=self.autocommit,
                            application_name=self.application_name)
+            try:
+                if self.on_connect is not None:
+                    self.on_connect(conn)
+            except BaseException:
+                conn.close()
+                raise
             self._conn = conn
-            if self.on_connect is not None:
-                self.on_connect(conn)
         return self._conn
 
     def recover(self) -> None:
@@ -352,10 +354,11 @@ class Run:
         self.work = Session(url, WORK_APPLICATION, autocommit=False)
         self.work.on_connect = _abort_when_client_dies
         self.result = RunResult(status="running", exit_code=EXIT_OK)
+        self.began = time.monotonic()
 
     # -- the whole run -----------------------------------------------------------------
     def execute(self) -> RunResult:
-        started = time.monotonic()
+        self.began = time.monotonic()
         try:
             if not self._take_lock():
                 return self.result
@@ -363,7 +366,7 @@ class Run:
             log.debug("run %s started (%s)", self.result.run_id, self.options.trigger)
             self._run_locked()
         finally:
-            self.result.seconds = time.monotonic() - started
+            self.result.seconds = time.monotonic() - self.began
             self.work.discard()
             self.control.release()
         return self.result
@@ -408,6 +411,7 @@ class Run:
                 step: str | None = None, batch_id: int | None = None) -> None:
         self.result.status, self.result.exit_code, self.result.error = status, exit_code, error
         self.result.failed_step = step
+        self.result.seconds = time.monotonic() - self.began
         try:
             self.control.finish_run(status, len(self.result.batches), error=error, step=step,
                                     batch_id=batch_id)
@@ -420,7 +424,7 @@ class Run:
         """Stage the landing directory's new batches; returns a refusal's message."""
         self._check_stop(INGEST_STEP, None)
         if not landing.exists():
-            log.info("landing directory %s does not exist: nothing to ingest", landing)
+            log.debug("landing directory %s does not exist: nothing to ingest", landing)
             return None
         step_run_id = self.control.start_step(INGEST_STEP, None)
         began = time.monotonic()
@@ -429,7 +433,8 @@ class Run:
         outcome: IngestOutcome = done.value
         self.control.end_step(step_run_id, "failed" if outcome.refusal else "succeeded",
                               done.attempts, rows=outcome.rows, error=outcome.refusal)
-        self._record(INGEST_STEP, None, began, done.attempts, outcome.rows)
+        self._record(INGEST_STEP, None, began, done.attempts, outcome.rows,
+                     status="failed" if outcome.refusal else "succeeded")
         return outcome.refusal
 
     # -- batches and steps -------------------------------------------------------------
@@ -506,9 +511,9 @@ class Run:
             raise RunFailed(step, batch, message) from error
 
     def _record(self, step: str, batch_id: int | None, began: float, attempts: int,
-                rows: int | None) -> None:
+                rows: int | None, *, status: str = "succeeded") -> None:
         seconds = time.monotonic() - began
-        self.result.steps.append(StepResult(step, batch_id, seconds, attempts, rows))
+        self.result.steps.append(StepResult(step, batch_id, seconds, attempts, rows, status))
         log.debug("%s%s done in %.2fs (%d attempt(s), %s rows)", step,
                   f" of batch {batch_id}" if batch_id else "", seconds, attempts,
                   "?" if rows is None else rows)
@@ -521,10 +526,18 @@ class IngestOutcome:
 
 
 def ingest_landing(url: str, landing: Path) -> IngestOutcome:
-    """Stage the new batches under ``landing`` with runner/ingest.py."""
-    from runner import ingest  # imported here: only a run that ingests needs it
+    """Stage the new batches under ``landing`` (runner/ingest.py: one transaction per batch,
+    files already loaded are skipped, so calling it again after an error is safe)."""
+    try:
+        report = ingest_paths(url, [landing])
+    except BatchRefused as refused:
+        return IngestOutcome(rows=_rows_in_new_files(refused.report),
+                             refusal=refused.refusal.describe())
+    return IngestOutcome(rows=_rows_in_new_files(report), refusal=None)
 
-    raise NotImplementedError(ingest)
+
+def _rows_in_new_files(report: IngestReport) -> int:
+    return report.rows_staged + report.rows_malformed
 
 
 def run_pipeline(url: str, options: RunOptions, stop: threading.Event | None = None

@@ -442,7 +442,7 @@ def reconciliation_table(url: str, batch_ids: list[int]) -> str:
 
 
 def step_table(result: RunResult) -> str:
-    steps = [StepRow(s.step, s.batch_id, "succeeded", s.seconds, s.attempts, s.rows, None, None)
+    steps = [StepRow(s.step, s.batch_id, s.status, s.seconds, s.attempts, s.rows, None, None)
              for s in result.steps]
     return format_table(["step", "batches", "status", "seconds", "attempts", "rows"],
                         step_totals(steps))

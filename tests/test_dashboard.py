@@ -375,11 +375,14 @@ def assert_page_shows(tab: Tab, expected: Expected) -> None:
     assert Decimal(shown["revenue"]["value"]) == expected.revenue
     assert int(shown["orders"]["value"]) == expected.orders
     assert Decimal(shown["margin"]["value"]) == expected.margin
-    assert Decimal(shown["aov"]["value"]) == expected.aov
+    if expected.aov is None:
+        assert shown["aov"]["value"] == ""
+    else:
+        assert Decimal(shown["aov"]["value"]) == expected.aov
     assert int(shown["customers"]["value"]) == expected.customers
     if expected.revenue_growth is None:
         assert shown["revenue"]["delta"] == ""
-        assert shown["revenue"]["deltaText"].startswith("no previous")
+        assert shown["revenue"]["deltaText"].startswith("no sales in the previous")
     else:  # JavaScript rounds a double; allow its last-digit difference only
         assert abs(Decimal(shown["revenue"]["delta"]) - expected.revenue_growth) <= Decimal(
             "0.01")
@@ -387,17 +390,17 @@ def assert_page_shows(tab: Tab, expected: Expected) -> None:
 
     charts = chart_state(tab)
     assert set(charts) == set(CHART_IDS)
-    assert charts["chart-daily"]["traces"] == 2
+    assert charts["chart-daily"]["traces"] == (2 if expected.days_with_sales else 0)
     assert charts["chart-daily"]["markers"] == 2 * expected.days_with_sales
     assert charts["chart-monthly"]["bars"] == expected.months
     assert charts["chart-customers"]["bars"] == expected.customer_months
     assert charts["chart-customers"]["markers"] == 2 * expected.customer_months
     assert charts["chart-products"]["bars"] == expected.top_products
-    assert charts["chart-categories"]["bars"] == 2 * expected.categories
+    assert charts["chart-categories"]["bars"] == 2 * min(expected.categories, 12)
     assert charts["chart-payments"]["slices"] == expected.payment_methods
     for chart_id, chart in charts.items():
-        assert chart["svgs"] >= 1 and chart["traces"] >= 1, chart_id
-        assert chart["points"] > 0, chart_id
+        assert chart["svgs"] >= 1, chart_id
+        assert (chart["traces"] >= 1) == (chart["points"] > 0), chart_id
 
 
 # -- tests --------------------------------------------------------------------------------
@@ -430,13 +433,15 @@ def test_dashboard_of_a_real_pipeline_run_renders_every_chart_in_headless_chromi
         assert tab.evaluate("[dashboard.extent.from, dashboard.extent.to]") == [
             first.isoformat(), last.isoformat()]
         assert_page_shows(tab, expected_for(conn, first, last))
+        assert all(chart["points"] > 0 for chart in chart_state(tab).values())
         screenshot = tab.screenshot(tmp_path / "dashboard.png")
         print(f"\ndashboard screenshot: {screenshot}")
 
         # The hostile product is the top seller: its name is shown as text, whole.
         labels = tab.evaluate(
             "Array.from(document.querySelectorAll('#chart-products .ytick text'))"
-            ".map(t => t.textContent)")
+            ".sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top)"
+            ".map(t => t.textContent)")  # top to bottom
         assert labels[0] == HOSTILE_NAME
         assert tab.evaluate(  # "<b>" in the name was not read as plotly's bold markup
             "document.querySelectorAll('#chart-products tspan[style*=\"bold\"]').length") == 0

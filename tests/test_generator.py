@@ -28,7 +28,7 @@ ALL_RULES = {
     "unknown_product", "unknown_transaction", "duplicate_key", "malformed_row",
 }  # fmt: skip
 FILE_ORDER = ("customers.csv", "products.csv", "transactions.csv", "transaction_items.csv")
-TODAY = datetime(2026, 6, 1, tzinfo=UTC)
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
 def small(out: Path, **changes: object) -> Options:
@@ -38,21 +38,21 @@ def small(out: Path, **changes: object) -> Options:
 @pytest.fixture(scope="module")
 def clean_single(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("clean_single")
-    generate(small(out), today=TODAY)
+    generate(small(out), now=NOW)
     return out
 
 
 @pytest.fixture(scope="module")
 def clean_batches(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("clean_batches")
-    generate(small(out, batches=4), today=TODAY)
+    generate(small(out, batches=4, customers=400, products=100, transactions=4000), now=NOW)
     return out
 
 
 @pytest.fixture(scope="module")
 def dirty_batches(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dirty_batches")
-    generate(small(out, batches=4, dirty=0.02), today=TODAY)
+    generate(small(out, batches=4, dirty=0.02), now=NOW)
     return out
 
 
@@ -138,7 +138,8 @@ def test_distributions_follow_the_options(clean_single: Path) -> None:
 
 
 def test_seasonality_weekends_and_black_friday(clean_single: Path) -> None:
-    days = Counter(row["transaction_ts"][:10] for row in read_rows(clean_single / "transactions.csv"))
+    transactions = read_rows(clean_single / "transactions.csv")
+    days = Counter(row["transaction_ts"][:10] for row in transactions)
     by_weekday = Counter()
     for day, count in days.items():
         by_weekday[date.fromisoformat(day).weekday()] += count
@@ -166,10 +167,10 @@ def test_same_seed_same_bytes_and_another_seed_other_bytes(tmp_path: Path) -> No
     def files(out: Path) -> dict[str, bytes]:
         return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.*"))}
 
-    options = {"batches": 2, "dirty": 0.02, "transactions": 3000, "customers": 300}
-    generate(small(tmp_path / "a", **options), today=TODAY)
-    generate(small(tmp_path / "b", **options), today=TODAY)
-    generate(small(tmp_path / "c", seed=7, **options), today=TODAY)
+    options = {"batches": 2, "dirty": 0.02, "transactions": 1000, "customers": 200}
+    generate(small(tmp_path / "a", **options), now=NOW)
+    generate(small(tmp_path / "b", **options), now=NOW)
+    generate(small(tmp_path / "c", seed=7, **options), now=NOW)
     first, second, other = files(tmp_path / "a"), files(tmp_path / "b"), files(tmp_path / "c")
     assert len(first) == 10
     assert first == second
@@ -198,11 +199,11 @@ def test_command_line_writes_batches_and_refuses_future_periods(
 
 def test_options_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="--batches"):
-        generate(small(tmp_path, days=3, batches=4), today=TODAY)
+        generate(small(tmp_path, days=3, batches=4), now=NOW)
     with pytest.raises(ValueError, match="--dirty"):
-        generate(small(tmp_path, dirty=0.5), today=TODAY)
+        generate(small(tmp_path, dirty=0.5), now=NOW)
     with pytest.raises(ValueError, match="--start"):
-        generate(small(tmp_path, start=date(1999, 12, 1)), today=TODAY)
+        generate(small(tmp_path, start=date(1999, 12, 1)), now=NOW)
 
 
 # ---------------------------------------------------------------- the contract, independently
@@ -292,6 +293,15 @@ def to_money(text: str) -> Decimal | None:
     return Decimal(text) if MONEY.fullmatch(text) else None
 
 
+def to_day(text: str) -> date | None:
+    if not DAY.fullmatch(text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
 def to_instant(text: str) -> datetime | None:
     match = STAMP.fullmatch(text)
     if not match or int(match["h"]) > 23 or int(match["m"]) > 59 or int(match["s"]) > 59:
@@ -365,10 +375,7 @@ def field_rules(row: Row, load: datetime) -> None:
         if not v["signup_date"]:
             rules.add("missing_required")
         else:
-            try:
-                day = date.fromisoformat(v["signup_date"]) if DAY.fullmatch(v["signup_date"]) else None
-            except ValueError:
-                day = None
+            day = to_day(v["signup_date"])
             if day is None:
                 rules.add("invalid_date")
             elif not date(2000, 1, 1) <= day <= load.date():
@@ -500,10 +507,12 @@ class Warehouse:
             }
 
     def resolve(self, batch: str) -> None:
+        """Accept orphans whose parents are now known, until none resolves."""
         progress = True
         while progress:
             progress = False
-            for origin, row in list(self.orphans):
+            waiting = []
+            for origin, row in self.orphans:
                 parents = [(parent, row.refs[column])
                            for column, parent, _ in REFERENCES[row.file]]  # fmt: skip
                 if all(ref in self.known[parent] for parent, ref in parents):
@@ -511,8 +520,10 @@ class Warehouse:
                         self.current[row.file].setdefault(row.key, tracked(row))
                     self.known[row.file].add(row.key)
                     self.resolved[(origin, row.file, row.line)] = batch
-                    self.orphans.remove((origin, row))
                     progress = True
+                else:
+                    waiting.append((origin, row))
+            self.orphans = waiting
 
 
 def is_orphan(row: Row) -> bool:
@@ -575,3 +586,25 @@ def test_clean_change_rows_are_real_changes(clean_batches: Path) -> None:
         counts, rejected = warehouse.process(directory)
         assert rejected == []
     assert warehouse.changes_seen > 50
+
+
+def test_change_rows_are_stamped_after_the_version_they_replace(clean_batches: Path) -> None:
+    updated_at: dict[tuple[str, str], str] = {}
+    period_start = "2025-01-01 00:00:00"
+    changes = Counter()
+    for directory in batch_dirs(clean_batches):
+        manifest = json.loads((directory / "manifest.json").read_text())
+        period_end = manifest["load_not_before"].replace("T", " ").rstrip("Z")
+        for name in ("customers.csv", "products.csv"):
+            for row in read_rows(directory / name):
+                key = (name, row[KEYS[name]])
+                if key in updated_at:
+                    changes[name] += 1
+                    assert updated_at[key] < row["updated_at"]
+                    assert period_start <= row["updated_at"] < period_end
+                updated_at[key] = row["updated_at"]
+        statuses = Counter(row["status"] for row in read_rows(directory / "transactions.csv"))
+        assert statuses["refunded"] > 0
+        period_start = period_end
+    assert changes["customers.csv"] > 20
+    assert changes["products.csv"] > 10

@@ -7,15 +7,20 @@ itself is the real one, in a subprocess with DATABASE_URL pointing at the test's
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg2
 import pytest
 
-from runner.pipeline import EXIT_BUSY, EXIT_FAILED, EXIT_OK
+from runner.config import PROJECT_ROOT
+from runner.pipeline import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
 from tests.conftest import url_for
 from tests.test_runner_stubs import (
     add_batches,
@@ -176,7 +181,7 @@ def test_kill_9_mid_run_then_run_again_equals_a_clean_run(stubbed, db_url, secon
 def test_run_without_a_landing_directory_processes_what_is_pending(stubbed, db_url,
                                                                    tmp_path) -> None:  # noqa: ANN001
     add_batches(stubbed, 1)
-    done = run_cli(db_url, "run", str(tmp_path / "nowhere"))
+    done = run_cli(db_url, "-v", "run", str(tmp_path / "nowhere"))
     assert done.returncode == EXIT_OK, done.stderr
     assert "does not exist: nothing to ingest" in done.stderr
     assert fetch(stubbed, "select status from etl.batch") == [("processed",)]
@@ -195,3 +200,42 @@ def test_sigterm_during_run_finishes_the_step_and_exits_130(stubbed, db_url) -> 
     assert fetch(stubbed, "select status, error_step from etl.pipeline_run") == [
         ("cancelled", "merge")]
     assert "run 1: cancelled" in out
+
+
+@pytest.fixture(scope="module")
+def tiny_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("tiny") / "landing"
+    subprocess.run([sys.executable, "-m", "generator", "--customers", "30", "--products", "10",
+                    "--transactions", "60", "--batches", "3", "--quiet", "--out", str(out)],
+                   cwd=PROJECT_ROOT, check=True)
+    return out
+
+
+def test_refused_batch_fails_the_run_after_processing_the_batches_before_it(
+        stubbed, db_url, tiny_landing, tmp_path) -> None:  # noqa: ANN001
+    delivery = tmp_path / "landing"
+    shutil.copytree(tiny_landing, delivery)
+    customers = delivery / "batch_0002" / "customers.csv"
+    lines = customers.read_text(encoding="utf-8").splitlines(keepends=True)
+    header = [c for c in lines[0].rstrip("\r\n").split(",") if c.strip().lower() != "email"]
+    customers.write_text(",".join(header) + "\n" + "".join(lines[1:]), encoding="utf-8")
+    done = run_cli(db_url, "run", str(delivery))
+    assert done.returncode == EXIT_REFUSED, done.stdout + done.stderr
+    assert ("error: step ingest: batch batch_0002 (" in done.stdout
+            and "customers.csv: the header (line 1) lacks the required column email"
+            in done.stdout)
+    assert fetch(stubbed, "select batch_name, status from etl.batch order by batch_id") == [
+        ("batch_0001", "processed")]  # batch_0003 not staged
+    assert committed_calls(stubbed) == expected_calls([1])
+    assert fetch(stubbed, "select batch_name, file_name from etl.batch_refusal") == [
+        ("batch_0002", "customers.csv")]
+    assert fetch(stubbed, "select status, error_step, batches_processed from etl.pipeline_run"
+                 ) == [("failed", "ingest", 1)]
+    assert fetch(stubbed, "select status from etl.step_run where step = 'ingest'") == [
+        ("failed",)]
+    # fixed and delivered again: the next run takes batch_0002 and batch_0003
+    shutil.copy(tiny_landing / "batch_0002" / "customers.csv", customers)
+    again = run_cli(db_url, "run", str(delivery))
+    assert again.returncode == EXIT_OK, again.stdout + again.stderr
+    assert fetch(stubbed, "select batch_name, status from etl.batch order by batch_id") == [
+        ("batch_0001", "processed"), ("batch_0002", "processed"), ("batch_0003", "processed")]

@@ -106,7 +106,7 @@ def test_sigterm_during_a_step_finishes_it_and_exits_zero(stubbed, db_url, tmp_p
     out, err = service.communicate(timeout=30)
     assert service.returncode == 0, err
     assert fetch(stubbed, "select step, status from etl.step_run order by step_run_id") == [
-        ("validate", "succeeded"), ("merge", "succeeded")]
+        ("ingest", "succeeded"), ("validate", "succeeded"), ("merge", "succeeded")]
     assert fetch(stubbed, "select status, error_step, error_batch_id from etl.pipeline_run") == [
         ("cancelled", "reprocess_rejects", batch)]
 

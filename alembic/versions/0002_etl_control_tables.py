@@ -13,6 +13,7 @@ branch_labels = None
 depends_on = None
 
 FILE_NAMES = "('customers.csv', 'products.csv', 'transactions.csv', 'transaction_items.csv')"
+FILE_ARRAY = "['customers.csv', 'products.csv', 'transactions.csv', 'transaction_items.csv']"
 
 
 def upgrade() -> None:
@@ -96,7 +97,8 @@ create table etl.rejected_row (
     resolved_at       timestamptz,
     resolution        text check (resolution in ('merged', 'superseded', 'reprocessed')),
     unique (batch_id, file_name, line_no),
-    check ((resolved_batch_id is null) = (resolution is null))
+    check ((resolved_batch_id is null) = (resolution is null)),
+    check ((resolved_at is null) = (resolution is null))
 );
 create index rejected_row_open_orphans_idx on etl.rejected_row (file_name, batch_id)
     where resolved_at is null
@@ -108,17 +110,73 @@ comment on column etl.rejected_row.raw is 'Raw field values by column name (json
 comment on column etl.rejected_row.raw_text is 'Raw text of a malformed record';
 comment on column etl.rejected_row.resolved_batch_id is
     'Batch whose arrival resolved this orphan (null while rejected)';
+comment on column etl.rejected_row.line_no is
+    'Physical line (1-based, header = 1) where the record starts in its file';
+comment on column etl.rejected_row.record_key is
+    'The row''s own key as delivered (customer_id, product_id, transaction_id or item_id)';
+comment on column etl.rejected_row.resolved_at is 'When the orphan was resolved';
+comment on column etl.rejected_row.resolution is
+    'merged (accepted late), superseded (a later batch delivered the key), reprocessed';
+
+create table etl.dq_rule (
+    rule        text primary key check (rule ~ '^[a-z]+(_[a-z]+)*$'),
+    sort_order  smallint not null unique,
+    file_names  text[] not null,
+    is_orphan   boolean not null default false,
+    description text not null
+);
+comment on table etl.dq_rule is
+    'The contract''s validation rules (DATA_CONTRACT.md): id, files it applies to, meaning';
+comment on column etl.dq_rule.sort_order is 'Order of the rules in etl.rejected_row.rules';
+comment on column etl.dq_rule.file_names is 'Files whose rows the rule checks';
+comment on column etl.dq_rule.is_orphan is
+    'An unknown parent: rows whose only rules are these are re-validated after each batch';
+insert into etl.dq_rule (rule, sort_order, file_names, is_orphan, description) values
+    ('malformed_row', 1, array{FILE_ARRAY}, false,
+     'The record does not have the header''s number of fields'),
+    ('duplicate_key', 2, array{FILE_ARRAY}, false,
+     'Not the last row (highest line) of its key in the batch'),
+    ('missing_required', 3, array{FILE_ARRAY}, false, 'A required value is empty'),
+    ('invalid_integer', 4, array{FILE_ARRAY}, false,
+     'A key is not digits, is zero, or is beyond 9223372036854775807'),
+    ('invalid_email', 5, array['customers.csv'], false,
+     'The email is not one @ between non-blank parts, with a dot after the @'),
+    ('invalid_date', 6, array['customers.csv'], false,
+     'signup_date is not YYYY-MM-DD naming a real calendar day'),
+    ('invalid_timestamp', 7, array['customers.csv', 'products.csv', 'transactions.csv'], false,
+     'Not a timestamp of the contract''s form, or a day or time that does not exist'),
+    ('out_of_range', 8, array['customers.csv', 'products.csv', 'transactions.csv'], false,
+     'A date or timestamp after the batch''s load time or before 2000-01-01'),
+    ('invalid_amount', 9, array['products.csv', 'transaction_items.csv'], false,
+     'Money not -?digits (1 to 10) with 0 to 2 decimals, or outside its range'),
+    ('invalid_payment_method', 10, array['transactions.csv'], false,
+     'Not a known payment method after normalisation'),
+    ('invalid_status', 11, array['transactions.csv'], false,
+     'Not a known status after normalisation'),
+    ('invalid_quantity', 12, array['transaction_items.csv'], false,
+     'quantity is not digits or not 1 to 1000'),
+    ('invalid_discount', 13, array['transaction_items.csv'], false,
+     'discount not money, negative, or above quantity * unit_price'),
+    ('email_conflict', 14, array['customers.csv'], false,
+     'The email belongs to another customer id (production, or an earlier accepted line)'),
+    ('unknown_customer', 15, array['transactions.csv'], true,
+     'customer_id is neither in production nor accepted in the batch'),
+    ('unknown_transaction', 16, array['transaction_items.csv'], true,
+     'transaction_id is neither in production nor accepted in the batch'),
+    ('unknown_product', 17, array['transaction_items.csv'], true,
+     'product_id is neither in production nor accepted in the batch');
 
 create table etl.dq_result (
     batch_id   bigint not null references etl.batch (batch_id) on delete cascade,
     file_name  text not null check (file_name in {FILE_NAMES}),
-    rule       text not null,
+    rule       text not null references etl.dq_rule (rule),
     rows       bigint not null check (rows >= 0),
     checked_at timestamptz not null default now(),
     primary key (batch_id, file_name, rule)
 );
 comment on table etl.dq_result is
-    'Data-quality results: rows breaking each rule per batch and file';
+    'Data-quality results: rows breaking each rule per batch and file, at validation '
+    '(every rule of the file, 0 included)';
 
 create table etl.pipeline_run (
     run_id            bigint generated always as identity primary key,
@@ -210,6 +268,7 @@ drop table etl.watermark cascade;
 drop table etl.step_run cascade;
 drop table etl.pipeline_run cascade;
 drop table etl.dq_result cascade;
+drop table etl.dq_rule cascade;
 drop table etl.rejected_row cascade;
 drop table etl.batch_refusal cascade;
 drop table etl.batch_step cascade;

@@ -1,7 +1,14 @@
 """staging: one table per file, every column text, plus batch id and source line number.
 
-No keys or foreign keys, so COPY runs near the speed of a bare COPY; a BRIN index on
-batch_id (tiny, cheap to maintain, batches arrive in order) finds a batch's rows.
+No keys, foreign keys or indexes, so COPY runs near the speed of a bare COPY. A BRIN index
+on batch_id was measured and dropped: PostgreSQL 15 reads the BRIN metapage and revmap for
+every inserted row, which cost ~30% more server time on a 3M-row COPY
+(docs/performance.md, "Ingestion"), and once etl.purge_staging frees pages, new batches
+land anywhere in the heap, so the index would no longer narrow a scan. Staging holds the
+pending batches plus recently processed ones; validation reads a batch with one
+sequential scan.
+
+Values are stored as delivered (not trimmed); an empty field, quoted or not, is NULL.
 
 Revision ID: 0003
 Revises: 0002
@@ -39,9 +46,10 @@ create table staging.{table} (
     line_no  bigint not null,
     {column_sql}
 );
-create index {table}_batch_brin on staging.{table} using brin (batch_id);
 comment on table staging.{table} is
-    'Raw rows of {table}.csv as delivered (trimmed of nothing), one per record';
+    'Raw rows of {table}.csv as delivered (trimmed of nothing, empty fields null), one per '
+    'record that has the header''s number of fields';
+comment on column staging.{table}.batch_id is 'etl.batch that delivered the row';
 comment on column staging.{table}.line_no is
     'Physical line (1-based, header = 1) where the record starts in its file';
 """

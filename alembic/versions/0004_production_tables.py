@@ -1,8 +1,20 @@
-"""production: the 3NF system of record, with keys, foreign keys and business-rule CHECKs.
+"""production: the 3NF system of record, with keys, foreign keys and business-rule CHECKs;
+and staging.validated_*, the typed rows validation hands to the merge.
 
 Lookup tables hold the constants (payment methods, statuses); categories are created as
-products arrive. Every table records created_at, updated_at and the batch that last wrote
-the row.
+products arrive. Every table records created_at, updated_at (moved only when a business
+value changed), source_batch_id (the batch that last changed the row, or that resolved it
+as an orphan: what the warehouse loaders follow) and delivered_batch_id (the batch whose
+delivery the values come from: an orphan merged late keeps its own batch, so an older
+delivery never overwrites a newer one).
+
+staging.validated_<file> (UNLOGGED: no WAL, emptied by a crash; production.merge_batch then
+validates the batch again) holds every staged row of a batch, typed, with the rules it
+broke (rules null = accepted). Validation writes it, the merge reads the accepted rows,
+etl.reprocess_rejects adds orphans it resolves (resolved_batch_id = the resolving batch).
+The warehouse_etl role may SET session_replication_role, which the merge uses to skip the
+per-row foreign-key triggers for rows whose references validation has proved (see
+procedures/20_production/merge_batch.sql).
 
 Revision ID: 0004
 Revises: 0003
@@ -15,6 +27,99 @@ revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
+
+PRODUCTION_TABLES = ("customers", "products", "transactions", "transaction_items")
+
+# Typed rows of each staged file after validation; rules null = accepted.
+VALIDATED_TABLES_SQL = """
+create unlogged table staging.validated_customers (
+    batch_id          bigint not null,
+    line_no           bigint not null,
+    customer_id       bigint,
+    first_name        text,
+    last_name         text,
+    email             text,
+    phone             text,
+    city              text,
+    state             text,
+    country           text,
+    signup_date       date,
+    source_updated_at timestamptz,
+    rules             text[]
+);
+create index validated_customers_batch_brin on staging.validated_customers
+    using brin (batch_id);
+
+create unlogged table staging.validated_products (
+    batch_id          bigint not null,
+    line_no           bigint not null,
+    product_id        bigint,
+    product_name      text,
+    category          text,
+    brand             text,
+    unit_price        numeric(12,2),
+    cost              numeric(12,2),
+    source_updated_at timestamptz,
+    rules             text[]
+);
+create index validated_products_batch_brin on staging.validated_products
+    using brin (batch_id);
+
+create unlogged table staging.validated_transactions (
+    batch_id            bigint not null,
+    line_no             bigint not null,
+    transaction_id      bigint,
+    customer_id         bigint,
+    transaction_ts      timestamptz,
+    payment_method_code text,
+    status_code         text,
+    rules               text[],
+    resolved_batch_id   bigint
+);
+create index validated_transactions_batch_brin on staging.validated_transactions
+    using brin (batch_id);
+create index validated_transactions_resolved_idx on staging.validated_transactions
+    (resolved_batch_id) where resolved_batch_id is not null;
+
+create unlogged table staging.validated_transaction_items (
+    batch_id          bigint not null,
+    line_no           bigint not null,
+    item_id           bigint,
+    transaction_id    bigint,
+    product_id        bigint,
+    quantity          integer,
+    unit_price        numeric(12,2),
+    discount          numeric(12,2),
+    rules             text[],
+    resolved_batch_id bigint
+);
+create index validated_transaction_items_batch_brin on staging.validated_transaction_items
+    using brin (batch_id);
+create index validated_transaction_items_resolved_idx on staging.validated_transaction_items
+    (resolved_batch_id) where resolved_batch_id is not null;
+"""
+
+
+def validated_comments_sql() -> str:
+    """Comments of the staging.validated_* tables."""
+    parts = [
+        f"""
+comment on table staging.validated_{table} is
+    'Every staged row of {table}.csv, typed and trimmed, with the rules it broke (null: '
+    'accepted); written by validation, read by the merge';
+comment on column staging.validated_{table}.rules is
+    'Rules the row broke (as in etl.rejected_row); null when accepted';
+"""
+        for table in PRODUCTION_TABLES
+    ]
+    parts += [
+        f"""
+comment on column staging.validated_{table}.resolved_batch_id is
+    'Set on an orphan accepted by etl.reprocess_rejects: the batch that resolved it';
+"""
+        for table in ("transactions", "transaction_items")
+    ]
+    return "".join(parts)
 
 
 def upgrade() -> None:
@@ -61,7 +166,8 @@ create table production.customers (
     source_updated_at timestamptz check (source_updated_at >= timestamptz '2000-01-01 00:00+00'),
     created_at        timestamptz not null default now(),
     updated_at        timestamptz not null default now(),
-    source_batch_id   bigint not null references etl.batch (batch_id)
+    source_batch_id   bigint not null references etl.batch (batch_id),
+    delivered_batch_id bigint not null
 );
 comment on table production.customers is 'Customers, one row per customer id (latest version)';
 
@@ -82,7 +188,8 @@ create table production.products (
     source_updated_at timestamptz check (source_updated_at >= timestamptz '2000-01-01 00:00+00'),
     created_at        timestamptz not null default now(),
     updated_at        timestamptz not null default now(),
-    source_batch_id   bigint not null references etl.batch (batch_id)
+    source_batch_id   bigint not null references etl.batch (batch_id),
+    delivered_batch_id bigint not null
 );
 create index products_category_idx on production.products (category_id);
 comment on table production.products is 'Products, one row per product id (latest version)';
@@ -96,7 +203,8 @@ create table production.transactions (
     status_code         text not null references production.transaction_statuses,
     created_at          timestamptz not null default now(),
     updated_at          timestamptz not null default now(),
-    source_batch_id     bigint not null references etl.batch (batch_id)
+    source_batch_id     bigint not null references etl.batch (batch_id),
+    delivered_batch_id  bigint not null
 );
 create index transactions_customer_idx on production.transactions (customer_id);
 create index transactions_ts_idx on production.transactions (transaction_ts);
@@ -113,7 +221,8 @@ create table production.transaction_items (
     line_amount     numeric(18,2) generated always as (quantity * unit_price - discount) stored,
     created_at      timestamptz not null default now(),
     updated_at      timestamptz not null default now(),
-    source_batch_id bigint not null references etl.batch (batch_id)
+    source_batch_id bigint not null references etl.batch (batch_id),
+    delivered_batch_id bigint not null
 );
 create index transaction_items_transaction_idx on production.transaction_items (transaction_id);
 create index transaction_items_product_idx on production.transaction_items (product_id);
@@ -122,12 +231,44 @@ comment on column production.transaction_items.line_amount is
     'quantity * unit_price - discount';
 """
     )
+    for table in PRODUCTION_TABLES:
+        op.execute(
+            f"""
+comment on column production.{table}.created_at is 'When the row was first merged';
+comment on column production.{table}.updated_at is
+    'When a business value of the row last changed (a re-delivery of equal values keeps it)';
+comment on column production.{table}.source_batch_id is
+    'Batch that last changed the row, or that resolved it as an orphan (warehouse loads '
+    'follow it)';
+comment on column production.{table}.delivered_batch_id is
+    'Batch whose delivery the values come from (an orphan resolved late keeps its own '
+    'batch); an older delivery never overwrites a newer one'
+"""
+        )
+    op.execute(VALIDATED_TABLES_SQL)
+    op.execute(validated_comments_sql())
+    op.execute(
+        """
+do $$ begin
+  grant set on parameter session_replication_role to warehouse_etl;
+exception when insufficient_privilege then
+  raise notice 'session_replication_role not granted to warehouse_etl (needs a superuser): '
+               'the merge then checks foreign keys row by row';
+end $$
+"""
+    )
 
 
 def downgrade() -> None:
     op.execute(FORGET_ROUTINES_SQL)
+    # the SET privilege on session_replication_role is cluster-wide; it goes with the role
+    # (0001's downgrade: drop owned by warehouse_etl)
     op.execute(
         """
+drop table staging.validated_transaction_items cascade;
+drop table staging.validated_transactions cascade;
+drop table staging.validated_products cascade;
+drop table staging.validated_customers cascade;
 drop table production.transaction_items cascade;
 drop table production.transactions cascade;
 drop table production.products cascade;

@@ -25,7 +25,8 @@
 --   refresh_batch_aggregates refreshes both. Upserts etl.batch_step (batch_id,
 --   'load_fact_sales', rows written).
 --   Work follows the batch: production and dimensions are read through their
---   source_batch_id indexes, the fact through item_id and (key, transaction_ts).
+--   source_batch_id indexes, facts to re-point through production's customer and product
+--   indexes, the fact itself through item_id.
 -- Safe to call twice: after the first call no fact row points at a closed version inside
 -- the new version's validity and every recomputed row equals the fact, so the second call
 -- writes and queues nothing.
@@ -52,21 +53,34 @@ begin
               and (select pg_has_role(c.relowner, 'USAGE') from pg_class c
                    where c.oid = 'warehouse.fact_sales'::regclass);
 
-    -- 1. re-point facts to customer versions the batch added after an earlier version
+    -- 1. re-point facts to customer versions the batch added after an earlier version;
+    --    candidates come through production's indexes (transactions by customer, items by
+    --    transaction), the fact row through its primary key
     with new_versions as (
-        select v.customer_key, v.valid_from, v.valid_to, prev.customer_key as previous_key
+        select v.customer_id, v.customer_key, v.valid_from, v.valid_to,
+               prev.customer_key as previous_key
         from warehouse.dim_customer v
         join warehouse.dim_customer prev
             on prev.customer_id = v.customer_id and prev.valid_to = v.valid_from
         where v.source_batch_id = p_batch_id
     ),
+    stale_facts as (
+        select f.item_id, nv.customer_key
+        from new_versions nv
+        join production.transactions t
+            on t.customer_id = nv.customer_id
+           and t.transaction_ts >= nv.valid_from and t.transaction_ts < nv.valid_to
+        join production.transaction_items i on i.transaction_id = t.transaction_id
+        join warehouse.fact_sales f
+            on f.item_id = i.item_id
+           and f.customer_key = nv.previous_key
+           and f.transaction_ts >= nv.valid_from and f.transaction_ts < nv.valid_to
+    ),
     repointed as (
         update warehouse.fact_sales f
-        set customer_key = nv.customer_key, source_batch_id = p_batch_id, updated_at = now()
-        from new_versions nv
-        where f.customer_key = nv.previous_key
-          and f.transaction_ts >= nv.valid_from
-          and f.transaction_ts < nv.valid_to
+        set customer_key = sf.customer_key, source_batch_id = p_batch_id, updated_at = now()
+        from stale_facts sf
+        where f.item_id = sf.item_id
         returning f.transaction_ts
     ),
     queued as (
@@ -79,23 +93,31 @@ begin
 
     -- ... and to product versions (their cost, so line cost and margin, change)
     with new_versions as (
-        select v.product_key, v.cost, v.valid_from, v.valid_to, prev.product_key as previous_key
+        select v.product_id, v.product_key, v.cost, v.valid_from, v.valid_to,
+               prev.product_key as previous_key
         from warehouse.dim_product v
         join warehouse.dim_product prev
             on prev.product_id = v.product_id and prev.valid_to = v.valid_from
         where v.source_batch_id = p_batch_id
     ),
+    stale_facts as (
+        select f.item_id, nv.product_key, nv.cost
+        from new_versions nv
+        join production.transaction_items i on i.product_id = nv.product_id
+        join warehouse.fact_sales f
+            on f.item_id = i.item_id
+           and f.product_key = nv.previous_key
+           and f.transaction_ts >= nv.valid_from and f.transaction_ts < nv.valid_to
+    ),
     repointed as (
         update warehouse.fact_sales f
-        set product_key = nv.product_key,
-            line_cost = f.quantity * nv.cost,
-            line_margin = f.line_amount - f.quantity * nv.cost,
+        set product_key = sf.product_key,
+            line_cost = f.quantity * sf.cost,
+            line_margin = f.line_amount - f.quantity * sf.cost,
             source_batch_id = p_batch_id,
             updated_at = now()
-        from new_versions nv
-        where f.product_key = nv.previous_key
-          and f.transaction_ts >= nv.valid_from
-          and f.transaction_ts < nv.valid_to
+        from stale_facts sf
+        where f.item_id = sf.item_id
         returning f.transaction_ts
     ),
     queued as (

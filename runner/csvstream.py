@@ -1,0 +1,546 @@
+"""Streaming CSV for COPY: one pass over a file's bytes, staged rows out, every line counted.
+
+What it does with a file (shared/DATA_CONTRACT.md, "Files and batches"):
+
+- reads big binary chunks, hashes them (SHA-256 of every byte) and checks them as text
+  (valid UTF-8, no NUL byte) as they arrive; the bytes of a chunk are never decoded twice;
+- splits the chunks into records and sends each record to ``COPY staging.t (batch_id,
+  line_no, <the file's columns in file order>) FROM STDIN (FORMAT csv)`` with its batch id
+  and the physical line where it starts (the header is line 1) prefixed, the record's own
+  bytes otherwise untouched: values reach staging as delivered, quoted commas, quotes and
+  newlines included;
+- skips empty lines (nothing but the line end), turns records without the header's number
+  of fields into malformed records (handed to a callback with their raw text, never
+  staged), drops extra columns, accepts a byte-order mark and CRLF line ends.
+
+Memory stays flat: a chunk in, its COPY text out, nothing else kept (a record is held
+whole only while it spans chunks, up to ``MAX_RECORD_BYTES``).
+
+How records and fields are found. A record ends at a line end outside quotes; a field ends
+at a comma outside quotes; "outside" means after an even number of quote characters in the
+record. This is exactly how PostgreSQL's COPY CSV reads a record (a quote anywhere toggles
+quoting; ``""`` inside quotes is a quote), so the fields counted here are the fields COPY
+stores. Anything COPY would reject is caught before it is sent: a record still inside quotes
+at the end of the file, and a carriage return outside quotes that is not part of a CRLF
+line end, are malformed records.
+
+Speed. The fast path handles runs of lines without a quote character (almost every line of
+real files) with vectorised byte operations (numpy): it checks that every line holds exactly
+the header's number of commas and writes the ``batch_id,line_no,`` prefixes (line numbers
+zero-padded to a fixed width per chunk) in place, with no Python work per line. Lines that
+fail the check, lines of a file with extra columns, and records holding quotes take a
+per-record Python path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+BOM = b"\xef\xbb\xbf"
+READ_SIZE = 256 * 1024  # bytes read (and hashed, checked, parsed) at a time
+SEND_SIZE = 64 * 1024  # bytes handed to COPY per read(): COPY overlaps the next parse
+MAX_HEADER_BYTES = 1024 * 1024
+MAX_RECORD_BYTES = 256 * 1024 * 1024  # a longer record refuses the batch (memory bound)
+ASCII_WHITESPACE = " \t\r\n"
+
+_NL, _COMMA = ord("\n"), ord(",")
+_DIGITS4 = np.array([list(f"{i:04d}".encode()) for i in range(10_000)], dtype=np.uint8)
+
+
+# -- the whitelist: file name -> staging table and columns -----------------------------------
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One contract file: the staging table it loads and its columns (fixed identifiers)."""
+
+    file_name: str
+    table: str  # staging.<table>
+    columns: tuple[str, ...]
+    optional: frozenset[str] = frozenset()
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(c for c in self.columns if c not in self.optional)
+
+
+FILE_SPECS: tuple[FileSpec, ...] = (  # the order files of a batch are loaded in
+    FileSpec(
+        "customers.csv", "customers",
+        ("customer_id", "first_name", "last_name", "email", "phone", "city", "state",
+         "country", "signup_date", "updated_at"),
+        frozenset({"phone", "city", "state", "updated_at"}),
+    ),
+    FileSpec(
+        "products.csv", "products",
+        ("product_id", "product_name", "category", "brand", "unit_price", "cost",
+         "updated_at"),
+        frozenset({"brand", "updated_at"}),
+    ),
+    FileSpec(
+        "transactions.csv", "transactions",
+        ("transaction_id", "customer_id", "transaction_ts", "payment_method", "status"),
+    ),
+    FileSpec(
+        "transaction_items.csv", "transaction_items",
+        ("item_id", "transaction_id", "product_id", "quantity", "unit_price", "discount"),
+        frozenset({"discount"}),
+    ),
+)
+SPEC_BY_FILE = {spec.file_name: spec for spec in FILE_SPECS}
+
+
+# -- problems that refuse a batch ------------------------------------------------------------
+
+
+class FileProblem(Exception):
+    """A file that refuses its whole batch: the message names the file and the problem."""
+
+    def __init__(self, file_name: str, problem: str, message: str, *,
+                 line_no: int | None = None, byte_offset: int | None = None) -> None:
+        super().__init__(message)
+        self.file_name = file_name
+        self.problem = problem  # missing_header, missing_column, duplicate_column,
+        #                         invalid_utf8, nul_byte, record_too_long
+        self.message = message
+        self.line_no = line_no
+        self.byte_offset = byte_offset
+
+
+# -- the header -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Header:
+    """A file's first record: its names as delivered (trimmed) and where the data begins."""
+
+    names: tuple[str, ...]
+    raw: bytes  # every byte before the data, byte-order mark and line end included
+    lines: int  # physical lines the header spans (1 unless a quoted name holds a newline)
+
+    @property
+    def data_offset(self) -> int:
+        return len(self.raw)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a file's columns map onto its staging table."""
+
+    spec: FileSpec
+    header: Header
+    copy_columns: tuple[str, ...]  # staging columns of the kept fields, in file order
+    keep: tuple[int, ...] | None  # positions of the kept fields; None: every field is kept
+    field_count: int
+    extra_columns: tuple[str, ...]  # header names ignored (not contract columns)
+    absent_optional: tuple[str, ...]  # optional contract columns the file lacks (NULL)
+
+
+def read_header(path: Path, file_name: str | None = None) -> Header:
+    """The header of ``path``; raises FileProblem when there is none or it is not text."""
+    name = file_name or path.name
+    with open(path, "rb") as handle:
+        data = handle.read(64 * 1024)
+        if not data:
+            raise FileProblem(name, "missing_header",
+                              f"{name} has no header: the file is empty (0 bytes)", line_no=1)
+        start = len(BOM) if data.startswith(BOM) else 0
+        while True:
+            end = _first_record_end(data, start)
+            if end is not None or len(data) > MAX_HEADER_BYTES:
+                break
+            more = handle.read(64 * 1024)
+            if not more:
+                end = len(data)
+                break
+            data += more
+    if end is None:
+        raise FileProblem(name, "missing_header",
+                          f"{name}: no end of the header line within its first "
+                          f"{MAX_HEADER_BYTES} bytes", line_no=1)
+    raw = data[:end]
+    check_text(name, raw, 0, 1)
+    record = raw[start:-1] if raw.endswith(b"\n") else raw[start:]
+    record = record[:-1] if record.endswith(b"\r") else record
+    if not record:
+        what = "the file holds only a byte-order mark" if start and end == start else (
+            "its first line is empty")
+        raise FileProblem(name, "missing_header", f"{name} has no header: {what} (line 1)",
+                          line_no=1, byte_offset=start)
+    names = tuple(
+        field_value(field).decode("utf-8").strip(ASCII_WHITESPACE)
+        for field in split_fields(record)
+    )
+    return Header(names=names, raw=raw, lines=raw.count(b"\n") or 1)
+
+
+def _first_record_end(data: bytes, start: int) -> int | None:
+    """Offset just past the first line end outside quotes at or after ``start``."""
+    quotes = 0
+    pos = start
+    while True:
+        end = data.find(b"\n", pos)
+        if end < 0:
+            return None
+        quotes += data.count(b'"', pos, end)
+        if quotes % 2 == 0:
+            return end + 1
+        pos = end + 1
+
+
+def plan_layout(spec: FileSpec, header: Header) -> Layout:
+    """Match the header to the contract's columns; raises FileProblem when it does not fit."""
+    folded = [n.lower() for n in header.names]
+    seen: dict[str, int] = {}
+    for position, column in enumerate(folded, start=1):
+        if column and column in seen:
+            raise FileProblem(
+                spec.file_name, "duplicate_column",
+                f"{spec.file_name}: the header (line 1) names column {column!r} twice "
+                f"(fields {seen[column]} and {position}, compared case-insensitively after "
+                "trimming)", line_no=1)
+        seen.setdefault(column, position)
+    missing = [c for c in spec.required if c not in seen]
+    if missing:
+        raise FileProblem(
+            spec.file_name, "missing_column",
+            f"{spec.file_name}: the header (line 1) lacks the required column"
+            f"{'s' if len(missing) > 1 else ''} {', '.join(missing)}", line_no=1)
+    known = set(spec.columns)
+    keep = tuple(i for i, column in enumerate(folded) if column in known)
+    return Layout(
+        spec=spec,
+        header=header,
+        copy_columns=tuple(folded[i] for i in keep),
+        keep=None if len(keep) == len(folded) else keep,
+        field_count=len(folded),
+        extra_columns=tuple(header.names[i] for i in range(len(folded)) if i not in keep),
+        absent_optional=tuple(c for c in spec.columns if c not in seen),
+    )
+
+
+# -- records and fields -----------------------------------------------------------------------
+
+
+def split_fields(record: bytes) -> list[bytes]:
+    """The raw text of each field of one record (quotes kept), split at commas outside quotes."""
+    fields: list[bytes] = []
+    current: list[bytes] = []
+    for index, segment in enumerate(record.split(b'"')):
+        if index % 2:  # inside quotes: commas are data
+            current.append(segment)
+            continue
+        parts = segment.split(b",")
+        current.append(parts[0])
+        for part in parts[1:]:
+            fields.append(b'"'.join(current))
+            current = [part]
+    fields.append(b'"'.join(current))
+    return fields
+
+
+def field_value(raw: bytes) -> bytes:
+    """The value of a raw field as COPY CSV reads it: quotes removed, ``""`` inside is ``"``."""
+    if b'"' not in raw:
+        return raw
+    segments = raw.split(b'"')
+    value = bytearray()
+    for index, segment in enumerate(segments):
+        inside = index % 2 == 1
+        if not inside and not segment and 0 < index < len(segments) - 1:
+            value += b'"'  # an empty stretch between two quoted ones: an escaped quote
+        value += segment
+    return bytes(value)
+
+
+def check_text(file_name: str, data: bytes, offset: int, first_line: int) -> None:
+    """Raise FileProblem unless ``data`` (file bytes from ``offset``) is UTF-8 without NUL."""
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = first_line + data.count(b"\n", 0, nul)
+        raise FileProblem(
+            file_name, "nul_byte",
+            f"{file_name} holds a NUL byte (0x00) at byte offset {offset + nul} (line {line}),"
+            " which PostgreSQL text cannot store", line_no=line, byte_offset=offset + nul)
+    if data.isascii():
+        return
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = first_line + data.count(b"\n", 0, error.start)
+        bad = data[error.start:error.end].hex(" ")
+        raise FileProblem(
+            file_name, "invalid_utf8",
+            f"{file_name} is not valid UTF-8: byte(s) 0x{bad} at byte offset "
+            f"{offset + error.start} (line {line})",
+            line_no=line, byte_offset=offset + error.start) from None
+
+
+def prefix_lines(segment: bytes, first_line: int, batch_prefix: bytes, commas: int
+                 ) -> bytearray | None:
+    """COPY text for a run of quote-free, CR-free lines, or None if a line has the wrong
+    number of fields (an empty line included).
+
+    ``segment`` ends with a line end. Each line gets ``batch_prefix`` (``b"7,"``) and its line
+    number, zero-padded to the width of the run's last line number, then a comma.
+    """
+    data = np.frombuffer(segment, dtype=np.uint8)
+    line_ends = np.flatnonzero(data == _NL)
+    lines = len(line_ends)
+    comma_at = np.flatnonzero(data == _COMMA)
+    if len(comma_at) != commas * lines:
+        return None
+    starts = np.empty(lines, dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = line_ends[:-1] + 1
+    if commas:
+        per_line = comma_at.reshape(lines, commas)
+        # every line's own `commas` commas lie inside it: exactly `commas` in each line
+        if (per_line[:, 0] < starts).any() or (per_line[:, -1] > line_ends).any():
+            return None
+    elif (line_ends == starts).any():
+        return None
+    last = first_line + lines - 1
+    width = len(str(last))
+    template = batch_prefix + b"0" * width + b","
+    out = bytearray(template) + segment.replace(b"\n", b"\n" + template)
+    del out[-len(template):]
+    digits_at = (starts + np.arange(lines) * len(template) + len(batch_prefix))[:, None]
+    view = np.frombuffer(out, dtype=np.uint8)
+    view[digits_at + np.arange(width)] = _decimal_digits(first_line, last, width)
+    return out
+
+
+def _decimal_digits(first: int, last: int, width: int) -> np.ndarray:
+    """Zero-padded ASCII digits of first..last, one row of ``width`` bytes per number."""
+    numbers = np.arange(first, last + 1, dtype=np.int64)
+    groups = []
+    while True:
+        groups.append(_DIGITS4[numbers % 10_000])
+        numbers = numbers // 10_000
+        if len(groups) * 4 >= width:
+            break
+    digits = np.concatenate(groups[::-1], axis=1)
+    return digits[:, digits.shape[1] - width:]
+
+
+# -- the stream COPY reads ---------------------------------------------------------------------
+
+
+@dataclass
+class StreamCounts:
+    rows: int = 0  # records after the header (empty lines not counted)
+    staged: int = 0
+    malformed: int = 0
+    bytes_read: int = 0
+
+
+@dataclass
+class _OpenRecord:
+    """A record whose quotes do not balance yet: its lines so far."""
+
+    first_line: int
+    lines: list[bytes]
+    size: int = 0
+    quotes: int = 0
+
+
+class CopyStream:
+    """A file-like object for ``cursor.copy_expert``: ``read()`` returns COPY CSV text.
+
+    ``on_malformed(line_no, raw_text)`` receives each malformed record; ``on_progress(bytes,
+    rows)`` is called after each chunk. An exception raised while reading (a FileProblem)
+    is kept in ``error``, since psycopg2 reports it only as a cancelled COPY.
+    """
+
+    def __init__(self, path: Path, layout: Layout, batch_id: int, *,
+                 on_malformed: Callable[[int, bytes], None],
+                 on_progress: Callable[[int, int], None] | None = None) -> None:
+        self.layout = layout
+        self.file_name = layout.spec.file_name
+        self.counts = StreamCounts()
+        self.error: BaseException | None = None
+        self._on_malformed = on_malformed
+        self._on_progress = on_progress
+        self._batch_prefix = b"%d," % batch_id
+        self._line_format = self._batch_prefix + b"%d,"
+        self._commas = layout.field_count - 1
+        self._keep = layout.keep
+        self._hash = hashlib.sha256()
+        self._pending: deque[bytes] = deque()
+        self._leftover = b""
+        self._open: _OpenRecord | None = None
+        self._eof = False
+        self._file: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by close()
+        head = self._file.read(layout.header.data_offset)
+        if head != layout.header.raw:
+            self._file.close()
+            raise RuntimeError(f"{path} changed while it was being ingested")
+        self._consume_bytes(head)
+        self._offset = len(head)  # file offset of the next byte to parse
+        self._line = layout.header.lines + 1  # physical line number of that byte
+
+    # file-like protocol
+    def read(self, size: int = -1) -> bytes:
+        try:
+            while not self._pending:
+                if self._eof:
+                    return b""
+                self._fill()
+            return self._pending.popleft()
+        except BaseException as error:
+            self.error = error
+            raise
+
+    def close(self) -> None:
+        self._file.close()
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    # reading
+    def _consume_bytes(self, data: bytes) -> None:
+        self._hash.update(data)
+        self.counts.bytes_read += len(data)
+
+    def _fill(self) -> None:
+        data = self._file.read(READ_SIZE)
+        if data:
+            self._consume_bytes(data)
+            buffer = self._leftover + data if self._leftover else data
+            cut = buffer.rfind(b"\n") + 1
+            self._leftover = buffer[cut:]
+            if len(self._leftover) > MAX_RECORD_BYTES:
+                self._too_long(self._line)
+            chunk = buffer[:cut]
+        else:
+            self._eof = True
+            chunk = self._leftover + b"\n" if self._leftover else b""
+            self._leftover = b""
+        if chunk:
+            check_text(self.file_name, chunk, self._offset, self._line)
+            self._offset += len(chunk)
+            self._parse(chunk)
+        if self._eof and self._open is not None:  # still inside quotes at the end
+            record, self._open = self._open, None
+            self.counts.rows += 1
+            self._malformed(record.first_line, b"\n".join(record.lines))
+        if self._on_progress is not None:
+            self._on_progress(self.counts.bytes_read, self.counts.rows)
+
+    # parsing: a chunk is whole lines; it starts at a record start unless a record is open
+    def _parse(self, chunk: bytes) -> None:
+        out: list[bytes | bytearray] = []
+        pos = self._continue_record(chunk, 0, out) if self._open is not None else 0
+        while pos < len(chunk):
+            quote = chunk.find(b'"', pos)
+            if quote < 0:
+                self._plain(chunk[pos:], out)
+                break
+            line_start = chunk.rfind(b"\n", pos, quote) + 1
+            if line_start > pos:
+                self._plain(chunk[pos:line_start], out)
+                pos = line_start
+            self._open = _OpenRecord(self._line, [])
+            pos = self._continue_record(chunk, pos, out)
+        self._emit(out)
+
+    def _emit(self, out: list[bytes | bytearray]) -> None:
+        """Queue the COPY text in pieces of at most SEND_SIZE (psycopg2 wants bytes)."""
+        for piece in out:
+            text = piece if isinstance(piece, bytes) else bytes(piece)
+            if len(text) <= SEND_SIZE:
+                self._pending.append(text)
+                continue
+            for start in range(0, len(text), SEND_SIZE):
+                self._pending.append(text[start:start + SEND_SIZE])
+
+    def _plain(self, segment: bytes, out: list[bytes | bytearray]) -> None:
+        """Lines without a quote character: the fast path, else line by line."""
+        first_line = self._line
+        lines = segment.count(b"\n")
+        self._line += lines
+        if b"\r" in segment:
+            normalised = segment.replace(b"\r\n", b"\n")
+            if b"\r" in normalised:  # a bare carriage return: line by line
+                self._plain_lines(segment, first_line, out)
+                return
+            segment = normalised
+        if self._keep is None:
+            text = prefix_lines(segment, first_line, self._batch_prefix, self._commas)
+            if text is not None:
+                self.counts.rows += lines
+                self.counts.staged += lines
+                out.append(text)
+                return
+        self._plain_lines(segment, first_line, out)
+
+    def _plain_lines(self, segment: bytes, first_line: int, out: list[bytes | bytearray]
+                     ) -> None:
+        for line_no, line in enumerate(segment.split(b"\n")[:-1], start=first_line):
+            body = line[:-1] if line.endswith(b"\r") else line
+            if not body:
+                continue  # an empty line: nothing but the line end (LF or CRLF)
+            self.counts.rows += 1
+            if b"\r" in body or body.count(b",") != self._commas:
+                self._malformed(line_no, body)
+                continue
+            if self._keep is not None:
+                fields = body.split(b",")
+                body = b",".join([fields[i] for i in self._keep])
+            out.append(self._line_format % line_no + body + b"\n")
+            self.counts.staged += 1
+
+    def _continue_record(self, chunk: bytes, pos: int, out: list[bytes | bytearray]) -> int:
+        """Add lines to the open record until its quotes balance; returns the next offset."""
+        record = self._open
+        assert record is not None
+        while pos < len(chunk):
+            end = chunk.index(b"\n", pos)
+            line = chunk[pos:end]
+            pos = end + 1
+            self._line += 1
+            record.lines.append(line)
+            record.size += len(line) + 1
+            record.quotes += line.count(b'"')
+            if record.size > MAX_RECORD_BYTES:
+                self._too_long(record.first_line)
+            if record.quotes % 2 == 0:
+                self._open = None
+                self._quoted_record(record.first_line, b"\n".join(record.lines), out)
+                return pos
+        return pos
+
+    def _quoted_record(self, line_no: int, text: bytes, out: list[bytes | bytearray]) -> None:
+        if text.endswith(b"\r"):  # the CR of a CRLF line end (outside quotes: they balance)
+            text = text[:-1]
+        self.counts.rows += 1
+        outside = text.split(b'"')[0::2]
+        if any(b"\r" in part for part in outside) or (
+                sum(part.count(b",") for part in outside) != self._commas):
+            self._malformed(line_no, text)
+            return
+        if self._keep is not None:
+            fields = split_fields(text)
+            text = b",".join([fields[i] for i in self._keep])
+        out.append(self._line_format % line_no + text + b"\n")
+        self.counts.staged += 1
+
+    def _malformed(self, line_no: int, raw: bytes) -> None:
+        self.counts.malformed += 1
+        self._on_malformed(line_no, raw)
+
+    def _too_long(self, line_no: int) -> None:
+        raise FileProblem(
+            self.file_name, "record_too_long",
+            f"{self.file_name}: the record starting at line {line_no} is longer than "
+            f"{MAX_RECORD_BYTES // (1024 * 1024)} MiB (an unterminated quote?)",
+            line_no=line_no)
