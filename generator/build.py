@@ -148,6 +148,7 @@ class Generation:
             self.report.cpu_seconds[stage] += time.process_time() - cpu
 
     def run(self) -> Report:
+        self.warn_about_stale_batches()
         for batch in range(self.options.batches):
             self.write_batch(batch)
         with self.timed("manifests"):
@@ -155,6 +156,22 @@ class Generation:
                 manifest.write(self.directory(batch) / "manifest.json")
         self.progress.finish()
         return self.report
+
+    def warn_about_stale_batches(self) -> None:
+        """Batch directories of an earlier run would be ingested with ours: say so."""
+        ours = {self.directory(batch) for batch in range(self.options.batches)}
+        if not self.options.out.is_dir():
+            return
+        stale = sorted(
+            path.name
+            for path in self.options.out.glob("batch_*")
+            if path.is_dir() and path not in ours
+        )
+        if stale:
+            logger.warning(
+                "%s already holds %s from an earlier run; remove them before ingesting",
+                self.options.out, ", ".join(stale[:5]) + (" ..." if len(stale) > 5 else ""),
+            )  # fmt: skip
 
     def directory(self, batch: int) -> Path:
         if self.options.batches == 1:
@@ -203,6 +220,7 @@ class Generation:
             self.report.rows[name] += defects.rows
             self.report.rejected[name] += defects.rejected
         self.report.batches.append(directory.name)
+        self.progress.clear()
         logger.info(
             "%s: %s rows, %s rejected",
             directory,

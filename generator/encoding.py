@@ -16,12 +16,11 @@ from generator.timeline import SECONDS_PER_DAY, iso_date, iso_second
 
 NUL = 0
 NEWLINE_BYTE = ord("\n")
-_QUOTE_TRIGGERS = (",", '"', "\r", "\n")
 
 
 def csv_field(value: str) -> str:
     """One field as RFC 4180 writes it: quoted when it holds a comma, quote or line end."""
-    if any(trigger in value for trigger in _QUOTE_TRIGGERS):
+    if "," in value or '"' in value or "\n" in value or "\r" in value:
         return '"' + value.replace('"', '""') + '"'
     return value
 

@@ -81,11 +81,6 @@ class Records:
     def __len__(self) -> int:
         return len(self.is_record)
 
-    def key_text(self, entry: int) -> str | None:
-        if entry in self.key_texts:
-            return self.key_texts[entry]
-        return str(int(self.key[entry]))
-
 
 def rule_mask(rules: set[str] | frozenset[str]) -> int:
     mask = 0

@@ -51,11 +51,12 @@ class FileDefects:
             if not outcome.accepted[entry]:
                 self.key_texts[int(records.line[entry])] = text
 
-    def entries(self, file: str, resolved: dict[tuple[str, int], str]) -> Iterator[dict]:
-        """The defect entries of this file, by line."""
+    def entries(self, file: str, resolved: dict[tuple[str, int], str]) -> Iterator[str]:
+        """The JSON text of this file's defect entries, by line."""
         if not self.lines:
             return
-        names: dict[int, list[str]] = {}
+        names: dict[int, str] = {}
+        prefix = '{"file": ' + json.dumps(file) + ', "line": '
         lines = np.concatenate(self.lines)
         keys = np.concatenate(self.keys)
         rules = np.concatenate(self.rules)
@@ -64,16 +65,13 @@ class FileDefects:
             lines[order].tolist(), keys[order].tolist(), rules[order].tolist(), strict=True
         ):
             if mask not in names:
-                names[mask] = rule_names(mask)
-            entry = {
-                "file": file,
-                "line": line,
-                "key": self.key_texts[line] if line in self.key_texts else str(key),
-                "rules": names[mask],
-            }
+                names[mask] = json.dumps(rule_names(mask))
+            text = self.key_texts[line] if line in self.key_texts else str(key)
+            entry = f'{prefix}{line}, "key": {json.dumps(text, ensure_ascii=False)}, '
+            entry += f'"rules": {names[mask]}'
             if (file, line) in resolved:
-                entry["resolved_by"] = resolved[(file, line)]
-            yield entry
+                entry += f', "resolved_by": {json.dumps(resolved[(file, line)])}'
+            yield entry + "}"
 
 
 def rule_names(mask: int) -> list[str]:
@@ -116,6 +114,6 @@ class BatchManifest:
             separator = "\n  "
             for name, defects in self.files.items():
                 for entry in defects.entries(name, self.resolved):
-                    out.write(separator + json.dumps(entry, ensure_ascii=False))
+                    out.write(separator + entry)
                     separator = ",\n  "
             out.write("\n ]}\n" if separator != "\n  " else "]}\n")

@@ -31,7 +31,7 @@ REFUND_LATER_SHARE = 0.02  # completed orders refunded in one of the next two ba
 DISCOUNT_SHARE = 0.12
 DISCOUNT_PERCENTS = np.array([5, 10, 15, 20, 25, 30])
 QUANTITY_P = 0.68  # geometric: most lines hold one unit
-MAX_QUANTITY = 12
+MAX_LINE_QUANTITY = 12
 CHUNK_TRANSACTIONS = 100_000
 
 
@@ -182,7 +182,7 @@ def items_table(
     seconds = txn.seconds[owner]
     day = (seconds - timeline.start_second) // SECONDS_PER_DAY
     products = _pick_prefix(rng, catalogue.weight_cumsum, catalogue.on_sale_by_day[day])
-    quantity = np.minimum(rng.geometric(QUANTITY_P, size=len(owner)), MAX_QUANTITY)
+    quantity = np.minimum(rng.geometric(QUANTITY_P, size=len(owner)), MAX_LINE_QUANTITY)
     unit_price = prices.prices(products, seconds)
     discount = np.zeros(len(owner), dtype=np.int64)
     if with_discount:

@@ -11,6 +11,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from faker import Faker
 
@@ -78,8 +79,12 @@ class Pools:
     colors: tuple[str, ...]
 
 
+@lru_cache(maxsize=4)
 def build_pools(locale: str, seed: int) -> Pools:
-    """Draw every pool from Faker, seeded so that the same seed gives the same pools."""
+    """Draw every pool from Faker, seeded so that the same seed gives the same pools.
+
+    Pools are immutable, so repeated runs in one process (tests) share them.
+    """
     main = _faker(locale, seed)
     abroad = [_faker(name, seed + i + 1) for i, name in enumerate(INTERNATIONAL_LOCALES)]
     firsts = _mixed(main, abroad, NAME_POOL, lambda f: f.first_name())

@@ -20,6 +20,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.enabled = enabled and self.stream.isatty()
         self._drawn_at = 0.0
+        self._width = 0
 
     def advance(self, rows: int, label: str) -> None:
         self.done += rows
@@ -29,9 +30,16 @@ class Progress:
             self._drawn_at = now
             self._draw()
 
+    def clear(self) -> None:
+        """Erase the bar, so that a log line can take its place; the next advance redraws."""
+        if self.enabled:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self.stream.flush()
+            self._drawn_at = 0.0
+
     def finish(self) -> None:
         if self.enabled:
-            self.done = max(self.done, self.total)
+            self.total = max(self.done, 1)
             self._draw()
             self.stream.write("\n")
             self.stream.flush()
@@ -40,5 +48,7 @@ class Progress:
         share = min(self.done / self.total, 1.0)
         filled = int(share * BAR_WIDTH)
         bar = "#" * filled + "-" * (BAR_WIDTH - filled)
-        self.stream.write(f"\r[{bar}] {share:4.0%} {self.done:,} rows  {self.label:<40}")
+        line = f"[{bar}] {share:4.0%} {self.done:,} rows  {self.label:<40}"
+        self._width = max(self._width, len(line))
+        self.stream.write("\r" + line)
         self.stream.flush()

@@ -375,7 +375,7 @@ class CopyStream:
         self._keep = layout.keep
         self._hash = hashlib.sha256()
         self._pending: deque[bytes] = deque()
-        self._leftover = b""
+        self._leftover = bytearray()  # a line begun but not ended in the bytes read so far
         self._open: _OpenRecord | None = None
         self._eof = False
         self._file: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by close()
@@ -415,20 +415,26 @@ class CopyStream:
         data = self._file.read(READ_SIZE)
         if data:
             self._consume_bytes(data)
-            buffer = self._leftover + data if self._leftover else data
-            cut = buffer.rfind(b"\n") + 1
-            self._leftover = buffer[cut:]
-            if len(self._leftover) > MAX_RECORD_BYTES:
-                self._too_long(self._line)
-            chunk = buffer[:cut]
+            cut = data.rfind(b"\n") + 1  # the leftover never holds a line end
+            if not cut:
+                chunk = b""
+                self._leftover += data
+            elif self._leftover:
+                chunk = bytes(self._leftover) + data[:cut]
+                self._leftover = bytearray(data[cut:])
+            else:
+                chunk = data[:cut] if cut < len(data) else data
+                self._leftover = bytearray(data[cut:])
         else:
             self._eof = True
-            chunk = self._leftover + b"\n" if self._leftover else b""
-            self._leftover = b""
+            chunk = bytes(self._leftover) + b"\n" if self._leftover else b""
+            self._leftover = bytearray()
         if chunk:
             check_text(self.file_name, chunk, self._offset, self._line)
             self._offset += len(chunk)
             self._parse(chunk)
+        if len(self._leftover) > MAX_RECORD_BYTES:  # one line without an end, too long
+            self._too_long(self._open.first_line if self._open else self._line)
         if self._eof and self._open is not None:  # still inside quotes at the end
             record, self._open = self._open, None
             self.counts.rows += 1

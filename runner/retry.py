@@ -135,7 +135,8 @@ class Retrier:
         what: str,
         on_transient: Callable[[BaseException, int], None] | None = None,
     ) -> Attempted[T]:
-        """Run ``work`` until it succeeds; raise ``GaveUp`` when it cannot.
+        """Run ``work`` until it succeeds. A database error that is permanent, or transient
+        beyond the policy's attempts, raises ``GaveUp``; any other exception propagates as is.
 
         ``on_transient(error, attempt)`` runs after each transient failure, before the wait
         (roll back, drop a broken connection, record the attempt).

@@ -264,7 +264,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
         return "  ".join(parts).rstrip()
 
     out = [line(list(headers)), line(["-" * w for w in widths])]
-    out += [line(row) for row in cells]
+    out += [line(row) for row in cells] if cells else ["(none)"]
     return "\n".join(out)
 
 

@@ -416,6 +416,12 @@ def test_dashboard_of_a_real_pipeline_run_renders_every_chart_in_headless_chromi
     product_id = deliver_hostile_rename(conn, landing)
     run_real_pipeline(db_url, landing)
 
+    # docs/bi.md's drill-down reconciles with the aggregate view on these data
+    (reconcile,) = [b for b in sql_blocks((PROJECT_ROOT / "docs" / "bi.md").read_text("utf-8"))
+                    if b.startswith("-- Reconcile")]
+    ((_, orders, revenue, orders_from_lines, revenue_from_lines),) = fetch(conn, reconcile)
+    assert (orders, revenue) == (orders_from_lines, revenue_from_lines) and orders > 0
+
     html_path = write_dashboard(db_url, tmp_path / "dashboard.html")
     html = html_path.read_text(encoding="utf-8")
     assert html.count("plotly.js v") == 1  # the bundle's banner: inlined exactly once
@@ -436,6 +442,11 @@ def test_dashboard_of_a_real_pipeline_run_renders_every_chart_in_headless_chromi
         assert all(chart["points"] > 0 for chart in chart_state(tab).values())
         screenshot = tab.screenshot(tmp_path / "dashboard.png")
         print(f"\ndashboard screenshot: {screenshot}")
+        # The modebar's "download as PNG" works under the page's content security policy.
+        assert tab.evaluate(
+            "Plotly.toImage(document.getElementById('chart-monthly'),"
+            " {format: 'png', width: 600, height: 400}).then(url => url.slice(0, 22))"
+        ) == "data:image/png;base64,"
 
         # The hostile product is the top seller: its name is shown as text, whole.
         labels = tab.evaluate(
@@ -472,7 +483,8 @@ def test_dashboard_of_a_real_pipeline_run_renders_every_chart_in_headless_chromi
         print(f"narrow screenshot: {tab.screenshot(tmp_path / 'dashboard-narrow.png')}")
 
         assert tab.problems() == []
-        assert all(url.startswith(("file:", "data:")) for url in tab.requested_urls()), \
+        # Nothing from the network: the file itself, inline images, the PNG export's blob.
+        assert all(url.startswith(("file:", "data:", "blob:")) for url in tab.requested_urls()), \
             tab.requested_urls()
     finally:
         browser.close()

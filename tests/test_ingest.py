@@ -19,7 +19,7 @@ import pytest
 from runner import csvstream
 from runner.config import PROJECT_ROOT
 from runner.csvstream import FILE_SPECS
-from runner.ingest import BatchRefused, FileResult, ingest_batch, ingest_paths
+from runner.ingest import BatchRefused, FileResult, IngestError, ingest_batch, ingest_paths
 
 CUSTOMERS = "customer_id,first_name,last_name,email,phone,city,state,country,signup_date,updated_at"
 PRODUCTS = "product_id,product_name,category,brand,unit_price,cost,updated_at"
@@ -249,6 +249,21 @@ def test_a_file_spanning_many_chunks_keeps_exact_lines_across_chunk_boundaries(
                  ) == "19.9\n0"
 
 
+@pytest.mark.parametrize("record", ["1," + "x" * 9000 + ",Home,,1,1,",
+                                    '1,"Desk' + "\nx" * 3000 + '",Home,,1,1,'])
+def test_a_record_longer_than_the_limit_refuses_the_batch(db_url, conn, tmp_path, monkeypatch,
+                                                         record):
+    monkeypatch.setattr(csvstream, "MAX_RECORD_BYTES", 4096)  # 256 MiB in production
+    monkeypatch.setattr(csvstream, "READ_SIZE", 1024)  # below the limit, as in production
+    write_batch(tmp_path, "b", {"products.csv": PRODUCTS + "\n2,Lamp,Home,,1,1,\n" + record
+                                + "\n3,Chair,Home,,1,1,\n"})
+    with pytest.raises(BatchRefused) as refused:
+        ingest_batch(db_url, tmp_path / "b")
+    assert (refused.value.refusal.problem, refused.value.refusal.line_no) == (
+        "record_too_long", 3)
+    assert nothing_staged(conn)
+
+
 # -- already loaded ----------------------------------------------------------------------------
 
 
@@ -454,11 +469,17 @@ def test_landing_batches_are_taken_in_name_order_and_odd_names_never_reach_sql(
     assert value(conn, "select count(*) from staging.customers") == 5
 
 
+def test_a_path_that_is_not_a_directory_is_an_error_naming_it(db_url, tmp_path):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(IngestError, match="nowhere is not a directory"):
+        ingest_paths(db_url, [missing])
+
+
 def test_whitelist_matches_the_staging_tables(conn):
     for spec in FILE_SPECS:
-        columns = rows(conn, "select column_name from information_schema.columns where "
-                             "table_schema = 'staging' and table_name = %s order by ordinal_position",
-                       (spec.table,))
+        columns = rows(conn, "select column_name from information_schema.columns "
+                             "where table_schema = 'staging' and table_name = %s "
+                             "order by ordinal_position", (spec.table,))
         assert [c for (c,) in columns] == ["batch_id", "line_no", *spec.columns]
 
 

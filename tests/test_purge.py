@@ -3,9 +3,15 @@ else is."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import psycopg2
 import psycopg2.errors
 import pytest
+
+from runner.config import PROJECT_ROOT, RetryPolicy
+from runner.pipeline import RunOptions, run_pipeline
 
 STAGING_TABLES = ("customers", "products", "transactions", "transaction_items")
 
@@ -139,3 +145,45 @@ def test_purge_is_callable_from_a_plain_psql_style_call(db_url: str) -> None:
         connection.commit()
     finally:
         connection.close()
+
+
+CONTRACT_VIEWS = (
+    "etl.v_batch_reconciliation", "etl.v_reject_summary", "analytics.v_daily_sales",
+    "analytics.v_monthly_sales", "analytics.v_product_performance",
+    "analytics.v_customer_growth", "analytics.v_payment_methods",
+)
+
+
+def view_rows(cur) -> dict[str, list[tuple]]:  # noqa: ANN001
+    result = {}
+    for view in CONTRACT_VIEWS:
+        cur.execute(f"select * from {view} order by 1, 2, 3")
+        result[view] = cur.fetchall()
+    return result
+
+
+def test_purge_after_a_real_run_changes_no_control_or_analytics_view(
+    db_url: str, conn, tmp_path  # noqa: ANN001
+) -> None:
+    landing = tmp_path / "landing"
+    subprocess.run(
+        [sys.executable, "-m", "generator", "--out", str(landing), "--batches", "2",
+         "--seed", "5", "--quiet", "--customers", "40", "--products", "15",
+         "--transactions", "150", "--dirty", "0.02"],
+        check=True, cwd=PROJECT_ROOT,
+    )
+    result = run_pipeline(db_url, RunOptions(landing=landing, retry=RetryPolicy(attempts=2)))
+    assert result.status == "succeeded", result.error
+    with conn.cursor() as cur:
+        before = view_rows(cur)
+        cur.execute("select count(*) from staging.transaction_items")
+        (staged_items,) = cur.fetchone()
+        assert staged_items > 0
+        deleted = purge(cur, "0 seconds")
+        assert deleted >= staged_items
+        for table in STAGING_TABLES:
+            cur.execute(f"select count(*) from staging.{table}")
+            assert cur.fetchone() == (0,), table
+        assert view_rows(cur) == before
+        cur.execute("select bool_and(balanced) from etl.v_batch_reconciliation")
+        assert cur.fetchone() == (True,)

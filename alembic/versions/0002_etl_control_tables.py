@@ -30,7 +30,8 @@ create table etl.batch (
     check ((status = 'processed') = (processed_at is not null))
 );
 create index batch_pending_idx on etl.batch (batch_id) where processed_at is null;
-comment on table etl.batch is 'One row per ingested delivery (a batch directory)';
+comment on table etl.batch is
+    'One row per ingested delivery (a batch directory) that brought at least one new file';
 comment on column etl.batch.batch_name is 'The batch directory''s name';
 comment on column etl.batch.load_ts is
     'UTC instant the batch was ingested: the "load time" of the contract''s range rules';
@@ -66,6 +67,18 @@ create table etl.batch_file (
 );
 comment on table etl.batch_file is
     'Ledger of loaded files: a file (by SHA-256 of its bytes) is loaded exactly once';
+comment on column etl.batch_file.sha256 is
+    'SHA-256 of the file''s bytes: its identity; a file with a known hash is skipped';
+comment on column etl.batch_file.header is 'Header names as delivered (trimmed), in file order';
+comment on column etl.batch_file.extra_columns is
+    'Header names that are not contract columns: ignored, not staged';
+comment on column etl.batch_file.absent_optional is
+    'Optional contract columns missing from the header: null in every staged row';
+comment on column etl.batch_file.rows_in_file is
+    'Records after the header (empty lines not counted) = rows_staged + rows_malformed';
+comment on column etl.batch_file.rows_staged is 'Records copied into staging.<file>';
+comment on column etl.batch_file.rows_malformed is
+    'Records without the header''s number of fields: in etl.rejected_row as malformed_row';
 comment on column etl.batch_file.rows_accepted is
     'Rows accepted by validation (null until validated); resolved orphans are counted apart';
 
@@ -74,7 +87,8 @@ create table etl.batch_refusal (
     batch_name  text not null,
     source_path text not null,
     file_name   text,
-    problem     text not null,
+    problem     text not null check (problem in ('missing_header', 'missing_column',
+        'duplicate_column', 'invalid_utf8', 'nul_byte', 'record_too_long')),
     line_no     bigint,
     byte_offset bigint,
     message     text not null,
@@ -82,6 +96,13 @@ create table etl.batch_refusal (
 );
 comment on table etl.batch_refusal is
     'Batches refused whole (missing or repeated header column, empty file, not UTF-8)';
+comment on column etl.batch_refusal.problem is
+    'missing_header, missing_column, duplicate_column, invalid_utf8, nul_byte (PostgreSQL '
+    'text cannot hold 0x00) or record_too_long (a record over 256 MiB)';
+comment on column etl.batch_refusal.line_no is 'Physical line of the problem (header = 1)';
+comment on column etl.batch_refusal.byte_offset is
+    'Byte offset of the problem in the file (0-based), where one applies';
+comment on column etl.batch_refusal.message is 'What is wrong, naming the file';
 
 create table etl.rejected_row (
     reject_id         bigint generated always as identity primary key,

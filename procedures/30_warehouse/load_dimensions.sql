@@ -168,6 +168,14 @@ begin
     )
     select count(*) into v_products from added_versions;
 
+    -- a large load (the initial one) makes the statistics useless for the fact load next
+    if v_customers > 1000 then
+        analyze warehouse.dim_customer;
+    end if;
+    if v_products > 1000 then
+        analyze warehouse.dim_product;
+    end if;
+
     raise notice 'load_dimensions batch %: dim_customer % new version(s), dim_product % new '
                  'version(s), dim_payment_method % row(s) written, dim_date % day(s) added',
         p_batch_id, v_customers, v_products, v_payment_methods, v_days;

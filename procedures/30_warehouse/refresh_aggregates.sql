@@ -3,18 +3,16 @@
 -- production.transaction_statuses. Orders = distinct such transactions with at least one
 -- fact row (an accepted item). Aggregate rows exist only where there is something to count.
 --
--- warehouse.refresh_daily_sales(p_days date[]) returns bigint
---   Recomputes warehouse.agg_daily_sales for exactly these UTC days (delete + insert from
---   fact_sales). Returns rows inserted.
--- warehouse.refresh_monthly_sales(p_months date[]) returns bigint
---   Recomputes agg_product_monthly and agg_payment_method_monthly for these months (first
---   days) entirely, from fact_sales. Returns rows inserted.
--- warehouse.refresh_customer_months(p_signup_months date[], p_sales_months date[])
---   returns bigint
---   agg_customer_monthly: new_customers (current customer versions by signup month) of
---   every month in either list, active_customers (distinct customers with a completed
---   order) of the sales months; rows left with nothing to count are removed. Returns rows
---   written.
+-- warehouse.refresh_sales_aggregates(p_days date[], p_months date[]) returns bigint
+--   Recomputes from fact_sales agg_daily_sales for exactly p_days, and for the months
+--   (first days) of p_months entirely agg_product_monthly, agg_payment_method_monthly and
+--   the active_customers of agg_customer_monthly. One scan of the completed facts at
+--   transaction grain feeds the daily, payment and customer figures; products are grouped
+--   by version key first, then by product id. Returns rows written.
+-- warehouse.refresh_new_customers(p_months date[]) returns bigint
+--   new_customers of agg_customer_monthly for these months: current customer versions by
+--   signup month (dim_customer_signup_idx). Returns rows written.
+-- Both remove agg_customer_monthly rows of their months left with nothing to count.
 -- warehouse.refresh_aggregates(p_from date, p_to date)  (procedure)
 --   Backfill or repair: every day from p_from to p_to, and every month overlapping the
 --   range entirely (sales and signups).
@@ -24,215 +22,196 @@
 --   them refreshed. One transaction. Upserts etl.batch_step (batch_id,
 --   'refresh_batch_aggregates', rows written).
 -- Plans are made for each call's own day list (plan_cache_mode force_custom_plan): one call
--- refreshes three days, another three years.
+-- refreshes three days, another three years. Facts are selected through warehouse.dim_date
+-- (every fact date is in it: load_dimensions and load_fact_sales ensure it), whose filter
+-- the planner estimates well, so it picks a hash join for years and the date_key index
+-- for a few days ("= any(array)" on the fact itself is costed as a linear search per row
+-- and forces an index scan even over the whole table). work_mem is raised so a full
+-- refresh aggregates in memory.
 -- Safe to call twice: each refresh recomputes from the fact, so a second refresh of the
 -- same dates writes the same rows; a second refresh_batch_aggregates finds nothing pending.
 
-create or replace function warehouse.refresh_daily_sales(p_days date[])
+create or replace function warehouse.refresh_sales_aggregates(p_days date[], p_months date[])
 returns bigint
 language plpgsql
 set search_path = warehouse, pg_catalog
 set plan_cache_mode = force_custom_plan
+set work_mem = '256MB'
 as $$
 declare
-    v_day_keys integer[];
-    v_deleted  bigint;
-    v_inserted bigint;
-begin
-    v_day_keys := array(select distinct warehouse.date_key(d) from unnest(p_days) d);
-    if cardinality(v_day_keys) = 0 then
-        return 0;
-    end if;
-
-    delete from warehouse.agg_daily_sales a where a.sales_date = any(p_days);
-    get diagnostics v_deleted = row_count;
-
-    with completed_lines as (
-        select f.date_key, f.transaction_id, f.quantity, f.line_amount, f.discount,
-               f.line_margin
-        from warehouse.fact_sales f
-        where f.date_key = any(v_day_keys)
-          and f.status_code in (
-              select s.status_code from production.transaction_statuses s where s.is_sale)
-    )
-    insert into warehouse.agg_daily_sales (
-        sales_date, orders, units, revenue, discount, margin, refreshed_at
-    )
-    select
-        make_date(cl.date_key / 10000, cl.date_key / 100 % 100, cl.date_key % 100),
-        count(distinct cl.transaction_id),
-        sum(cl.quantity),
-        sum(cl.line_amount),
-        sum(cl.discount),
-        sum(cl.line_margin),
-        now()
-    from completed_lines cl
-    group by cl.date_key;
-    get diagnostics v_inserted = row_count;
-
-    raise notice 'refresh_daily_sales: % day(s) asked, agg_daily_sales % row(s) deleted, % '
-                 'inserted', cardinality(v_day_keys), v_deleted, v_inserted;
-    return v_inserted;
-end;
-$$;
-
-create or replace function warehouse.refresh_monthly_sales(p_months date[])
-returns bigint
-language plpgsql
-set search_path = warehouse, pg_catalog
-set plan_cache_mode = force_custom_plan
-as $$
-declare
+    v_days      date[];
     v_months    date[];
-    v_day_keys  integer[];
+    v_daily     bigint;
     v_products  bigint;
     v_payments  bigint;
+    v_customers bigint;
+    v_removed   bigint;
 begin
+    v_days := array(select distinct d from unnest(p_days) d where d is not null);
     v_months := array(
-        select distinct date_trunc('month', m::timestamp)::date from unnest(p_months) m);
-    if cardinality(v_months) = 0 then
+        select distinct date_trunc('month', m::timestamp)::date
+        from unnest(p_months) m where m is not null);
+    if cardinality(v_days) = 0 and cardinality(v_months) = 0 then
         return 0;
     end if;
-    v_day_keys := array(
-        select warehouse.date_key(day::date)
-        from unnest(v_months) m,
-             generate_series(m::timestamp, m::timestamp + interval '1 month' - interval '1 day',
-                             interval '1 day') day
-    );
 
+    delete from warehouse.agg_daily_sales a where a.sales_date = any(v_days);
     delete from warehouse.agg_product_monthly a where a.month = any(v_months);
     delete from warehouse.agg_payment_method_monthly a where a.month = any(v_months);
+    update warehouse.agg_customer_monthly a
+    set active_customers = 0, refreshed_at = now()
+    where a.month = any(v_months) and a.active_customers <> 0;
 
-    with completed_lines as (
-        select make_date(f.date_key / 10000, f.date_key / 100 % 100, 1) as month,
-               f.transaction_id, f.product_key, f.quantity, f.line_amount, f.line_margin
-        from warehouse.fact_sales f
-        where f.date_key = any(v_day_keys)
+    -- Facts are reached through dim_date: the planner estimates the days a filter on the
+    -- small calendar keeps, then joins the fact by hash (years) or through its date_key
+    -- index (a few days). One scan at transaction grain feeds three aggregates.
+    with completed_orders as materialized (
+        select
+            d.full_date,
+            d.month_start,
+            f.transaction_id,
+            f.payment_method_key,
+            f.customer_key,
+            sum(f.quantity) as units,
+            sum(f.line_amount) as revenue,
+            sum(f.discount) as discount,
+            sum(f.line_margin) as margin
+        from warehouse.dim_date d
+        join warehouse.fact_sales f on f.date_key = d.date_key
+        where (d.full_date = any(v_days) or d.month_start = any(v_months))
           and f.status_code in (
               select s.status_code from production.transaction_statuses s where s.is_sale)
+        group by d.full_date, d.month_start, f.transaction_id, f.payment_method_key,
+                 f.customer_key
+    ),
+    daily as (
+        insert into warehouse.agg_daily_sales (
+            sales_date, orders, units, revenue, discount, margin, refreshed_at
+        )
+        select co.full_date, count(*), sum(co.units), sum(co.revenue), sum(co.discount),
+               sum(co.margin), now()
+        from completed_orders co
+        where co.full_date = any(v_days)
+        group by co.full_date
+        returning 1
+    ),
+    payments as (
+        insert into warehouse.agg_payment_method_monthly (
+            month, payment_method_code, orders, revenue, refreshed_at
+        )
+        select co.month_start, coalesce(dpm.payment_method_code, 'unknown'), count(*),
+               sum(co.revenue), now()
+        from completed_orders co
+        join warehouse.dim_payment_method dpm
+            on dpm.payment_method_key = co.payment_method_key
+        where co.month_start = any(v_months)
+        group by co.month_start, coalesce(dpm.payment_method_code, 'unknown')
+        returning 1
+    ),
+    active_customers as (
+        insert into warehouse.agg_customer_monthly (
+            month, new_customers, active_customers, refreshed_at
+        )
+        select co.month_start, 0, count(distinct dc.customer_id), now()
+        from completed_orders co
+        join warehouse.dim_customer dc on dc.customer_key = co.customer_key
+        where co.month_start = any(v_months)
+        group by co.month_start
+        on conflict (month) do update
+            set active_customers = excluded.active_customers,
+                refreshed_at = excluded.refreshed_at
+        returning 1
+    )
+    select (select count(*) from daily), (select count(*) from payments),
+           (select count(*) from active_customers)
+    into v_daily, v_payments, v_customers;
+
+    with product_key_months as (
+        select
+            d.month_start,
+            f.product_key,
+            count(distinct f.transaction_id) as orders,
+            sum(f.quantity) as units,
+            sum(f.line_amount) as revenue,
+            sum(f.line_margin) as margin
+        from warehouse.dim_date d
+        join warehouse.fact_sales f on f.date_key = d.date_key
+        where d.month_start = any(v_months)
+          and f.status_code in (
+              select s.status_code from production.transaction_statuses s where s.is_sale)
+        group by d.month_start, f.product_key
     )
     insert into warehouse.agg_product_monthly (
         month, product_id, orders, units, revenue, margin, refreshed_at
     )
     select
-        cl.month,
+        pkm.month_start,
         coalesce(dp.product_id, -1),
-        count(distinct cl.transaction_id),
-        sum(cl.quantity),
-        sum(cl.line_amount),
-        sum(cl.line_margin),
-        now()
-    from completed_lines cl
-    join warehouse.dim_product dp on dp.product_key = cl.product_key
-    group by cl.month, coalesce(dp.product_id, -1);
+        -- one transaction's lines of a product share its time, so one version: orders add up
+        sum(pkm.orders), sum(pkm.units), sum(pkm.revenue), sum(pkm.margin), now()
+    from product_key_months pkm
+    join warehouse.dim_product dp on dp.product_key = pkm.product_key
+    group by pkm.month_start, coalesce(dp.product_id, -1);
     get diagnostics v_products = row_count;
 
-    with completed_lines as (
-        select make_date(f.date_key / 10000, f.date_key / 100 % 100, 1) as month,
-               f.transaction_id, f.payment_method_key, f.line_amount
-        from warehouse.fact_sales f
-        where f.date_key = any(v_day_keys)
-          and f.status_code in (
-              select s.status_code from production.transaction_statuses s where s.is_sale)
-    )
-    insert into warehouse.agg_payment_method_monthly (
-        month, payment_method_code, orders, revenue, refreshed_at
-    )
-    select
-        cl.month,
-        coalesce(dpm.payment_method_code, 'unknown'),
-        count(distinct cl.transaction_id),
-        sum(cl.line_amount),
-        now()
-    from completed_lines cl
-    join warehouse.dim_payment_method dpm on dpm.payment_method_key = cl.payment_method_key
-    group by cl.month, coalesce(dpm.payment_method_code, 'unknown');
-    get diagnostics v_payments = row_count;
+    delete from warehouse.agg_customer_monthly a
+    where a.month = any(v_months) and a.new_customers = 0 and a.active_customers = 0;
+    get diagnostics v_removed = row_count;
 
-    raise notice 'refresh_monthly_sales: % month(s), agg_product_monthly % row(s), '
-                 'agg_payment_method_monthly % row(s)',
-        cardinality(v_months), v_products, v_payments;
-    return v_products + v_payments;
+    raise notice 'refresh_sales_aggregates: % day(s), % month(s): agg_daily_sales % row(s), '
+                 'agg_product_monthly %, agg_payment_method_monthly %, agg_customer_monthly % '
+                 '(% emptied row(s) removed)',
+        cardinality(v_days), cardinality(v_months), v_daily, v_products, v_payments,
+        v_customers, v_removed;
+    return v_daily + v_products + v_payments + v_customers;
 end;
 $$;
 
-create or replace function warehouse.refresh_customer_months(
-    p_signup_months date[], p_sales_months date[]
-)
+create or replace function warehouse.refresh_new_customers(p_months date[])
 returns bigint
 language plpgsql
 set search_path = warehouse, pg_catalog
 set plan_cache_mode = force_custom_plan
 as $$
 declare
-    v_sales_months date[];
-    v_all_months   date[];
-    v_day_keys     integer[];
-    v_written      bigint;
-    v_removed      bigint;
+    v_months  date[];
+    v_written bigint;
+    v_removed bigint;
 begin
-    v_sales_months := array(
-        select distinct date_trunc('month', m::timestamp)::date from unnest(p_sales_months) m);
-    v_all_months := array(
+    v_months := array(
         select distinct date_trunc('month', m::timestamp)::date
-        from unnest(coalesce(p_signup_months, '{}') || coalesce(p_sales_months, '{}')) m);
-    if cardinality(v_all_months) = 0 then
+        from unnest(p_months) m where m is not null);
+    if cardinality(v_months) = 0 then
         return 0;
     end if;
-    v_day_keys := array(
-        select warehouse.date_key(day::date)
-        from unnest(v_sales_months) m,
-             generate_series(m::timestamp, m::timestamp + interval '1 month' - interval '1 day',
-                             interval '1 day') day
-    );
 
     with months as (
-        select m as month from unnest(v_all_months) m
-    ),
-    signup_ranges as (
-        select m.month, (m.month + interval '1 month')::date as next_month from months m
+        select m as month, (m + interval '1 month')::date as next_month
+        from unnest(v_months) m
     ),
     new_customers as (
-        select sr.month, count(c.customer_key) as customers
-        from signup_ranges sr
-        join warehouse.dim_customer c
+        select m.month, count(c.customer_key) as customers
+        from months m
+        left join warehouse.dim_customer c
             on c.is_current
-           and c.signup_date >= sr.month and c.signup_date < sr.next_month
-        group by sr.month
-    ),
-    active_customers as (
-        select make_date(f.date_key / 10000, f.date_key / 100 % 100, 1) as month,
-               count(distinct dc.customer_id) as customers
-        from warehouse.fact_sales f
-        join warehouse.dim_customer dc on dc.customer_key = f.customer_key
-        where f.date_key = any(v_day_keys)
-          and f.status_code in (
-              select s.status_code from production.transaction_statuses s where s.is_sale)
-        group by 1
+           and c.signup_date >= m.month and c.signup_date < m.next_month
+        group by m.month
     )
     insert into warehouse.agg_customer_monthly (
         month, new_customers, active_customers, refreshed_at
     )
-    select m.month, coalesce(nc.customers, 0), coalesce(ac.customers, 0), now()
-    from months m
-    left join new_customers nc on nc.month = m.month
-    left join active_customers ac on ac.month = m.month
+    select nc.month, nc.customers, 0, now()
+    from new_customers nc
     on conflict (month) do update
-        set new_customers = excluded.new_customers,
-            active_customers = case
-                when excluded.month = any(v_sales_months) then excluded.active_customers
-                else agg_customer_monthly.active_customers
-            end,
-            refreshed_at = excluded.refreshed_at;
+        set new_customers = excluded.new_customers, refreshed_at = excluded.refreshed_at;
     get diagnostics v_written = row_count;
 
     delete from warehouse.agg_customer_monthly a
-    where a.month = any(v_all_months) and a.new_customers = 0 and a.active_customers = 0;
+    where a.month = any(v_months) and a.new_customers = 0 and a.active_customers = 0;
     get diagnostics v_removed = row_count;
 
-    raise notice 'refresh_customer_months: % month(s) (% with sales), agg_customer_monthly % '
-                 'row(s) written, % empty row(s) removed',
-        cardinality(v_all_months), cardinality(v_sales_months), v_written, v_removed;
+    raise notice 'refresh_new_customers: % month(s), agg_customer_monthly % row(s) written, % '
+                 'emptied row(s) removed', cardinality(v_months), v_written, v_removed;
     return v_written;
 end;
 $$;
@@ -258,9 +237,8 @@ begin
         from generate_series(date_trunc('month', p_from::timestamp),
                              date_trunc('month', p_to::timestamp), interval '1 month') m);
 
-    v_rows := warehouse.refresh_daily_sales(v_days)
-              + warehouse.refresh_monthly_sales(v_months)
-              + warehouse.refresh_customer_months(v_months, v_months);
+    v_rows := warehouse.refresh_sales_aggregates(v_days, v_months)
+              + warehouse.refresh_new_customers(v_months);
 
     raise notice 'refresh_aggregates % .. %: % day(s), % month(s), % aggregate row(s) written',
         p_from, p_to, cardinality(v_days), cardinality(v_months), v_rows;
@@ -294,9 +272,8 @@ begin
     v_sales_months := array(
         select distinct date_trunc('month', d::timestamp)::date from unnest(v_days) d);
 
-    v_rows := warehouse.refresh_daily_sales(v_days)
-              + warehouse.refresh_monthly_sales(v_sales_months)
-              + warehouse.refresh_customer_months(v_signup_months, v_sales_months);
+    v_rows := warehouse.refresh_sales_aggregates(v_days, v_sales_months)
+              + warehouse.refresh_new_customers(v_signup_months);
 
     update warehouse.agg_refresh_queue q
     set refreshed_at = now()
@@ -315,12 +292,11 @@ begin
 end;
 $$;
 
-comment on function warehouse.refresh_daily_sales(date[]) is
-    'Recomputes agg_daily_sales for the given UTC days from fact_sales';
-comment on function warehouse.refresh_monthly_sales(date[]) is
-    'Recomputes agg_product_monthly and agg_payment_method_monthly for the given months';
-comment on function warehouse.refresh_customer_months(date[], date[]) is
-    'Recomputes new customers of signup months and active customers of sales months';
+comment on function warehouse.refresh_sales_aggregates(date[], date[]) is
+    'Recomputes the daily aggregate for given days and the monthly sales aggregates for '
+    'given months from fact_sales';
+comment on function warehouse.refresh_new_customers(date[]) is
+    'Recomputes new customers of the given signup months';
 comment on procedure warehouse.refresh_aggregates(date, date) is
     'Recomputes every aggregate for the days of a range and the months overlapping it';
 comment on procedure warehouse.refresh_batch_aggregates(bigint) is

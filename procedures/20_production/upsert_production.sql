@@ -1,0 +1,311 @@
+-- The upserts of production, one per table, shared by production.merge_batch (the rows a
+-- batch's validation accepted) and etl.reprocess_rejects (orphans accepted late).
+--
+-- production.upsert_customers(p_batch_id bigint) returns table (inserted bigint, changed bigint)
+-- production.upsert_products(p_batch_id bigint) returns table (inserted bigint, changed bigint)
+--   Categories of the products are created first (production.categories, by name).
+-- production.upsert_transactions(p_batch_id bigint, p_resolved_orphans boolean default false)
+--   returns table (inserted bigint, changed bigint)
+-- production.upsert_transaction_items(p_batch_id bigint, p_resolved_orphans boolean
+--   default false) returns table (inserted bigint, changed bigint)
+--
+-- Contract:
+--   Source: staging.validated_<file> rows with rules null: those validation accepted in
+--   batch p_batch_id (resolved_batch_id null), or, with p_resolved_orphans, the orphans
+--   etl.reprocess_rejects accepted while resolving batch p_batch_id (resolved_batch_id =
+--   p_batch_id; their batch_id is the batch that delivered them). Keys are unique in each
+--   source (validation rejects duplicates; reprocessing keeps the newest delivery).
+--   Writes one production row per key with INSERT ... ON CONFLICT DO UPDATE (no MERGE: these
+--   tables may become Citus reference tables). A new key is inserted (created_at =
+--   updated_at = now()). An existing key is updated only when the delivery is not older
+--   than the one its values come from (delivered_batch_id <=), and then:
+--   - business values differ (IS DISTINCT FROM, typed): every value, updated_at = now(),
+--     source_batch_id = p_batch_id (the warehouse loaders follow it);
+--   - values equal, delivery newer: only delivered_batch_id moves (updated_at and
+--     source_batch_id stay: nothing changed for the warehouse);
+--   - otherwise nothing is written.
+--   Returns the rows inserted and the rows changed (business values).
+-- Safe to call twice: the second call finds every value equal and the same delivery, and
+--   writes nothing (updated_at unchanged).
+-- Foreign keys: the caller decides whether their per-row triggers run (merge_batch skips
+--   them for references validation proved); these functions write rows only.
+
+create or replace function production.upsert_customers(p_batch_id bigint)
+returns table (inserted bigint, changed bigint)
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return query
+    with accepted_customers as (
+        select
+            v.customer_id, v.first_name, v.last_name, v.email, v.phone, v.city, v.state,
+            v.country, v.signup_date, v.source_updated_at, v.batch_id
+        from staging.validated_customers v
+        where v.batch_id = p_batch_id and v.rules is null
+    ),
+    upserted as (
+        insert into production.customers as c (
+            customer_id, first_name, last_name, email, phone, city, state, country,
+            signup_date, source_updated_at, source_batch_id, delivered_batch_id
+        )
+        select
+            a.customer_id, a.first_name, a.last_name, a.email, a.phone, a.city, a.state,
+            a.country, a.signup_date, a.source_updated_at, p_batch_id, a.batch_id
+        from accepted_customers a
+        on conflict (customer_id) do update
+        set first_name = excluded.first_name,
+            last_name = excluded.last_name,
+            email = excluded.email,
+            phone = excluded.phone,
+            city = excluded.city,
+            state = excluded.state,
+            country = excluded.country,
+            signup_date = excluded.signup_date,
+            source_updated_at = excluded.source_updated_at,
+            updated_at = case
+                when (c.first_name, c.last_name, c.email, c.phone, c.city, c.state, c.country,
+                      c.signup_date, c.source_updated_at)
+                     is distinct from
+                     (excluded.first_name, excluded.last_name, excluded.email, excluded.phone,
+                      excluded.city, excluded.state, excluded.country, excluded.signup_date,
+                      excluded.source_updated_at)
+                then now() else c.updated_at end,
+            source_batch_id = case
+                when (c.first_name, c.last_name, c.email, c.phone, c.city, c.state, c.country,
+                      c.signup_date, c.source_updated_at)
+                     is distinct from
+                     (excluded.first_name, excluded.last_name, excluded.email, excluded.phone,
+                      excluded.city, excluded.state, excluded.country, excluded.signup_date,
+                      excluded.source_updated_at)
+                then excluded.source_batch_id else c.source_batch_id end,
+            delivered_batch_id = excluded.delivered_batch_id
+        where c.delivered_batch_id <= excluded.delivered_batch_id
+          and ((c.first_name, c.last_name, c.email, c.phone, c.city, c.state, c.country,
+                c.signup_date, c.source_updated_at)
+               is distinct from
+               (excluded.first_name, excluded.last_name, excluded.email, excluded.phone,
+                excluded.city, excluded.state, excluded.country, excluded.signup_date,
+                excluded.source_updated_at)
+               or c.delivered_batch_id <> excluded.delivered_batch_id)
+        returning c.xmax = 0 as is_insert, c.source_batch_id = p_batch_id as is_change
+    )
+    select count(*) filter (where u.is_insert),
+           count(*) filter (where not u.is_insert and u.is_change)
+    from upserted u;
+end
+$$;
+
+comment on function production.upsert_customers(bigint) is
+    'Upserts the customers a batch accepted; returns rows inserted and changed';
+
+create or replace function production.upsert_products(p_batch_id bigint)
+returns table (inserted bigint, changed bigint)
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    insert into production.categories (category_name)
+    select distinct v.category
+    from staging.validated_products v
+    where v.batch_id = p_batch_id and v.rules is null
+    on conflict (category_name) do nothing;
+
+    return query
+    with accepted_products as (
+        select
+            v.product_id, v.product_name, cat.category_id, v.brand, v.unit_price, v.cost,
+            v.source_updated_at, v.batch_id
+        from staging.validated_products v
+        join production.categories cat on cat.category_name = v.category
+        where v.batch_id = p_batch_id and v.rules is null
+    ),
+    upserted as (
+        insert into production.products as p (
+            product_id, product_name, category_id, brand, unit_price, cost,
+            source_updated_at, source_batch_id, delivered_batch_id
+        )
+        select
+            a.product_id, a.product_name, a.category_id, a.brand, a.unit_price, a.cost,
+            a.source_updated_at, p_batch_id, a.batch_id
+        from accepted_products a
+        on conflict (product_id) do update
+        set product_name = excluded.product_name,
+            category_id = excluded.category_id,
+            brand = excluded.brand,
+            unit_price = excluded.unit_price,
+            cost = excluded.cost,
+            source_updated_at = excluded.source_updated_at,
+            updated_at = case
+                when (p.product_name, p.category_id, p.brand, p.unit_price, p.cost,
+                      p.source_updated_at)
+                     is distinct from
+                     (excluded.product_name, excluded.category_id, excluded.brand,
+                      excluded.unit_price, excluded.cost, excluded.source_updated_at)
+                then now() else p.updated_at end,
+            source_batch_id = case
+                when (p.product_name, p.category_id, p.brand, p.unit_price, p.cost,
+                      p.source_updated_at)
+                     is distinct from
+                     (excluded.product_name, excluded.category_id, excluded.brand,
+                      excluded.unit_price, excluded.cost, excluded.source_updated_at)
+                then excluded.source_batch_id else p.source_batch_id end,
+            delivered_batch_id = excluded.delivered_batch_id
+        where p.delivered_batch_id <= excluded.delivered_batch_id
+          and ((p.product_name, p.category_id, p.brand, p.unit_price, p.cost,
+                p.source_updated_at)
+               is distinct from
+               (excluded.product_name, excluded.category_id, excluded.brand,
+                excluded.unit_price, excluded.cost, excluded.source_updated_at)
+               or p.delivered_batch_id <> excluded.delivered_batch_id)
+        returning p.xmax = 0 as is_insert, p.source_batch_id = p_batch_id as is_change
+    )
+    select count(*) filter (where u.is_insert),
+           count(*) filter (where not u.is_insert and u.is_change)
+    from upserted u;
+end
+$$;
+
+comment on function production.upsert_products(bigint) is
+    'Upserts the products (and new categories) a batch accepted; returns rows inserted and changed';
+
+create or replace function production.upsert_transactions(
+    p_batch_id bigint,
+    p_resolved_orphans boolean default false
+)
+returns table (inserted bigint, changed bigint)
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return query
+    with accepted_transactions as (
+        select
+            v.transaction_id, v.customer_id, v.transaction_ts, v.payment_method_code,
+            v.status_code, v.batch_id
+        from staging.validated_transactions v
+        where not p_resolved_orphans
+          and v.batch_id = p_batch_id and v.resolved_batch_id is null and v.rules is null
+        union all
+        select
+            v.transaction_id, v.customer_id, v.transaction_ts, v.payment_method_code,
+            v.status_code, v.batch_id
+        from staging.validated_transactions v
+        where p_resolved_orphans
+          and v.resolved_batch_id = p_batch_id and v.rules is null
+    ),
+    upserted as (
+        insert into production.transactions as t (
+            transaction_id, customer_id, transaction_ts, payment_method_code, status_code,
+            source_batch_id, delivered_batch_id
+        )
+        select
+            a.transaction_id, a.customer_id, a.transaction_ts, a.payment_method_code,
+            a.status_code, p_batch_id, a.batch_id
+        from accepted_transactions a
+        on conflict (transaction_id) do update
+        set customer_id = excluded.customer_id,
+            transaction_ts = excluded.transaction_ts,
+            payment_method_code = excluded.payment_method_code,
+            status_code = excluded.status_code,
+            updated_at = case
+                when (t.customer_id, t.transaction_ts, t.payment_method_code, t.status_code)
+                     is distinct from
+                     (excluded.customer_id, excluded.transaction_ts,
+                      excluded.payment_method_code, excluded.status_code)
+                then now() else t.updated_at end,
+            source_batch_id = case
+                when (t.customer_id, t.transaction_ts, t.payment_method_code, t.status_code)
+                     is distinct from
+                     (excluded.customer_id, excluded.transaction_ts,
+                      excluded.payment_method_code, excluded.status_code)
+                then excluded.source_batch_id else t.source_batch_id end,
+            delivered_batch_id = excluded.delivered_batch_id
+        where t.delivered_batch_id <= excluded.delivered_batch_id
+          and ((t.customer_id, t.transaction_ts, t.payment_method_code, t.status_code)
+               is distinct from
+               (excluded.customer_id, excluded.transaction_ts, excluded.payment_method_code,
+                excluded.status_code)
+               or t.delivered_batch_id <> excluded.delivered_batch_id)
+        returning t.xmax = 0 as is_insert, t.source_batch_id = p_batch_id as is_change
+    )
+    select count(*) filter (where u.is_insert),
+           count(*) filter (where not u.is_insert and u.is_change)
+    from upserted u;
+end
+$$;
+
+comment on function production.upsert_transactions(bigint, boolean) is
+    'Upserts the transactions a batch accepted (or orphans it resolved); returns rows '
+    'inserted and changed';
+
+create or replace function production.upsert_transaction_items(
+    p_batch_id bigint,
+    p_resolved_orphans boolean default false
+)
+returns table (inserted bigint, changed bigint)
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return query
+    with accepted_items as (
+        select
+            v.item_id, v.transaction_id, v.product_id, v.quantity, v.unit_price, v.discount,
+            v.batch_id
+        from staging.validated_transaction_items v
+        where not p_resolved_orphans
+          and v.batch_id = p_batch_id and v.resolved_batch_id is null and v.rules is null
+        union all
+        select
+            v.item_id, v.transaction_id, v.product_id, v.quantity, v.unit_price, v.discount,
+            v.batch_id
+        from staging.validated_transaction_items v
+        where p_resolved_orphans
+          and v.resolved_batch_id = p_batch_id and v.rules is null
+    ),
+    upserted as (
+        insert into production.transaction_items as i (
+            item_id, transaction_id, product_id, quantity, unit_price, discount,
+            source_batch_id, delivered_batch_id
+        )
+        select
+            a.item_id, a.transaction_id, a.product_id, a.quantity, a.unit_price, a.discount,
+            p_batch_id, a.batch_id
+        from accepted_items a
+        on conflict (item_id) do update
+        set transaction_id = excluded.transaction_id,
+            product_id = excluded.product_id,
+            quantity = excluded.quantity,
+            unit_price = excluded.unit_price,
+            discount = excluded.discount,
+            updated_at = case
+                when (i.transaction_id, i.product_id, i.quantity, i.unit_price, i.discount)
+                     is distinct from
+                     (excluded.transaction_id, excluded.product_id, excluded.quantity,
+                      excluded.unit_price, excluded.discount)
+                then now() else i.updated_at end,
+            source_batch_id = case
+                when (i.transaction_id, i.product_id, i.quantity, i.unit_price, i.discount)
+                     is distinct from
+                     (excluded.transaction_id, excluded.product_id, excluded.quantity,
+                      excluded.unit_price, excluded.discount)
+                then excluded.source_batch_id else i.source_batch_id end,
+            delivered_batch_id = excluded.delivered_batch_id
+        where i.delivered_batch_id <= excluded.delivered_batch_id
+          and ((i.transaction_id, i.product_id, i.quantity, i.unit_price, i.discount)
+               is distinct from
+               (excluded.transaction_id, excluded.product_id, excluded.quantity,
+                excluded.unit_price, excluded.discount)
+               or i.delivered_batch_id <> excluded.delivered_batch_id)
+        returning i.xmax = 0 as is_insert, i.source_batch_id = p_batch_id as is_change
+    )
+    select count(*) filter (where u.is_insert),
+           count(*) filter (where not u.is_insert and u.is_change)
+    from upserted u;
+end
+$$;
+
+comment on function production.upsert_transaction_items(bigint, boolean) is
+    'Upserts the items a batch accepted (or orphans it resolved); returns rows inserted and '
+    'changed';
