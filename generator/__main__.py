@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batches", type=int, metavar="N", default=1,
                         help="split the period into N deliveries OUT/batch_0001 .. batch_N; "
                              "with 1 the files go into OUT itself (default: 1)")
+    parser.add_argument("--initial-share", type=float, metavar="F",
+                        help="give the first batch this share of the days (e.g. 0.9) and split "
+                             "the rest evenly: an initial load followed by small increments "
+                             "(default: all batches equal)")
     parser.add_argument("--seed", type=int, metavar="N", default=DEFAULT_SEED,
                         help=f"random seed; same seed and options, same bytes (default: "
                              f"{DEFAULT_SEED})")
@@ -100,6 +104,7 @@ def options_from(arguments: argparse.Namespace) -> Options:
         start=arguments.start,
         days=arguments.days,
         batches=arguments.batches,
+        initial_share=arguments.initial_share,
         seed=arguments.seed,
         dirty=arguments.dirty,
         locale=arguments.locale,

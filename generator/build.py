@@ -91,7 +91,9 @@ class Generation:
     def __init__(self, options: Options) -> None:
         self.options = options
         self.report = Report(out=options.out)
-        self.timeline = Timeline(options.start, options.days, options.batches)
+        self.timeline = Timeline(
+            options.start, options.days, options.batches, options.initial_share
+        )
         weights = daily_weights(self.timeline)
         with self.timed("pools"):
             self.pools = build_pools(options.locale, options.seed)

@@ -48,6 +48,7 @@ class Options:
     start: date = DEFAULT_START
     days: int = DEFAULT_DAYS
     batches: int = 1
+    initial_share: float | None = None
     seed: int = DEFAULT_SEED
     dirty: float = 0.0
     locale: str = "en_US"
@@ -71,6 +72,8 @@ class Options:
             problems.append("--days must be at least 1")
         if not 1 <= self.batches <= max(self.days, 1):
             problems.append("--batches must be between 1 and --days (a batch spans whole days)")
+        if self.initial_share is not None and not 0.0 < self.initial_share < 1.0:
+            problems.append("--initial-share must be between 0 and 1 (exclusive)")
         if not 0.0 <= self.dirty <= MAX_DIRTY:
             problems.append(f"--dirty must be between 0 and {MAX_DIRTY} (a rate per rule)")
         if self.seed < 0:

@@ -32,6 +32,7 @@ class Timeline:
     start: date
     days: int
     batches: int
+    initial_share: float | None = None  # share of the days in batch 1; the rest split evenly
 
     @property
     def start_day(self) -> int:
@@ -44,7 +45,12 @@ class Timeline:
 
     def bounds(self) -> np.ndarray:
         """First day of each batch, then the period's end: batches + 1 day numbers."""
-        return (np.arange(self.batches + 1, dtype=np.int64) * self.days) // self.batches
+        if self.initial_share is None or self.batches == 1:
+            return (np.arange(self.batches + 1, dtype=np.int64) * self.days) // self.batches
+        later = self.batches - 1
+        first = min(max(1, round(self.days * self.initial_share)), self.days - later)
+        rest = first + (np.arange(self.batches, dtype=np.int64) * (self.days - first)) // later
+        return np.concatenate(([0], rest)).astype(np.int64)
 
     def batch_of_days(self, days: np.ndarray) -> np.ndarray:
         """Batch index (0-based) of each day; days before day 0 belong to the first batch."""

@@ -555,6 +555,30 @@ def test_dashboard_reads_no_order_lines_and_works_for_a_reader_without_etl(
             cur.execute("drop role dashboard_reader")
 
 
+def test_an_open_connection_in_a_transaction_is_left_usable(
+    db_url: str, conn, tmp_path: Path  # noqa: ANN001
+) -> None:
+    """The demo passes its own connection: a reader's failed freshness query is rolled back
+    to a savepoint, so the caller's transaction goes on."""
+    with conn.cursor() as cur:
+        cur.execute("create role dashboard_tx_reader login in role warehouse_reader")
+    reader = psycopg2.connect(db_url.replace("postgres@", "dashboard_tx_reader@", 1))
+    try:
+        assert not reader.autocommit
+        with reader.cursor() as cur:
+            cur.execute("select count(*) from analytics.v_daily_sales")
+        path = write_dashboard(reader, tmp_path / "tx.html")
+        assert path == tmp_path / "tx.html" and path.stat().st_size > 3_000_000
+        with reader.cursor() as cur:
+            cur.execute("select 1")
+            assert cur.fetchone() == (1,)
+        assert not reader.closed
+    finally:
+        reader.close()
+        with conn.cursor() as cur:
+            cur.execute("drop role dashboard_tx_reader")
+
+
 def test_dashboard_command_writes_the_file(db_url: str, tmp_path: Path) -> None:
     out = tmp_path / "reports" / "cli.html"
     env = {**os.environ, "DATABASE_URL": db_url}

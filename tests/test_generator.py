@@ -610,3 +610,13 @@ def test_change_rows_are_stamped_after_the_version_they_replace(clean_batches: P
         period_start = period_end
     assert changes["customers.csv"] > 20
     assert changes["products.csv"] > 10
+
+
+def test_initial_share_gives_a_large_first_batch_and_even_increments() -> None:
+    from generator.timeline import Timeline
+
+    bounds = Timeline(date(2025, 1, 1), 365, 11, initial_share=0.9).bounds().tolist()
+    assert bounds[0] == 0 and bounds[1] == 328 and bounds[-1] == 365
+    spans = [b - a for a, b in zip(bounds[1:-1], bounds[2:], strict=True)]
+    assert len(spans) == 10 and set(spans) <= {3, 4} and sum(spans) == 37
+    assert Timeline(date(2025, 1, 1), 10, 2).bounds().tolist() == [0, 5, 10]

@@ -6,8 +6,10 @@
 --   production or the fact when null): completed revenue, units and item count computed
 --   independently from production (transactions joined to items) and from fact_sales, and
 --   revenue, units and orders of agg_daily_sales; balanced is true when they all agree.
---   Reads only the given days through the transaction_ts / date_key indexes, so a batch's
---   check costs what its days hold.
+--   Reads only the given days (production through the transaction_ts index between the
+--   first and last day, the fact through dim_date and its date_key index), so a batch's
+--   check costs what its days hold. A fact date missing from dim_date counts as a
+--   difference (dim_date must cover the fact).
 -- warehouse.check_reconciliation(p_batch_id bigint)  (procedure)
 --   Checks the days the batch touched (warehouse.agg_refresh_queue, grain day) and raises
 --   an exception naming every day that differs and its figures. Writes nothing but its
@@ -36,9 +38,12 @@ language plpgsql
 stable
 set search_path = warehouse, pg_catalog
 set plan_cache_mode = force_custom_plan
+set work_mem = '256MB'
 as $$
 declare
-    v_days date[] := p_days;
+    v_days      date[] := p_days;
+    v_first_day date;
+    v_last_day  date;
 begin
     if v_days is null then
         select array(
@@ -55,37 +60,43 @@ begin
                 interval '1 day') d)
         into v_days;
     end if;
+    select min(d), max(d) into v_first_day, v_last_day from unnest(v_days) d;
 
     return query
     with days as (
         select distinct d as day from unnest(v_days) d where d is not null
     ),
     production_days as (
+        -- bounded by the first and last day (the transaction_ts index for recent days),
+        -- then matched to the days by their UTC date
         select d.day,
                sum(i.line_amount) as revenue,
                sum(i.quantity)::bigint as units,
                count(*) as items,
                count(distinct t.transaction_id) as orders
-        from days d
-        join production.transactions t
-            on t.transaction_ts >= warehouse.day_start(d.day)
-           and t.transaction_ts < warehouse.day_start(d.day + 1)
+        from production.transactions t
+        join days d on d.day = warehouse.utc_date(t.transaction_ts)
         join production.transaction_items i on i.transaction_id = t.transaction_id
-        where t.status_code in (
-            select s.status_code from production.transaction_statuses s where s.is_sale)
+        where t.transaction_ts >= warehouse.day_start(v_first_day)
+          and t.transaction_ts < warehouse.day_start(v_last_day + 1)
+          and t.status_code in (
+              select s.status_code from production.transaction_statuses s where s.is_sale)
         group by d.day
     ),
     fact_days as (
-        select d.day,
+        -- through the calendar, like the aggregate refresh (hash join for years, the
+        -- date_key index for a few days)
+        select dd.full_date as day,
                sum(f.line_amount) as revenue,
                sum(f.quantity)::bigint as units,
                count(*) as items,
                count(distinct f.transaction_id) as orders
-        from days d
-        join warehouse.fact_sales f on f.date_key = warehouse.date_key(d.day)
-        where f.status_code in (
-            select s.status_code from production.transaction_statuses s where s.is_sale)
-        group by d.day
+        from warehouse.dim_date dd
+        join warehouse.fact_sales f on f.date_key = dd.date_key
+        where dd.full_date = any(v_days)
+          and f.status_code in (
+              select s.status_code from production.transaction_statuses s where s.is_sale)
+        group by dd.full_date
     ),
     compared as (
         select
