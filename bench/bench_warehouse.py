@@ -2,7 +2,7 @@
 
 ``python -m bench.bench_warehouse [--transactions N] [--keep] [--write-docs]``
 
-In a database of its own (``<database>_bench`` next to the configured one: DATABASE_URL or
+In a database of its own (``<database>_bench_warehouse`` next to the configured one: DATABASE_URL or
 the embedded cluster), migrated from scratch, production is populated directly with
 ``INSERT ... SELECT generate_series`` (no CSV, no validation: this measures the warehouse
 part alone), then:
@@ -238,7 +238,7 @@ def bench_url(config: Config) -> str:
     """URL of the bench database, a sibling of the configured one."""
     base = database_url(config)
     name = base.split("?")[0].rsplit("/", 1)[-1] or "warehouse"
-    return base.replace(f"/{name}", f"/{name}_bench", 1)
+    return base.replace(f"/{name}", f"/{name}_bench_warehouse", 1)
 
 
 def recreate_database(url: str) -> None:

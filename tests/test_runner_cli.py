@@ -20,9 +20,10 @@ import psycopg2
 import pytest
 
 from runner.config import PROJECT_ROOT
-from runner.pipeline import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
+from runner.pipeline import CONTROL_APPLICATION, EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
 from tests.conftest import url_for
 from tests.test_runner_stubs import (
+    Gate,
     add_batches,
     committed_calls,
     expected_calls,
@@ -103,13 +104,12 @@ def test_permanent_error_exits_one_printing_step_batch_sqlstate_and_message(
 
 def test_second_run_refuses_with_exit_75_naming_the_holder(stubbed, db_url) -> None:  # noqa: ANN001
     (batch,) = add_batches(stubbed, 1)
-    inject(stubbed, "merge", sleep_s=3, sleep_calls=1)
-    first = start_cli(db_url, "run", "--no-ingest")
-    try:
+    with Gate(db_url) as gate:
+        inject(stubbed, "merge", gate=gate)
+        first = start_cli(db_url, "run", "--no-ingest")
         wait_for(lambda: running_step(stubbed, "merge", batch))
-        began = time.monotonic()
         second = run_cli(db_url, "run", "--no-ingest")
-        assert time.monotonic() - began < 3  # it did not wait
+        assert first.poll() is None  # the second did not wait for the first
         assert second.returncode == EXIT_BUSY
         ((run_id, host, pid),) = fetch(stubbed, "select run_id, hostname, pid from "
                                                 "etl.pipeline_run where status = 'running'")
@@ -117,8 +117,7 @@ def test_second_run_refuses_with_exit_75_naming_the_holder(stubbed, db_url) -> N
         assert second.stdout.startswith(f"another run holds the pipeline lock: run {run_id} "
                                         f"(cli) on host {host}, pid {first.pid}, started ")
         assert "Try again later, or pass --wait. (exit 75)" in second.stdout
-    finally:
-        out, err = first.communicate(timeout=60)
+    out, err = first.communicate(timeout=60)
     assert first.returncode == EXIT_OK, err
     assert fetch(stubbed, "select count(*) from etl.pipeline_run") == [(1,)]  # 2nd not recorded
     assert committed_calls(stubbed) == expected_calls([batch])
@@ -126,15 +125,18 @@ def test_second_run_refuses_with_exit_75_naming_the_holder(stubbed, db_url) -> N
 
 def test_second_run_with_wait_runs_after_the_first(stubbed, db_url) -> None:  # noqa: ANN001
     (batch,) = add_batches(stubbed, 1)
-    inject(stubbed, "merge", sleep_s=2, sleep_calls=1)
-    first = start_cli(db_url, "run", "--no-ingest")
-    try:
+    with Gate(db_url) as gate:
+        inject(stubbed, "merge", gate=gate)
+        first = start_cli(db_url, "run", "--no-ingest")
         wait_for(lambda: running_step(stubbed, "merge", batch))
-        second = run_cli(db_url, "run", "--no-ingest", "--wait")
-    finally:
-        first.communicate(timeout=60)
-    assert (first.returncode, second.returncode) == (EXIT_OK, EXIT_OK), second.stderr
-    assert "waiting for the pipeline lock, held by run 1 (cli)" in second.stderr
+        second = start_cli(db_url, "run", "--no-ingest", "--wait")
+        wait_for(lambda: fetch(stubbed, "select count(*) from pg_stat_activity where "
+                                        "application_name = %s", (CONTROL_APPLICATION,))
+                 == [(2,)])  # both runs connected; the second is polling the lock
+    _, first_err = first.communicate(timeout=60)
+    _, second_err = second.communicate(timeout=60)
+    assert (first.returncode, second.returncode) == (EXIT_OK, EXIT_OK), first_err + second_err
+    assert "waiting for the pipeline lock, held by run 1 (cli)" in second_err
     runs = fetch(stubbed, "select run_id, status, batches_processed, started_at, ended_at "
                           "from etl.pipeline_run order by run_id")
     assert [(r[1], r[2]) for r in runs] == [("succeeded", 1), ("succeeded", 0)]
@@ -145,11 +147,12 @@ def test_second_run_with_wait_runs_after_the_first(stubbed, db_url) -> None:  # 
 def test_kill_9_mid_run_then_run_again_equals_a_clean_run(stubbed, db_url, second_db_url
                                                           ) -> None:  # noqa: ANN001
     batches = add_batches(stubbed, 3)
-    inject(stubbed, "load_fact_sales", sleep_s=1, sleep_calls=99, batch_id=batches[1])
-    victim = start_cli(db_url, "run", "--no-ingest")
-    wait_for(lambda: running_step(stubbed, "load_fact_sales", batches[1]))
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.communicate(timeout=10)
+    with Gate(db_url) as gate:
+        inject(stubbed, "load_fact_sales", gate=gate, batch_id=batches[1])
+        victim = start_cli(db_url, "run", "--no-ingest")
+        wait_for(lambda: running_step(stubbed, "load_fact_sales", batches[1]))
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.communicate(timeout=10)
     assert victim.returncode == -signal.SIGKILL
     assert fetch(stubbed, "select status from etl.pipeline_run") == [("running",)]
 
@@ -189,10 +192,11 @@ def test_run_without_a_landing_directory_processes_what_is_pending(stubbed, db_u
 
 def test_sigterm_during_run_finishes_the_step_and_exits_130(stubbed, db_url) -> None:  # noqa: ANN001
     (batch,) = add_batches(stubbed, 1)
-    inject(stubbed, "validate", sleep_s=1.5, sleep_calls=1)
-    proc = start_cli(db_url, "run", "--no-ingest")
-    wait_for(lambda: running_step(stubbed, "validate", batch))
-    proc.send_signal(signal.SIGTERM)
+    with Gate(db_url) as gate:
+        inject(stubbed, "validate", gate=gate)
+        proc = start_cli(db_url, "run", "--no-ingest")
+        wait_for(lambda: running_step(stubbed, "validate", batch))
+        proc.send_signal(signal.SIGTERM)  # while validate waits at the gate
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert fetch(stubbed, "select step, status from etl.step_run order by step_run_id") == [

@@ -26,6 +26,7 @@ from runner.steps import STEPS, step_names
 from tests.test_runner_stubs import (
     STUB_ROWS,
     STUBBED,
+    Gate,
     add_batches,
     call_count,
     clear_faults,
@@ -198,15 +199,16 @@ def test_next_run_resumes_after_the_last_recorded_step(stubbed, db_url) -> None:
 
 def test_stop_request_finishes_the_current_step_then_cancels_the_run(stubbed, db_url) -> None:  # noqa: ANN001
     batches = add_batches(stubbed, 2)
-    inject(stubbed, "merge", sleep_s=1.0, sleep_calls=1)
     stop = threading.Event()
     results = []
-    thread = threading.Thread(target=lambda: results.append(
-        run_pipeline(db_url, options(), stop)))
-    thread.start()
-    wait_for(lambda: fetch(stubbed, "select count(*) from etl.step_run "
-                                    "where step = 'merge' and status = 'running'") == [(1,)])
-    stop.set()
+    with Gate(db_url) as gate:
+        inject(stubbed, "merge", gate=gate)
+        thread = threading.Thread(target=lambda: results.append(
+            run_pipeline(db_url, options(), stop)))
+        thread.start()
+        wait_for(lambda: fetch(stubbed, "select count(*) from etl.step_run "
+                                        "where step = 'merge' and status = 'running'") == [(1,)])
+        stop.set()  # while merge waits at the gate
     thread.join(20)
     (result,) = results
     assert (result.status, result.exit_code) == ("cancelled", EXIT_STOPPED)

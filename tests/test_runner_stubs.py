@@ -7,7 +7,9 @@ runner/steps.py (but etl.mark_batch_processed, the real one) with a stub that:
   transactional, so calls rolled back by a failure are counted too;
 - records the call in ``runner_test.call`` (transactional: a rolled-back call leaves no row,
   so a duplicate row means work committed twice);
-- obeys ``runner_test.fault``: sleep, and/or raise a given SQLSTATE, on its first N calls;
+- obeys ``runner_test.fault``: wait at a gate (a shared advisory lock the test holds
+  exclusively until it opens the gate), sleep, and/or raise a given SQLSTATE on its first N
+  calls;
 - reports 10 rows in etl.batch_step, as the real steps report theirs.
 
 The mechanism (order, retries, lock, history, resume, signals) is tested on these; the full
@@ -44,7 +46,8 @@ create table if not exists runner_test.fault (
     message     text,
     fail_calls  integer not null default 0,
     sleep_s     float8 not null default 0,
-    sleep_calls integer not null default 0
+    sleep_calls integer not null default 0,
+    gate        bigint            -- advisory lock key: wait until the test opens the gate
 );
 """
 
@@ -63,6 +66,9 @@ begin
         select * from runner_test.fault f
         where f.step = '{step}' and (f.batch_id is null or f.batch_id = p_batch_id)
     loop
+        if v_fault.gate is not null then
+            perform pg_advisory_xact_lock_shared(v_fault.gate);
+        end if;
         if v_call <= v_fault.sleep_calls then
             perform pg_sleep(v_fault.sleep_s);
         end if;
@@ -100,15 +106,40 @@ def add_batches(conn: psycopg2.extensions.connection, count: int) -> list[int]:
 
 def inject(conn: psycopg2.extensions.connection, step: str, *, sqlstate: str | None = None,
            fail_calls: int = 0, sleep_s: float = 0.0, sleep_calls: int = 0,
-           batch_id: int | None = None, message: str | None = None) -> None:
-    """Make ``step`` sleep on its first ``sleep_calls`` calls and fail on its first
-    ``fail_calls`` calls with ``sqlstate``."""
+           batch_id: int | None = None, message: str | None = None,
+           gate: Gate | None = None) -> None:
+    """Make ``step`` wait at ``gate`` while it is closed, sleep on its first ``sleep_calls``
+    calls, and fail on its first ``fail_calls`` calls with ``sqlstate``."""
     with conn.cursor() as cur:
         cur.execute(
             "insert into runner_test.fault (step, batch_id, sqlstate, message, fail_calls, "
-            "sleep_s, sleep_calls) values (%s, %s, %s, %s, %s, %s, %s)",
-            (step, batch_id, sqlstate, message, fail_calls, sleep_s, sleep_calls),
+            "sleep_s, sleep_calls, gate) values (%s, %s, %s, %s, %s, %s, %s, %s)",
+            (step, batch_id, sqlstate, message, fail_calls, sleep_s, sleep_calls,
+             gate.key if gate else None),
         )
+
+
+class Gate:
+    """Closed while this connection holds the advisory lock ``key``: steps injected with the
+    gate wait there (deterministically, unlike a sleep) until ``open()``."""
+
+    key = 7_300_042
+
+    def __init__(self, url: str) -> None:
+        self.conn = psycopg2.connect(url)
+        self.conn.autocommit = True
+        with self.conn.cursor() as cur:
+            cur.execute("select pg_advisory_lock(%s)", (self.key,))
+
+    def open(self) -> None:
+        if not self.conn.closed:
+            self.conn.close()
+
+    def __enter__(self) -> Gate:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.open()
 
 
 def clear_faults(conn: psycopg2.extensions.connection) -> None:

@@ -14,7 +14,14 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from runner.scheduler import Schedule
-from tests.test_runner_stubs import add_batches, fetch, inject, install_stub_steps, start_cli
+from tests.test_runner_stubs import (
+    Gate,
+    add_batches,
+    fetch,
+    inject,
+    install_stub_steps,
+    start_cli,
+)
 
 
 @pytest.fixture
@@ -65,6 +72,8 @@ def test_interval_ticks_repeat_serve_metrics_and_stop_cleanly_on_sigterm(
                         str(tmp_path))
     try:
         wait_for(lambda: len([r for r in runs(stubbed) if r[1] == "succeeded"]) >= 3)
+        wait_for(lambda: metric(get(f"http://127.0.0.1:{port}/metrics")[1],
+                                "warehouse_pipeline_runs_total", 'status="succeeded"') >= 3)
         status, body = get(f"http://127.0.0.1:{port}/healthz")
         assert (status, body) == (200, '{"status": "ok"}')
         status, text = get(f"http://127.0.0.1:{port}/metrics")
@@ -97,12 +106,15 @@ def test_interval_ticks_repeat_serve_metrics_and_stop_cleanly_on_sigterm(
 
 def test_sigterm_during_a_step_finishes_it_and_exits_zero(stubbed, db_url, tmp_path) -> None:  # noqa: ANN001
     (batch,) = add_batches(stubbed, 1)
-    inject(stubbed, "merge", sleep_s=1.5, sleep_calls=1)
-    service = start_cli(db_url, "schedule", "--every", "1h", "--metrics-port", "0",
-                        str(tmp_path))
-    wait_for(lambda: fetch(stubbed, "select count(*) from etl.step_run where step = 'merge' "
-                                    "and status = 'running'") == [(1,)])
-    service.send_signal(signal.SIGTERM)
+    with Gate(db_url) as gate:
+        inject(stubbed, "merge", gate=gate)
+        service = start_cli(db_url, "schedule", "--every", "1h", "--metrics-port", "0",
+                            str(tmp_path))
+        wait_for(lambda: fetch(stubbed, "select count(*) from etl.step_run where step = "
+                                        "'merge' and status = 'running'") == [(1,)])
+        service.send_signal(signal.SIGTERM)  # while merge waits at the gate
+        time.sleep(0.2)
+        assert service.poll() is None  # it waits for the step
     out, err = service.communicate(timeout=30)
     assert service.returncode == 0, err
     assert fetch(stubbed, "select step, status from etl.step_run order by step_run_id") == [

@@ -87,7 +87,6 @@ def test_warehouse_reader_can_select_every_view(shop: Shop) -> None:
         with pytest.raises(psycopg2.errors.InsufficientPrivilege):
             shop.cur.execute("select 1 from warehouse.fact_sales")
     finally:
-        shop.cur.connection.rollback() if not shop.cur.connection.autocommit else None
         shop.cur.execute("reset role")
     assert set(CONTRACT_VIEWS) | {"v_sales"} <= set(views)
 
@@ -264,9 +263,8 @@ def test_payment_method_shares_are_unrounded_and_null_when_month_revenue_is_zero
         (d("2025-01-01"), "paypal", 1, money("10.00")),
         (d("2025-02-01"), "paypal", 1, money("0.00")),
     ]
-    assert rows[0][4] == Decimal(20) / Decimal(30)
-    assert rows[1][4] == Decimal(10) / Decimal(30)
-    assert str(rows[1][4]).startswith("0.3333333333333333")
+    assert abs(rows[0][4] - Decimal(20) / Decimal(30)) < Decimal("1e-18")
+    assert str(rows[1][4]).startswith("0.3333333333333333")  # not rounded
     assert rows[2][4] is None
 
 
@@ -332,11 +330,9 @@ def test_signup_months_of_new_and_changed_customers_are_refreshed(shop: Shop) ->
     shop.customer(b2, 1, signup="2025-03-10")  # corrected signup date
     shop.customer(b2, 2, signup="2025-04-10")
     shop.load(b2)
-    assert shop.rows("select month, day from warehouse.agg_refresh_queue q "
-                     "cross join lateral (select q.day) m(month) "
-                     "where batch_id = %s and grain = 'signup_month' order by 2", (b2,)) == [
-        (d("2025-01-01"), d("2025-01-01")), (d("2025-03-01"), d("2025-03-01")),
-        (d("2025-04-01"), d("2025-04-01"))]
+    assert shop.rows("select day from warehouse.agg_refresh_queue "
+                     "where batch_id = %s and grain = 'signup_month' order by 1", (b2,)) == [
+        (d("2025-01-01"),), (d("2025-03-01"),), (d("2025-04-01"),)]
     assert shop.rows("select month, new_customers, cumulative_customers "
                      "from analytics.v_customer_growth order by 1") == [
         (d("2025-03-01"), 1, 1), (d("2025-04-01"), 1, 2)]

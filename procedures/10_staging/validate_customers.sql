@@ -127,15 +127,16 @@ begin
     get diagnostics v_duplicates = row_count;
 
     -- 3. e-mail conflicts, against production before the batch and earlier accepted lines
-    with email_rows as (
+    --    (joins, not OR-ed EXISTS: each set is computed once)
+    with email_rows as materialized (
         select v.line_no, v.customer_id, v.email, v.rules
         from staging.validated_customers v
         where v.batch_id = p_batch_id
           and v.email is not null
           and v.rules is distinct from array['duplicate_key']
     ),
-    production_conflicts as (
-        select e.line_no
+    production_conflicts as materialized (
+        select distinct e.line_no
         from email_rows e
         join production.customers pc on pc.email = e.email
         where pc.customer_id is distinct from e.customer_id
@@ -143,21 +144,21 @@ begin
     first_claims as (
         select e.email, min(e.line_no) as first_line
         from email_rows e
-        where e.rules is null
-          and not exists (select 1 from production_conflicts pc where pc.line_no = e.line_no)
+        left join production_conflicts pc on pc.line_no = e.line_no
+        where e.rules is null and pc.line_no is null
         group by e.email
     ),
     conflicting_rows as (
+        select pc.line_no from production_conflicts pc
+        union
         select e.line_no
         from email_rows e
-        where exists (select 1 from production_conflicts pc where pc.line_no = e.line_no)
-           or exists (select 1 from first_claims f
-                      where f.email = e.email and f.first_line < e.line_no)
+        join first_claims f on f.email = e.email and f.first_line < e.line_no
     )
     update staging.validated_customers v
     set rules = coalesce(v.rules, '{}') || array['email_conflict']
-    where v.batch_id = p_batch_id
-      and v.line_no in (select c.line_no from conflicting_rows c);
+    from conflicting_rows c
+    where v.batch_id = p_batch_id and v.line_no = c.line_no;
     get diagnostics v_conflicts = row_count;
 
     -- 4. the quarantine: rejected rows with their raw values
