@@ -114,7 +114,9 @@ insert into production.transactions (
     transaction_id, customer_id, transaction_ts, payment_method_code, status_code,
     source_batch_id)
 select g, 1 + (random() * (%(customers)s - 1))::bigint,
-       timestamptz '2023-01-01 00:00+00' + random() * interval '1095 days',
+       -- ids grow with time, as a shop assigns them: three years, jittered
+       timestamptz '2023-01-01 00:00+00'
+           + (g - 1 + random()) / %(transactions)s * interval '1095 days',
        (array['credit_card', 'debit_card', 'paypal', 'bank_transfer', 'cash_on_delivery',
               'gift_card'])[1 + (random() * 5)::int],
        case when r < 0.85 then 'completed' when r < 0.92 then 'pending'

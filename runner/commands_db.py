@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from runner import migrate
 from runner.config import Config
 from runner.db import database_url, local_cluster
 
@@ -50,6 +49,8 @@ def run_db(args: argparse.Namespace, config: Config) -> int:
 
 
 def run_migrate(args: argparse.Namespace, config: Config) -> int:
+    from runner import migrate  # alembic takes a second to import: only when migrating
+
     url = database_url(config)
     migrate.upgrade(url, args.revision)
     print(f"migrated to {args.revision}")

@@ -22,7 +22,6 @@ import threading
 import time
 from pathlib import Path
 
-from runner import migrate
 from runner.config import Config
 from runner.db import connect, database_url
 from runner.pipeline import EXIT_OK, RunOptions, run_pipeline, stop_on_signals
@@ -138,6 +137,8 @@ def run_demo(config: Config, data_dir: Path | None = None) -> int:
             logging.getLogger(name).setLevel(logging.WARNING)
     url = database_url(config)
     print(f"database: {url}", flush=True)
+    from runner import migrate  # alembic is slow to import: only when the demo runs
+
     migrate.upgrade(url)
     print("migrated to head", flush=True)
     directory = data_dir or config.project_root / DEFAULT_DEMO_DIR

@@ -462,7 +462,7 @@ def copy_sql(layout: Layout) -> str:
         raise ValueError(f"columns outside the whitelist: {layout.copy_columns}")
     columns = ", ".join(layout.copy_columns)
     return (f"copy staging.{layout.spec.table} (batch_id, line_no, {columns}) from stdin "
-            f"with (format csv, force_null ({columns}))")
+            "with (format text, delimiter ',', null '')")
 
 
 def _load_file(cur: psycopg2.extensions.cursor, batch_id: int, batch_name: str, item: _New,

@@ -164,14 +164,14 @@ def _text(value: str | int | None) -> str | None:
 
 
 def call(conn: psycopg2.extensions.connection, procedure: str, *args: object) -> list[str]:
-    """CALL a procedure; returns the notices it raised."""
+    """CALL a procedure; returns the messages of the notices it raised."""
     del conn.notices[:]
     placeholders = ", ".join(["%s"] * len(args))
     with conn.cursor() as cur:
         cur.execute(f"call {procedure}({placeholders})", args)
     if not conn.autocommit:
         conn.commit()
-    return [notice.strip() for notice in conn.notices]
+    return [notice.strip().split(":  ", 1)[-1] for notice in conn.notices]
 
 
 def run_batch(conn: psycopg2.extensions.connection, batch_id: int) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -169,6 +170,54 @@ def test_quoted_commas_quotes_and_newlines_are_kept_and_later_lines_numbered_phy
         (2, "1", "Lamp, tall", 'Home "deco"', "Acme"),
         (3, "2", "Desk\r\nwith\ndrawers", "Home", None),
         (6, "3", "Chair", "Home", "Acme")]
+
+
+def copy_csv_reading(conn, path: Path) -> list[tuple]:
+    """The products of ``path`` as PostgreSQL's own COPY CSV reads them (empty = null)."""
+    columns = PRODUCTS.replace(",", " text, ") + " text"
+    with conn.cursor() as cur, open(path, "rb") as data:
+        cur.execute(f"create temp table copy_csv ({columns})")
+        cur.copy_expert(f"copy copy_csv from stdin with (format csv, header true, "
+                        f"force_null ({PRODUCTS}))", data)
+        cur.execute(f"select {PRODUCTS} from copy_csv")
+        return sorted(cur.fetchall(), key=lambda r: int(r[0]))
+
+
+def staged_products(conn) -> list[tuple]:
+    return sorted(rows(conn, f"select {PRODUCTS} from staging.products"),
+                  key=lambda r: int(r[0]))
+
+
+def test_backslashes_and_odd_quoting_are_staged_as_copy_csv_reads_them(db_url, conn, tmp_path):
+    batch = write_batch(tmp_path, "b", {"products.csv": PRODUCTS + "\n"
+        "1,C:\\new\\N,\\.,\\,1,1,\n"
+        '2,"a\\,b\\nc",x\ty,"",1,1,\n'
+        '3,ab"c,d"e,"say ""hi""","x""",1,1,\n'
+        '4,"multi\r\nline, with ""quotes""",\\\\,"\\.",1,1,""\n'})
+    ingest_batch(db_url, batch)
+    assert staged(conn, "products", "product_id, product_name, category, brand") == [
+        (2, "1", "C:\\new\\N", "\\.", "\\"), (3, "2", "a\\,b\\nc", "x\ty", None),
+        (4, "3", "abc,de", 'say "hi"', 'x"'),
+        (5, "4", 'multi\r\nline, with "quotes"', "\\\\", "\\.")]
+    assert staged_products(conn) == copy_csv_reading(conn, batch / "products.csv")
+
+
+def test_random_records_are_staged_exactly_as_copy_csv_reads_them(db_url, conn, tmp_path):
+    rng = random.Random(20241130)
+    alphabet = ["a", "Z", " ", ",", '"', "\\", "\n", "\r\n", "\t", "é", "€", ".", "N", "0"]
+
+    def field() -> str:
+        value = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6)))
+        if rng.random() < 0.5 or any(c in value for c in ',"\n\r'):
+            return '"' + value.replace('"', '""') + '"'
+        return value
+
+    records = [",".join([str(i)] + [field() for _ in range(6)]) for i in range(1, 3001)]
+    batch = write_batch(tmp_path, "b", {"products.csv": PRODUCTS + "\n" + "\n".join(records)
+                                        + "\n"})
+    (result,) = ingest_batch(db_url, batch).files
+    assert (result.rows_in_file, result.rows_staged, result.rows_malformed) == (3000, 3000, 0)
+    assert staged_products(conn) == copy_csv_reading(conn, batch / "products.csv")
 
 
 def test_empty_lines_are_skipped_and_not_counted_but_a_line_of_spaces_is_a_record(

@@ -9,7 +9,7 @@ tests/test_warehouse_views.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import psycopg2
@@ -19,7 +19,6 @@ import pytest
 WAREHOUSE_STEPS = (
     "load_dimensions", "load_fact_sales", "refresh_batch_aggregates", "check_reconciliation",
 )
-UTC = timezone.utc
 INFINITY = datetime.max.replace(tzinfo=UTC)  # psycopg2 reads 'infinity' as datetime.max
 
 

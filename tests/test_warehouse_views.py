@@ -12,7 +12,10 @@ from decimal import Decimal
 import psycopg2
 import pytest
 
-from tests.test_warehouse import Shop, one_sale, shop  # noqa: F401 - shop is a fixture
+from tests import test_warehouse
+from tests.test_warehouse import Shop, one_sale
+
+shop = test_warehouse.shop  # the fixture, shared
 
 CONTRACT_VIEWS = {
     "v_daily_sales": ["sales_date", "orders", "units", "revenue", "discount", "margin",

@@ -2,11 +2,12 @@
 --
 -- Contract (DATA_CONTRACT.md, "transaction_items.csv", "Value rules, precisely",
 -- "Validation rules"): validates every staged row of transaction_items.csv of the batch.
---   Inputs: staging.transaction_items (raw text) of the batch; the transactions accepted in
---   the same batch (staging.validated_transactions, so staging.validate_transactions runs
---   first), production.transactions and production.products ("known" = in production or
---   accepted in the batch). Products are never accepted in the same batch call order
---   without validate_products having run: staging.validate_batch calls the files in order.
+--   Inputs: staging.transaction_items (raw text) of the batch; the transactions and
+--   products accepted in the same batch (staging.validated_transactions and
+--   validated_products: staging.validate_batch validates those files first),
+--   production.transactions and production.products ("known" = in production or accepted
+--   in the batch; production transactions are probed by key only for ids the batch does
+--   not hold).
 --   Writes:
 --   - staging.validated_transaction_items: one row per staged row, typed (trimmed; item_id,
 --     transaction_id, product_id as bigint, quantity integer, money numeric(12,2), an empty
@@ -114,12 +115,15 @@ begin
         from trimmed_values t
         offset 0
     ),
-    known_transactions as (
+    batch_transactions as (
+        -- accepted in this batch; production is probed only for ids not found here
         select v.transaction_id
         from staging.validated_transactions v
         where v.batch_id = p_batch_id and v.rules is null and v.resolved_batch_id is null
     ),
     known_products as (
+        select p.product_id from production.products p
+        union
         select v.product_id
         from staging.validated_products v
         where v.batch_id = p_batch_id and v.rules is null
@@ -145,14 +149,13 @@ begin
                          and coalesce(t.unit_price >= 0, false)
                          and t.discount > t.quantity * t.unit_price)) as invalid_discount,
             t.transaction_id is not null
-                and pt.transaction_id is null and kt.transaction_id is null
+                and bt.transaction_id is null
+                and not exists (select 1 from production.transactions pt
+                                where pt.transaction_id = t.transaction_id)
                 as unknown_transaction,
-            t.product_id is not null
-                and pp.product_id is null and kp.product_id is null as unknown_product
+            t.product_id is not null and kp.product_id is null as unknown_product
         from typed_values t
-        left join production.transactions pt on pt.transaction_id = t.transaction_id
-        left join known_transactions kt on kt.transaction_id = t.transaction_id
-        left join production.products pp on pp.product_id = t.product_id
+        left join batch_transactions bt on bt.transaction_id = t.transaction_id
         left join known_products kp on kp.product_id = t.product_id
     )
     select

@@ -70,6 +70,8 @@ begin
         offset 0
     ),
     known_customers as (
+        select c.customer_id from production.customers c
+        union
         select v.customer_id
         from staging.validated_customers v
         where v.batch_id = p_batch_id and v.rules is null
@@ -91,13 +93,11 @@ begin
             t.payment_method_text is not null and pm.payment_method_code is null
                 as invalid_payment_method,
             t.status_text is not null and ts.status_code is null as invalid_status,
-            t.customer_id is not null and pc.customer_id is null and kc.customer_id is null
-                as unknown_customer
+            t.customer_id is not null and kc.customer_id is null as unknown_customer
         from typed_values t
         left join production.payment_methods pm
             on pm.payment_method_code = t.payment_method_code
         left join production.transaction_statuses ts on ts.status_code = t.status_code
-        left join production.customers pc on pc.customer_id = t.customer_id
         left join known_customers kc on kc.customer_id = t.customer_id
     )
     select

@@ -25,8 +25,8 @@
 --   refresh_batch_aggregates refreshes both; warehouse.dim_date is extended to cover
 --   them. Upserts etl.batch_step (batch_id, 'load_fact_sales', rows written).
 --   Work follows the batch: production and dimensions are read through their
---   source_batch_id indexes, facts to re-point through production's customer and product
---   indexes, the fact itself through item_id.
+--   source_batch_id indexes, the fact through item_id, facts to re-point through date_key
+--   from the earliest new version's start.
 -- Safe to call twice: after the first call no fact row points at a closed version inside
 -- the new version's validity and every recomputed row equals the fact, so the second call
 -- writes and queues nothing.
@@ -36,8 +36,9 @@ set search_path = warehouse, pg_catalog
 set plan_cache_mode = force_custom_plan
 as $$
 declare
-    v_customer_repointed bigint;
-    v_product_repointed  bigint;
+    v_customer_repointed bigint := 0;
+    v_product_repointed  bigint := 0;
+    v_since              timestamptz;
     v_inserted           bigint;
     v_updated            bigint;
     v_bulk               boolean;
@@ -55,80 +56,76 @@ begin
               and (select pg_has_role(c.relowner, 'USAGE') from pg_class c
                    where c.oid = 'warehouse.fact_sales'::regclass);
 
-    -- 1. re-point facts to customer versions the batch added after an earlier version;
-    --    candidates come through production's indexes (transactions by customer, items by
-    --    transaction), the fact row through its primary key
-    with new_versions as (
-        select v.customer_id, v.customer_key, v.valid_from, v.valid_to,
-               prev.customer_key as previous_key
-        from warehouse.dim_customer v
-        join warehouse.dim_customer prev
-            on prev.customer_id = v.customer_id and prev.valid_to = v.valid_from
-        where v.source_batch_id = p_batch_id
-    ),
-    stale_facts as (
-        select f.item_id, nv.customer_key
-        from new_versions nv
-        join production.transactions t
-            on t.customer_id = nv.customer_id
-           and t.transaction_ts >= nv.valid_from and t.transaction_ts < nv.valid_to
-        join production.transaction_items i on i.transaction_id = t.transaction_id
-        join warehouse.fact_sales f
-            on f.item_id = i.item_id
-           and f.customer_key = nv.previous_key
-           and f.transaction_ts >= nv.valid_from and f.transaction_ts < nv.valid_to
-    ),
-    repointed as (
-        update warehouse.fact_sales f
-        set customer_key = sf.customer_key, source_batch_id = p_batch_id, updated_at = now()
-        from stale_facts sf
-        where f.item_id = sf.item_id
-        returning f.transaction_ts
-    ),
-    queued as (
-        insert into warehouse.agg_refresh_queue (batch_id, grain, day)
-        select distinct p_batch_id, 'day', warehouse.utc_date(r.transaction_ts)
-        from repointed r
-        on conflict (batch_id, grain, day) do update set refreshed_at = null, queued_at = now()
-    )
-    select count(*) into v_customer_repointed from repointed;
+    -- 1. re-point facts to the customer and product versions the batch added after an
+    --    earlier version: the fact rows of the previous version inside the new version's
+    --    validity, read through the date_key index from the earliest new start on (recent
+    --    for a usual change; as far back as a back-dated change reaches)
+    select min(v.valid_from) into v_since
+    from warehouse.dim_customer v
+    where v.source_batch_id = p_batch_id and v.valid_from > '-infinity';
+    if v_since is not null then
+        with new_versions as (
+            select v.customer_key, v.valid_from, v.valid_to, prev.customer_key as previous_key
+            from warehouse.dim_customer v
+            join warehouse.dim_customer prev
+                on prev.customer_id = v.customer_id and prev.valid_to = v.valid_from
+            where v.source_batch_id = p_batch_id
+        ),
+        repointed as (
+            update warehouse.fact_sales f
+            set customer_key = nv.customer_key, source_batch_id = p_batch_id,
+                updated_at = now()
+            from new_versions nv
+            where f.customer_key = nv.previous_key
+              and f.date_key >= warehouse.date_key(warehouse.utc_date(v_since))
+              and f.transaction_ts >= nv.valid_from and f.transaction_ts < nv.valid_to
+            returning f.transaction_ts
+        ),
+        queued as (
+            insert into warehouse.agg_refresh_queue (batch_id, grain, day)
+            select distinct p_batch_id, 'day', warehouse.utc_date(r.transaction_ts)
+            from repointed r
+            on conflict (batch_id, grain, day) do update
+                set refreshed_at = null, queued_at = now()
+        )
+        select count(*) into v_customer_repointed from repointed;
+    end if;
 
-    -- ... and to product versions (their cost, so line cost and margin, change)
-    with new_versions as (
-        select v.product_id, v.product_key, v.cost, v.valid_from, v.valid_to,
-               prev.product_key as previous_key
-        from warehouse.dim_product v
-        join warehouse.dim_product prev
-            on prev.product_id = v.product_id and prev.valid_to = v.valid_from
-        where v.source_batch_id = p_batch_id
-    ),
-    stale_facts as (
-        select f.item_id, nv.product_key, nv.cost
-        from new_versions nv
-        join production.transaction_items i on i.product_id = nv.product_id
-        join warehouse.fact_sales f
-            on f.item_id = i.item_id
-           and f.product_key = nv.previous_key
-           and f.transaction_ts >= nv.valid_from and f.transaction_ts < nv.valid_to
-    ),
-    repointed as (
-        update warehouse.fact_sales f
-        set product_key = sf.product_key,
-            line_cost = f.quantity * sf.cost,
-            line_margin = f.line_amount - f.quantity * sf.cost,
-            source_batch_id = p_batch_id,
-            updated_at = now()
-        from stale_facts sf
-        where f.item_id = sf.item_id
-        returning f.transaction_ts
-    ),
-    queued as (
-        insert into warehouse.agg_refresh_queue (batch_id, grain, day)
-        select distinct p_batch_id, 'day', warehouse.utc_date(r.transaction_ts)
-        from repointed r
-        on conflict (batch_id, grain, day) do update set refreshed_at = null, queued_at = now()
-    )
-    select count(*) into v_product_repointed from repointed;
+    -- ... and products: their cost, so line cost and margin, follow
+    select min(v.valid_from) into v_since
+    from warehouse.dim_product v
+    where v.source_batch_id = p_batch_id and v.valid_from > '-infinity';
+    if v_since is not null then
+        with new_versions as (
+            select v.product_key, v.cost, v.valid_from, v.valid_to,
+                   prev.product_key as previous_key
+            from warehouse.dim_product v
+            join warehouse.dim_product prev
+                on prev.product_id = v.product_id and prev.valid_to = v.valid_from
+            where v.source_batch_id = p_batch_id
+        ),
+        repointed as (
+            update warehouse.fact_sales f
+            set product_key = nv.product_key,
+                line_cost = f.quantity * nv.cost,
+                line_margin = f.line_amount - f.quantity * nv.cost,
+                source_batch_id = p_batch_id,
+                updated_at = now()
+            from new_versions nv
+            where f.product_key = nv.previous_key
+              and f.date_key >= warehouse.date_key(warehouse.utc_date(v_since))
+              and f.transaction_ts >= nv.valid_from and f.transaction_ts < nv.valid_to
+            returning f.transaction_ts
+        ),
+        queued as (
+            insert into warehouse.agg_refresh_queue (batch_id, grain, day)
+            select distinct p_batch_id, 'day', warehouse.utc_date(r.transaction_ts)
+            from repointed r
+            on conflict (batch_id, grain, day) do update
+                set refreshed_at = null, queued_at = now()
+        )
+        select count(*) into v_product_repointed from repointed;
+    end if;
 
     -- 2. the batch's new and changed items, and every item of its changed transactions
     if v_bulk then

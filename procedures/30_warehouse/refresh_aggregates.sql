@@ -67,22 +67,28 @@ begin
     -- index (a few days). One scan at transaction grain feeds three aggregates.
     with completed_orders as materialized (
         select
-            d.full_date,
-            d.month_start,
-            f.transaction_id,
-            f.payment_method_key,
-            f.customer_key,
-            sum(f.quantity) as units,
-            sum(f.line_amount) as revenue,
-            sum(f.discount) as discount,
-            sum(f.line_margin) as margin
-        from warehouse.dim_date d
-        join warehouse.fact_sales f on f.date_key = d.date_key
-        where (d.full_date = any(v_days) or d.month_start = any(v_months))
-          and f.status_code in (
-              select s.status_code from production.transaction_statuses s where s.is_sale)
-        group by d.full_date, d.month_start, f.transaction_id, f.payment_method_key,
-                 f.customer_key
+            o.full_date, o.month_start, o.transaction_id, o.payment_method_key,
+            dc.customer_id, o.units, o.revenue, o.discount, o.margin
+        from (
+            select
+                d.full_date,
+                d.month_start,
+                f.transaction_id,
+                f.payment_method_key,
+                f.customer_key,
+                sum(f.quantity) as units,
+                sum(f.line_amount) as revenue,
+                sum(f.discount) as discount,
+                sum(f.line_margin) as margin
+            from warehouse.dim_date d
+            join warehouse.fact_sales f on f.date_key = d.date_key
+            where (d.full_date = any(v_days) or d.month_start = any(v_months))
+              and f.status_code in (
+                  select s.status_code from production.transaction_statuses s where s.is_sale)
+            group by d.full_date, d.month_start, f.transaction_id, f.payment_method_key,
+                     f.customer_key
+        ) o
+        left join warehouse.dim_customer dc on dc.customer_key = o.customer_key
     ),
     daily as (
         insert into warehouse.agg_daily_sales (
@@ -112,9 +118,8 @@ begin
         insert into warehouse.agg_customer_monthly (
             month, new_customers, active_customers, refreshed_at
         )
-        select co.month_start, 0, count(distinct dc.customer_id), now()
+        select co.month_start, 0, count(distinct co.customer_id), now()
         from completed_orders co
-        join warehouse.dim_customer dc on dc.customer_key = co.customer_key
         where co.month_start = any(v_months)
         group by co.month_start
         on conflict (month) do update
