@@ -75,9 +75,9 @@ def test_orphan_transaction_and_its_items_resolve_when_the_customer_arrives(
                  (first,)) == [("unknown_product", 1)]
     assert fetch(conn, "select rows from etl.batch_step where batch_id = %s "
                        "and step = 'reprocess_rejects'", (second,)) == [(3,)]
-    assert any("transactions.csv: 1 merged, 0 superseded" in n for n in notices)
-    assert fetch(conn, "select count(*) from staging.validated_transactions "
-                       "where resolved_batch_id is not null") == [(0,)]
+    assert any("transactions.csv: 1 merged (production: 1 inserted, 0 changed), "
+               "0 superseded" in n for n in notices)
+    assert fetch(conn, "select count(*) from staging.resolved_transactions") == [(0,)]
 
 
 def test_an_orphan_whose_parent_never_arrives_stays_pending(conn: Conn) -> None:

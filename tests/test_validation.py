@@ -275,8 +275,9 @@ def test_discount_empty_is_zero_and_at_most_quantity_times_unit_price(conn: Conn
         for i, (discount, quantity, price, _) in enumerate(rows)]})
     found = rejects(conn, batch, "transaction_items.csv")
     assert [found.get(i + 2, []) for i in range(len(rows))] == [r[3] for r in rows]
-    assert fetch(conn, "select discount from staging.validated_transaction_items "
-                       "where line_no in (2, 3) order by line_no") == [
+    call(conn, "production.merge_batch", batch)
+    assert fetch(conn, "select discount from production.transaction_items "
+                       "where item_id in (1, 2) order by item_id") == [
         (Decimal("0.00"),), (Decimal("0.00"),)]
 
 

@@ -8,10 +8,13 @@ as an orphan: what the warehouse loaders follow) and delivered_batch_id (the bat
 delivery the values come from: an orphan merged late keeps its own batch, so an older
 delivery never overwrites a newer one).
 
-staging.validated_<file> (UNLOGGED: no WAL, emptied by a crash; production.merge_batch then
-validates the batch again) holds every staged row of a batch, typed, with the rules it
-broke (rules null = accepted). Validation writes it, the merge reads the accepted rows,
-etl.reprocess_rejects adds orphans it resolves (resolved_batch_id = the resolving batch).
+staging.validated_<file> holds every staged row of a batch, typed, with the facts validation
+needs (was each value given, is each reference known) and the rules it broke (rules null =
+accepted): partitioned by batch, each partition an UNLOGGED table that validation creates
+with a parallel CREATE TABLE AS and drops once the batch is merged (no WAL; a crash empties
+it, and production.merge_batch then validates the batch again). The merge reads the accepted
+rows; staging.resolved_<file> holds the orphans etl.reprocess_rejects accepts until they are
+merged.
 The warehouse_etl role may SET session_replication_role, which the merge uses to skip the
 per-row foreign-key triggers for rows whose references validation has proved (see
 procedures/20_production/merge_batch.sql).
@@ -30,11 +33,13 @@ depends_on = None
 
 PRODUCTION_TABLES = ("customers", "products", "transactions", "transaction_items")
 
-# Typed rows of each staged file after validation; rules null = accepted.
+# Typed rows of each staged file after validation (rules null = accepted), one partition per
+# batch (created by validation with a parallel CREATE TABLE AS, attached, dropped when the
+# batch is merged); orphans accepted late by etl.reprocess_rejects.
 VALIDATED_TABLES_SQL = """
-create unlogged table staging.validated_customers (
-    batch_id          bigint not null,
-    line_no           bigint not null,
+create table staging.validated_customers (
+    batch_id          bigint,
+    line_no           bigint,
     customer_id       bigint,
     first_name        text,
     last_name         text,
@@ -45,68 +50,103 @@ create unlogged table staging.validated_customers (
     country           text,
     signup_date       date,
     source_updated_at timestamptz,
+    customer_id_given boolean,
+    email_given       boolean,
+    signup_date_given boolean,
+    updated_at_given  boolean,
     rules             text[]
-);
-create index validated_customers_batch_brin on staging.validated_customers
-    using brin (batch_id);
+) partition by list (batch_id);
 
-create unlogged table staging.validated_products (
-    batch_id          bigint not null,
-    line_no           bigint not null,
+create table staging.validated_products (
+    batch_id          bigint,
+    line_no           bigint,
     product_id        bigint,
     product_name      text,
     category          text,
     brand             text,
-    unit_price        numeric(12,2),
-    cost              numeric(12,2),
+    unit_price        numeric,
+    cost              numeric,
     source_updated_at timestamptz,
+    product_id_given  boolean,
+    unit_price_given  boolean,
+    cost_given        boolean,
+    updated_at_given  boolean,
     rules             text[]
-);
-create index validated_products_batch_brin on staging.validated_products
-    using brin (batch_id);
+) partition by list (batch_id);
 
-create unlogged table staging.validated_transactions (
+create table staging.validated_transactions (
+    batch_id             bigint,
+    line_no              bigint,
+    transaction_id       bigint,
+    customer_id          bigint,
+    transaction_ts       timestamptz,
+    payment_method_code  text,
+    status_code          text,
+    transaction_id_given boolean,
+    customer_id_given    boolean,
+    transaction_ts_given boolean,
+    payment_method_given boolean,
+    status_given         boolean,
+    customer_known       boolean,
+    rules                text[]
+) partition by list (batch_id);
+
+create table staging.validated_transaction_items (
+    batch_id             bigint,
+    line_no              bigint,
+    item_id              bigint,
+    transaction_id       bigint,
+    product_id           bigint,
+    quantity             integer,
+    unit_price           numeric,
+    discount             numeric,
+    item_id_given        boolean,
+    transaction_id_given boolean,
+    product_id_given     boolean,
+    quantity_given       boolean,
+    unit_price_given     boolean,
+    discount_given       boolean,
+    transaction_known    boolean,
+    product_known        boolean,
+    rules                text[]
+) partition by list (batch_id);
+
+create unlogged table staging.resolved_transactions (
     batch_id            bigint not null,
     line_no             bigint not null,
-    transaction_id      bigint,
-    customer_id         bigint,
-    transaction_ts      timestamptz,
-    payment_method_code text,
-    status_code         text,
-    rules               text[],
-    resolved_batch_id   bigint
+    transaction_id      bigint not null,
+    customer_id         bigint not null,
+    transaction_ts      timestamptz not null,
+    payment_method_code text not null,
+    status_code         text not null,
+    resolved_batch_id   bigint not null
 );
-create index validated_transactions_batch_brin on staging.validated_transactions
-    using brin (batch_id);
-create index validated_transactions_resolved_idx on staging.validated_transactions
-    (resolved_batch_id) where resolved_batch_id is not null;
+create index resolved_transactions_batch_idx on staging.resolved_transactions
+    (resolved_batch_id);
 
-create unlogged table staging.validated_transaction_items (
+create unlogged table staging.resolved_transaction_items (
     batch_id          bigint not null,
     line_no           bigint not null,
-    item_id           bigint,
-    transaction_id    bigint,
-    product_id        bigint,
-    quantity          integer,
-    unit_price        numeric(12,2),
-    discount          numeric(12,2),
-    rules             text[],
-    resolved_batch_id bigint
+    item_id           bigint not null,
+    transaction_id    bigint not null,
+    product_id        bigint not null,
+    quantity          integer not null,
+    unit_price        numeric(12,2) not null,
+    discount          numeric(12,2) not null,
+    resolved_batch_id bigint not null
 );
-create index validated_transaction_items_batch_brin on staging.validated_transaction_items
-    using brin (batch_id);
-create index validated_transaction_items_resolved_idx on staging.validated_transaction_items
-    (resolved_batch_id) where resolved_batch_id is not null;
+create index resolved_transaction_items_batch_idx on staging.resolved_transaction_items
+    (resolved_batch_id);
 """
 
 
 def validated_comments_sql() -> str:
-    """Comments of the staging.validated_* tables."""
+    """Comments of the staging.validated_* and staging.resolved_* tables."""
     parts = [
         f"""
 comment on table staging.validated_{table} is
     'Every staged row of {table}.csv, typed and trimmed, with the rules it broke (null: '
-    'accepted); written by validation, read by the merge';
+    'accepted): one UNLOGGED partition per batch, written by validation, read by the merge';
 comment on column staging.validated_{table}.rules is
     'Rules the row broke (as in etl.rejected_row); null when accepted';
 """
@@ -114,8 +154,10 @@ comment on column staging.validated_{table}.rules is
     ]
     parts += [
         f"""
-comment on column staging.validated_{table}.resolved_batch_id is
-    'Set on an orphan accepted by etl.reprocess_rejects: the batch that resolved it';
+comment on table staging.resolved_{table} is
+    'Orphans of {table}.csv accepted by etl.reprocess_rejects, typed, until merged';
+comment on column staging.resolved_{table}.resolved_batch_id is
+    'The batch whose reprocessing accepted the orphan';
 """
         for table in ("transactions", "transaction_items")
     ]
@@ -265,6 +307,8 @@ def downgrade() -> None:
     # (0001's downgrade: drop owned by warehouse_etl)
     op.execute(
         """
+drop table staging.resolved_transaction_items cascade;
+drop table staging.resolved_transactions cascade;
 drop table staging.validated_transaction_items cascade;
 drop table staging.validated_transactions cascade;
 drop table staging.validated_products cascade;

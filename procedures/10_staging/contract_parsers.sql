@@ -262,3 +262,67 @@ return p_value ~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$';
 
 comment on function etl.is_email(text) is
     'True when the value matches ^[^@\s]+@[^@\s]+\.[^@\s]+$';
+
+-- Typed values of raw fields (what staging holds: values as delivered, untrimmed). Clean
+-- values take one parse; a padded value fails that parse quickly (LIKE, length, pattern) and
+-- is parsed again trimmed. Null: missing or not well-formed (etl.is_given tells which).
+
+-- True when a raw field holds a value (anything but ASCII white space).
+create or replace function etl.is_given(p_raw text)
+returns boolean
+language sql immutable parallel safe
+return coalesce(btrim(p_raw, E' \t\r\n') <> '', false);
+
+comment on function etl.is_given(text) is
+    'True when a raw field is not empty after trimming ASCII white space';
+
+create or replace function etl.key_value(p_raw text)
+returns bigint
+language sql immutable parallel safe
+return coalesce(etl.parse_key(p_raw), etl.parse_key(etl.clean_value(p_raw)));
+
+comment on function etl.key_value(text) is 'A raw key field as bigint (etl.parse_key, trimmed)';
+
+create or replace function etl.count_value(p_raw text)
+returns integer
+language sql immutable parallel safe
+return coalesce(etl.parse_count(p_raw), etl.parse_count(etl.clean_value(p_raw)));
+
+comment on function etl.count_value(text) is
+    'A raw count field as integer (etl.parse_count, trimmed)';
+
+create or replace function etl.money_value(p_raw text)
+returns numeric
+language sql immutable parallel safe
+return coalesce(etl.parse_money(p_raw), etl.parse_money(etl.clean_value(p_raw)));
+
+comment on function etl.money_value(text) is
+    'A raw money field as numeric (etl.parse_money, trimmed)';
+
+create or replace function etl.date_value(p_raw text)
+returns date
+language sql immutable parallel safe
+return coalesce(etl.parse_date(p_raw), etl.parse_date(etl.clean_value(p_raw)));
+
+comment on function etl.date_value(text) is 'A raw date field as date (etl.parse_date, trimmed)';
+
+create or replace function etl.timestamp_value(p_raw text)
+returns timestamptz
+language sql stable parallel safe
+return coalesce(etl.parse_timestamp(p_raw), etl.parse_timestamp(etl.clean_value(p_raw)));
+
+comment on function etl.timestamp_value(text) is
+    'A raw timestamp field as timestamptz (etl.parse_timestamp, trimmed)';
+
+-- A raw payment method or status as its normalised code; p_codes (the lookup table's codes)
+-- short-cuts values already written as a code.
+create or replace function etl.code_value(p_raw text, p_codes text[])
+returns text
+language sql immutable parallel safe
+return case
+    when p_raw = any (p_codes) then p_raw
+    else etl.normalise_code(etl.clean_value(p_raw))
+end;
+
+comment on function etl.code_value(text, text[]) is
+    'A raw payment method or status, trimmed and normalised (etl.normalise_code)';

@@ -17,8 +17,8 @@
 --   staging.validated_<file> (typed rows, rules null = accepted: what production.merge_batch
 --   reads), etl.rejected_row (every rejected row with all its rules, line, raw key, raw
 --   values), etl.batch_file.rows_accepted, etl.dq_result; then etl.batch_step
---   (batch_id, 'validate', rows validated). Before it, the typed rows of batches already
---   merged are emptied (TRUNCATE, when no other batch waits for its merge).
+--   (batch_id, 'validate', rows validated). Before it, the partitions of staging.validated_*
+--   of batches already merged are dropped.
 --   A batch already merged is not validated again: its results stay as they were (the rules
 --   compare with production *before* the batch, which its merge changed), so a call after
 --   the merge changes nothing. To validate a merged batch again by hand, delete its
@@ -98,6 +98,7 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_batch_name text;
+    v_partition  text;
     v_rows       bigint;
     v_accepted   bigint;
     v_rejected   bigint;
@@ -118,26 +119,29 @@ begin
         return;
     end if;
 
-    -- the typed rows of merged batches are no longer needed: empty the tables at once when
-    -- no other batch waits for its merge
-    if not exists (
-        select 1
-        from etl.batch_step validated
-        where validated.step = 'validate'
-          and validated.batch_id <> p_batch_id
-          and not exists (select 1 from etl.batch_step merged
-                          where merged.batch_id = validated.batch_id and merged.step = 'merge')
-    ) then
-        truncate staging.validated_customers, staging.validated_products,
-                 staging.validated_transactions, staging.validated_transaction_items;
-    end if;
+    -- the typed rows of merged batches are no longer needed: drop their partitions
+    for v_partition in
+        select format('%I.%I', n.nspname, c.relname)
+        from pg_inherits i
+        join pg_class c on c.oid = i.inhrelid
+        join pg_class parent on parent.oid = i.inhparent
+        join pg_namespace n on n.oid = parent.relnamespace
+        where n.nspname = 'staging'
+          and parent.relname in ('validated_customers', 'validated_products',
+                                 'validated_transactions', 'validated_transaction_items')
+          and exists (select 1 from etl.batch_step s
+                      where s.step = 'merge'
+                        and s.batch_id = substring(c.relname from '_([0-9]+)$')::bigint)
+    loop
+        execute 'drop table ' || v_partition;
+    end loop;
 
     call staging.validate_customers(p_batch_id);
     call staging.validate_products(p_batch_id);
     call staging.validate_transactions(p_batch_id);
     call staging.validate_transaction_items(p_batch_id);
 
-    select coalesce(sum(f.rows_in_file), 0), coalesce(sum(f.rows_accepted), 0)
+    select coalesce(sum(f.rows_in_file), 0)::bigint, coalesce(sum(f.rows_accepted), 0)::bigint
     into v_rows, v_accepted
     from etl.batch_file f
     where f.batch_id = p_batch_id;

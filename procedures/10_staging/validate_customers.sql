@@ -6,9 +6,9 @@
 --   signup_date not after the load date, updated_at not after the load time, neither
 --   before 2000-01-01, all in UTC); production.customers (e-mails owned before the batch).
 --   Writes:
---   - staging.validated_customers: one row per staged row, typed and trimmed (e-mail
---     lower-cased, empty optional values null), rules = the rules it broke, null when
---     accepted;
+--   - the batch's partition of staging.validated_customers: one row per staged row, typed
+--     and trimmed (staging.typed_customers: e-mail lower-cased, empty optional values
+--     null), rules = the rules it broke, null when accepted;
 --   - etl.rejected_row: each rejected row with its rules, line, raw key and raw values;
 --   - etl.batch_file.rows_accepted and etl.dq_result of the file.
 --   Rules: missing_required (customer_id, first_name, last_name, email, country,
@@ -19,15 +19,18 @@
 --   or to a different customer id on an earlier line of the batch whose row is accepted.
 --   Rows rejected for other reasons claim no e-mail, so the first claim of an e-mail is the
 --   lowest line among the rows that break nothing and do not clash with production.
--- Safe to call twice: it first deletes the file's previous results for the batch (its
---   validated rows, its rejects other than ingestion's malformed_row) in the same
---   transaction, then computes them again from the same inputs.
+-- Steps as in staging.validate_transaction_items: typed partition (CREATE TABLE AS),
+--   duplicate_key, the other rules, email_conflict, rejects.
+-- Safe to call twice: it first drops the batch's partition and deletes the file's rejects
+--   other than ingestion's malformed_row, in the same transaction, then computes them again
+--   from the same inputs.
 create or replace procedure staging.validate_customers(p_batch_id bigint)
 language plpgsql
 set search_path = pg_catalog, pg_temp
 set work_mem = '256MB'
 as $$
 declare
+    v_partition  text := format('validated_customers_%s', p_batch_id);
     v_load_ts    timestamptz;
     v_load_date  date;
     v_staged     bigint;
@@ -38,78 +41,22 @@ begin
     select b.load_ts into strict v_load_ts from etl.batch b where b.batch_id = p_batch_id;
     v_load_date := (v_load_ts at time zone 'UTC')::date;
 
-    delete from staging.validated_customers v where v.batch_id = p_batch_id;
     delete from etl.rejected_row r
     where r.batch_id = p_batch_id
       and r.file_name = 'customers.csv'
       and not ('malformed_row' = any (r.rules));
+    if to_regclass(format('staging.%I', v_partition)) is not null then
+        execute format('drop table staging.%I', v_partition);
+    end if;
 
-    -- 1. every staged row, typed, with every rule but duplicate_key and email_conflict
-    insert into staging.validated_customers (
-        batch_id, line_no, customer_id, first_name, last_name, email, phone, city, state,
-        country, signup_date, source_updated_at, rules
-    )
-    with trimmed_values as (
-        select
-            s.line_no,
-            etl.clean_value(s.customer_id) as customer_id_text,
-            etl.clean_value(s.first_name) as first_name,
-            etl.clean_value(s.last_name) as last_name,
-            etl.clean_value(s.email) as email_text,
-            etl.clean_value(s.phone) as phone,
-            etl.clean_value(s.city) as city,
-            etl.clean_value(s.state) as state,
-            etl.clean_value(s.country) as country,
-            etl.clean_value(s.signup_date) as signup_date_text,
-            etl.clean_value(s.updated_at) as updated_at_text
-        from staging.customers s
-        where s.batch_id = p_batch_id
-        offset 0
-    ),
-    typed_values as (
-        select
-            t.*,
-            etl.parse_key(t.customer_id_text) as customer_id,
-            etl.is_email(t.email_text) as email_ok,
-            etl.parse_date(t.signup_date_text) as signup_date,
-            etl.parse_timestamp(t.updated_at_text) as updated_at
-        from trimmed_values t
-        offset 0
-    ),
-    rule_checks as (
-        select
-            t.line_no, t.customer_id, t.first_name, t.last_name,
-            case when t.email_ok then lower(t.email_text) end as email,
-            t.phone, t.city, t.state, t.country, t.signup_date, t.updated_at,
-            t.customer_id_text is null or t.first_name is null or t.last_name is null
-                or t.email_text is null or t.country is null
-                or t.signup_date_text is null as missing_required,
-            t.customer_id_text is not null and t.customer_id is null as invalid_integer,
-            t.email_text is not null and not t.email_ok as invalid_email,
-            t.signup_date_text is not null and t.signup_date is null as invalid_date,
-            t.updated_at_text is not null and t.updated_at is null as invalid_timestamp,
-            coalesce(t.signup_date < date '2000-01-01' or t.signup_date > v_load_date, false)
-                or coalesce(t.updated_at < timestamptz '2000-01-01 00:00:00+00'
-                            or t.updated_at > v_load_ts, false) as out_of_range
-        from typed_values t
-    )
-    select
-        p_batch_id, c.line_no, c.customer_id, c.first_name, c.last_name, c.email, c.phone,
-        c.city, c.state, c.country, c.signup_date, c.updated_at,
-        case when c.missing_required or c.invalid_integer or c.invalid_email
-                  or c.invalid_date or c.invalid_timestamp or c.out_of_range
-        then array_remove(array[
-            case when c.missing_required then 'missing_required' end,
-            case when c.invalid_integer then 'invalid_integer' end,
-            case when c.invalid_email then 'invalid_email' end,
-            case when c.invalid_date then 'invalid_date' end,
-            case when c.invalid_timestamp then 'invalid_timestamp' end,
-            case when c.out_of_range then 'out_of_range' end
-        ], null)
-        end
-    from rule_checks c;
+    -- 1. every staged row, typed, with the facts the rules need
+    execute format('create unlogged table staging.%I as '
+                   'select * from staging.typed_customers($1)', v_partition)
+        using p_batch_id;
     get diagnostics v_staged = row_count;
-    analyze staging.validated_customers;
+    execute format('alter table staging.validated_customers attach partition '
+                   'staging.%I for values in (%s)', v_partition, p_batch_id);
+    execute format('analyze staging.%I', v_partition);
 
     -- 2. duplicates: every row of a key but the last is rejected for duplicate_key alone
     update staging.validated_customers v
@@ -126,7 +73,26 @@ begin
       and v.line_no < duplicated_keys.last_line;
     get diagnostics v_duplicates = row_count;
 
-    -- 3. e-mail conflicts, against production before the batch and earlier accepted lines
+    -- 3. every rule but email_conflict the other rows break
+    update staging.validated_customers v
+    set rules = nullif(array_remove(array[
+            case when not (v.customer_id_given and v.email_given and v.signup_date_given)
+                      or v.first_name is null or v.last_name is null or v.country is null
+                 then 'missing_required' end,
+            case when v.customer_id_given and v.customer_id is null
+                 then 'invalid_integer' end,
+            case when v.email_given and v.email is null then 'invalid_email' end,
+            case when v.signup_date_given and v.signup_date is null then 'invalid_date' end,
+            case when v.updated_at_given and v.source_updated_at is null
+                 then 'invalid_timestamp' end,
+            case when v.signup_date < date '2000-01-01' or v.signup_date > v_load_date
+                      or v.source_updated_at < timestamptz '2000-01-01 00:00:00+00'
+                      or v.source_updated_at > v_load_ts
+                 then 'out_of_range' end
+        ], null), '{}')
+    where v.batch_id = p_batch_id and v.rules is null;
+
+    -- 4. e-mail conflicts, against production before the batch and earlier accepted lines
     --    (joins, not OR-ed EXISTS: each set is computed once)
     with email_rows as materialized (
         select v.line_no, v.customer_id, v.email, v.rules
@@ -161,7 +127,7 @@ begin
     where v.batch_id = p_batch_id and v.line_no = c.line_no;
     get diagnostics v_conflicts = row_count;
 
-    -- 4. the quarantine: rejected rows with their raw values
+    -- 5. the quarantine: rejected rows with their raw values
     insert into etl.rejected_row (batch_id, file_name, line_no, record_key, rules, raw)
     select
         p_batch_id, 'customers.csv', v.line_no, s.customer_id, v.rules,

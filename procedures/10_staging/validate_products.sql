@@ -5,24 +5,27 @@
 --   Inputs: staging.products (raw text) of the batch; etl.batch.load_ts (range rule of
 --   updated_at: not after the load time, not before 2000-01-01 UTC).
 --   Writes:
---   - staging.validated_products: one row per staged row, typed and trimmed (money
---     numeric(12,2), empty optional values null), rules = the rules it broke, null when
---     accepted;
+--   - the batch's partition of staging.validated_products: one row per staged row, typed
+--     and trimmed (staging.typed_products: money numeric, empty optional values null),
+--     rules = the rules it broke, null when accepted;
 --   - etl.rejected_row: each rejected row with its rules, line, raw key and raw values;
 --   - etl.batch_file.rows_accepted and etl.dq_result of the file.
 --   Rules: missing_required (product_id, product_name, category, unit_price, cost),
 --   invalid_integer, invalid_amount (unit_price not money or not > 0, cost not money or
 --   not >= 0), invalid_timestamp, out_of_range, duplicate_key (every row of a product_id
 --   but the last, alone).
--- Safe to call twice: it first deletes the file's previous results for the batch (its
---   validated rows, its rejects other than ingestion's malformed_row) in the same
---   transaction, then computes them again from the same inputs.
+-- Steps as in staging.validate_transaction_items: typed partition (CREATE TABLE AS),
+--   duplicate_key, the other rules, rejects.
+-- Safe to call twice: it first drops the batch's partition and deletes the file's rejects
+--   other than ingestion's malformed_row, in the same transaction, then computes them again
+--   from the same inputs.
 create or replace procedure staging.validate_products(p_batch_id bigint)
 language plpgsql
 set search_path = pg_catalog, pg_temp
 set work_mem = '256MB'
 as $$
 declare
+    v_partition  text := format('validated_products_%s', p_batch_id);
     v_load_ts    timestamptz;
     v_staged     bigint;
     v_duplicates bigint;
@@ -30,72 +33,22 @@ declare
 begin
     select b.load_ts into strict v_load_ts from etl.batch b where b.batch_id = p_batch_id;
 
-    delete from staging.validated_products v where v.batch_id = p_batch_id;
     delete from etl.rejected_row r
     where r.batch_id = p_batch_id
       and r.file_name = 'products.csv'
       and not ('malformed_row' = any (r.rules));
+    if to_regclass(format('staging.%I', v_partition)) is not null then
+        execute format('drop table staging.%I', v_partition);
+    end if;
 
-    -- 1. every staged row, typed, with every rule but duplicate_key
-    insert into staging.validated_products (
-        batch_id, line_no, product_id, product_name, category, brand, unit_price, cost,
-        source_updated_at, rules
-    )
-    with trimmed_values as (
-        select
-            s.line_no,
-            etl.clean_value(s.product_id) as product_id_text,
-            etl.clean_value(s.product_name) as product_name,
-            etl.clean_value(s.category) as category,
-            etl.clean_value(s.brand) as brand,
-            etl.clean_value(s.unit_price) as unit_price_text,
-            etl.clean_value(s.cost) as cost_text,
-            etl.clean_value(s.updated_at) as updated_at_text
-        from staging.products s
-        where s.batch_id = p_batch_id
-        offset 0
-    ),
-    typed_values as (
-        select
-            t.*,
-            etl.parse_key(t.product_id_text) as product_id,
-            etl.parse_money(t.unit_price_text) as unit_price,
-            etl.parse_money(t.cost_text) as cost,
-            etl.parse_timestamp(t.updated_at_text) as updated_at
-        from trimmed_values t
-        offset 0
-    ),
-    rule_checks as (
-        select
-            t.line_no, t.product_id, t.product_name, t.category, t.brand, t.unit_price,
-            t.cost, t.updated_at,
-            t.product_id_text is null or t.product_name is null or t.category is null
-                or t.unit_price_text is null or t.cost_text is null as missing_required,
-            t.product_id_text is not null and t.product_id is null as invalid_integer,
-            (t.unit_price_text is not null and not coalesce(t.unit_price > 0, false))
-                or (t.cost_text is not null and not coalesce(t.cost >= 0, false))
-                as invalid_amount,
-            t.updated_at_text is not null and t.updated_at is null as invalid_timestamp,
-            coalesce(t.updated_at < timestamptz '2000-01-01 00:00:00+00'
-                     or t.updated_at > v_load_ts, false) as out_of_range
-        from typed_values t
-    )
-    select
-        p_batch_id, c.line_no, c.product_id, c.product_name, c.category, c.brand,
-        c.unit_price, c.cost, c.updated_at,
-        case when c.missing_required or c.invalid_integer or c.invalid_amount
-                  or c.invalid_timestamp or c.out_of_range
-        then array_remove(array[
-            case when c.missing_required then 'missing_required' end,
-            case when c.invalid_integer then 'invalid_integer' end,
-            case when c.invalid_timestamp then 'invalid_timestamp' end,
-            case when c.out_of_range then 'out_of_range' end,
-            case when c.invalid_amount then 'invalid_amount' end
-        ], null)
-        end
-    from rule_checks c;
+    -- 1. every staged row, typed, with the facts the rules need
+    execute format('create unlogged table staging.%I as '
+                   'select * from staging.typed_products($1)', v_partition)
+        using p_batch_id;
     get diagnostics v_staged = row_count;
-    analyze staging.validated_products;
+    execute format('alter table staging.validated_products attach partition '
+                   'staging.%I for values in (%s)', v_partition, p_batch_id);
+    execute format('analyze staging.%I', v_partition);
 
     -- 2. duplicates: every row of a key but the last is rejected for duplicate_key alone
     update staging.validated_products v
@@ -112,7 +65,26 @@ begin
       and v.line_no < duplicated_keys.last_line;
     get diagnostics v_duplicates = row_count;
 
-    -- 3. the quarantine: rejected rows with their raw values
+    -- 3. every rule the other rows break
+    update staging.validated_products v
+    set rules = nullif(array_remove(array[
+            case when not (v.product_id_given and v.unit_price_given and v.cost_given)
+                      or v.product_name is null or v.category is null
+                 then 'missing_required' end,
+            case when v.product_id_given and v.product_id is null
+                 then 'invalid_integer' end,
+            case when v.updated_at_given and v.source_updated_at is null
+                 then 'invalid_timestamp' end,
+            case when v.source_updated_at < timestamptz '2000-01-01 00:00:00+00'
+                      or v.source_updated_at > v_load_ts
+                 then 'out_of_range' end,
+            case when (v.unit_price_given and not coalesce(v.unit_price > 0, false))
+                      or (v.cost_given and not coalesce(v.cost >= 0, false))
+                 then 'invalid_amount' end
+        ], null), '{}')
+    where v.batch_id = p_batch_id and v.rules is null;
+
+    -- 4. the quarantine: rejected rows with their raw values
     insert into etl.rejected_row (batch_id, file_name, line_no, record_key, rules, raw)
     select
         p_batch_id, 'products.csv', v.line_no, s.product_id, v.rules,

@@ -20,6 +20,10 @@
 --   local to the transaction, reset before returning). That saves ~5 us a row and a check
 --   (docs/performance.md); otherwise every foreign key is checked row by row.
 --   The constraints stay declared, so any other writer is still checked.
+-- Initial load: tables found empty (production.empty_tables) are TRUNCATEd in this
+--   transaction (with wal_level = minimal their new rows then skip the WAL), loaded by a
+--   plain INSERT without their secondary indexes, which are rebuilt and the tables analyzed
+--   (procedures/20_production/bulk_load.sql). Later batches take the upsert path.
 -- Idempotent and atomic: one transaction; a second call for a batch already merged
 --   (etl.batch_step 'merge') changes nothing and says so, so a later batch's updates are
 --   never undone by merging an older batch again. Raises no_data_found for an unknown
@@ -37,6 +41,8 @@ declare
     v_transactions record;
     v_items        record;
     v_rows         bigint;
+    v_bulk_tables  text[];
+    v_index_ddl    text[];
 begin
     select b.batch_name into v_batch_name
     from etl.batch b
@@ -89,11 +95,23 @@ begin
         v_fk_checks := 'proved by validation (per-row triggers skipped)';
     end if;
 
-    select * into v_customers from production.upsert_customers(p_batch_id);
-    select * into v_products from production.upsert_products(p_batch_id);
-    select * into v_transactions from production.upsert_transactions(p_batch_id, false);
-    select * into v_items from production.upsert_transaction_items(p_batch_id, false);
+    -- the initial load: empty tables are truncated (no WAL with wal_level minimal) and
+    -- loaded without secondary indexes, rebuilt at the end
+    v_bulk_tables := production.empty_tables();
+    v_index_ddl := production.begin_bulk_load(v_bulk_tables);
 
+    select * into v_customers
+    from production.upsert_customers(p_batch_id, 'customers' = any (v_bulk_tables));
+    select * into v_products
+    from production.upsert_products(p_batch_id, 'products' = any (v_bulk_tables));
+    select * into v_transactions
+    from production.upsert_transactions(p_batch_id, false,
+                                        'transactions' = any (v_bulk_tables));
+    select * into v_items
+    from production.upsert_transaction_items(p_batch_id, false,
+                                             'transaction_items' = any (v_bulk_tables));
+
+    call production.end_bulk_load(v_bulk_tables, v_index_ddl);
     perform set_config('session_replication_role', v_role_before, true);
 
     v_rows := v_customers.inserted + v_customers.changed + v_products.inserted
@@ -113,7 +131,11 @@ begin
     raise notice 'merge_batch: batch % (%): production.transaction_items: % inserted, % changed',
         p_batch_id, v_batch_name, v_items.inserted, v_items.changed;
     raise notice 'merge_batch: batch % (%): % rows written; foreign keys %',
-        p_batch_id, v_batch_name, v_rows, v_fk_checks;
+        p_batch_id, v_batch_name, v_rows, v_fk_checks
+        || case when cardinality(v_bulk_tables) > 0
+             then format('; bulk load of the empty table(s) %s (indexes rebuilt)',
+                         array_to_string(v_bulk_tables, ', '))
+             else '' end;
 end
 $$;
 

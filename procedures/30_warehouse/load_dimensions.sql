@@ -15,8 +15,8 @@
 --   - warehouse.dim_payment_method: one row per production payment method code.
 --   - warehouse.dim_date: every day from the batch's earliest to latest transaction or
 --     signup date (warehouse.ensure_dim_date); no fixed range.
---   - warehouse.agg_refresh_queue: the signup months (old and new) of every customer that
---     got a new version, for refresh_batch_aggregates.
+--   - warehouse.agg_refresh_queue: the signup month of every new customer, and the old and
+--     new months of every changed signup date, for refresh_batch_aggregates.
 --   - etl.batch_step (batch_id, 'load_dimensions', versions added + days added).
 --   Fact rows pointing at a closed version are re-pointed by warehouse.load_fact_sales.
 -- Safe to call twice: the second call finds every batch row's hash equal to its current
@@ -106,12 +106,14 @@ begin
         returning customer_id
     ),
     touched_signup_months as (
+        -- a new customer's signup month; a changed signup date's old and new months
         select date_trunc('month', cc.signup_date::timestamp)::date as month
         from changed_customers cc
+        where cc.current_key is null or cc.current_signup_date <> cc.signup_date
         union
         select date_trunc('month', cc.current_signup_date::timestamp)::date
         from changed_customers cc
-        where cc.current_signup_date is not null
+        where cc.current_signup_date <> cc.signup_date
     ),
     queued as (
         insert into warehouse.agg_refresh_queue (batch_id, grain, day)

@@ -8,11 +8,14 @@
 --   (first days) of p_months entirely agg_product_monthly, agg_payment_method_monthly and
 --   the active_customers of agg_customer_monthly. One scan of the completed facts at
 --   transaction grain feeds the daily, payment and customer figures; products are grouped
---   by version key first, then by product id. Returns rows written.
+--   by version key first, then by product id. Returns rows changed.
 -- warehouse.refresh_new_customers(p_months date[]) returns bigint
 --   new_customers of agg_customer_monthly for these months: current customer versions by
---   signup month (dim_customer_signup_idx). Returns rows written.
--- Both remove agg_customer_monthly rows of their months left with nothing to count.
+--   signup month (dim_customer_signup_idx). Returns rows changed.
+-- Both merge rather than rewrite: a recomputed row is written only when its figures differ
+-- (refreshed_at = when it last changed), a row with nothing left to count is deleted, so a
+-- refresh of a month where little changed writes little. agg_customer_monthly rows with
+-- neither new nor active customers are removed.
 -- warehouse.refresh_aggregates(p_from date, p_to date)  (procedure)
 --   Backfill or repair: every day from p_from to p_to, and every month overlapping the
 --   range entirely (sales and signups).
@@ -28,8 +31,9 @@
 -- for a few days ("= any(array)" on the fact itself is costed as a linear search per row
 -- and forces an index scan even over the whole table). work_mem is raised so a full
 -- refresh aggregates in memory.
--- Safe to call twice: each refresh recomputes from the fact, so a second refresh of the
--- same dates writes the same rows; a second refresh_batch_aggregates finds nothing pending.
+-- Safe to call twice: each refresh recomputes from the fact and writes only differences,
+-- so a second refresh of the same dates writes nothing; a second refresh_batch_aggregates
+-- finds nothing pending.
 
 create or replace function warehouse.refresh_sales_aggregates(p_days date[], p_months date[])
 returns bigint
@@ -54,13 +58,6 @@ begin
     if cardinality(v_days) = 0 and cardinality(v_months) = 0 then
         return 0;
     end if;
-
-    delete from warehouse.agg_daily_sales a where a.sales_date = any(v_days);
-    delete from warehouse.agg_product_monthly a where a.month = any(v_months);
-    delete from warehouse.agg_payment_method_monthly a where a.month = any(v_months);
-    update warehouse.agg_customer_monthly a
-    set active_customers = 0, refreshed_at = now()
-    where a.month = any(v_months) and a.active_customers <> 0;
 
     -- Facts are reached through dim_date: the planner estimates the days a filter on the
     -- small calendar keeps, then joins the fact by hash (years) or through its date_key
@@ -90,45 +87,92 @@ begin
         ) o
         left join warehouse.dim_customer dc on dc.customer_key = o.customer_key
     ),
-    daily as (
-        insert into warehouse.agg_daily_sales (
-            sales_date, orders, units, revenue, discount, margin, refreshed_at
-        )
-        select co.full_date, count(*), sum(co.units), sum(co.revenue), sum(co.discount),
-               sum(co.margin), now()
+    fresh_daily as materialized (
+        select co.full_date as sales_date, count(*) as orders, sum(co.units) as units,
+               sum(co.revenue) as revenue, sum(co.discount) as discount,
+               sum(co.margin) as margin
         from completed_orders co
         where co.full_date = any(v_days)
         group by co.full_date
+    ),
+    daily_written as (
+        insert into warehouse.agg_daily_sales as a (
+            sales_date, orders, units, revenue, discount, margin, refreshed_at
+        )
+        select fd.sales_date, fd.orders, fd.units, fd.revenue, fd.discount, fd.margin, now()
+        from fresh_daily fd
+        on conflict (sales_date) do update
+            set orders = excluded.orders, units = excluded.units,
+                revenue = excluded.revenue, discount = excluded.discount,
+                margin = excluded.margin, refreshed_at = excluded.refreshed_at
+            where (a.orders, a.units, a.revenue, a.discount, a.margin) is distinct from
+                  (excluded.orders, excluded.units, excluded.revenue, excluded.discount,
+                   excluded.margin)
         returning 1
     ),
-    payments as (
-        insert into warehouse.agg_payment_method_monthly (
-            month, payment_method_code, orders, revenue, refreshed_at
-        )
-        select co.month_start, coalesce(dpm.payment_method_code, 'unknown'), count(*),
-               sum(co.revenue), now()
+    daily_removed as (
+        delete from warehouse.agg_daily_sales a
+        where a.sales_date = any(v_days)
+          and not exists (select 1 from fresh_daily fd where fd.sales_date = a.sales_date)
+        returning 1
+    ),
+    fresh_payments as materialized (
+        select co.month_start as month,
+               coalesce(dpm.payment_method_code, 'unknown') as payment_method_code,
+               count(*) as orders, sum(co.revenue) as revenue
         from completed_orders co
         join warehouse.dim_payment_method dpm
             on dpm.payment_method_key = co.payment_method_key
         where co.month_start = any(v_months)
         group by co.month_start, coalesce(dpm.payment_method_code, 'unknown')
+    ),
+    payments_written as (
+        insert into warehouse.agg_payment_method_monthly as a (
+            month, payment_method_code, orders, revenue, refreshed_at
+        )
+        select fp.month, fp.payment_method_code, fp.orders, fp.revenue, now()
+        from fresh_payments fp
+        on conflict (month, payment_method_code) do update
+            set orders = excluded.orders, revenue = excluded.revenue,
+                refreshed_at = excluded.refreshed_at
+            where (a.orders, a.revenue) is distinct from (excluded.orders, excluded.revenue)
         returning 1
     ),
-    active_customers as (
-        insert into warehouse.agg_customer_monthly (
+    payments_removed as (
+        delete from warehouse.agg_payment_method_monthly a
+        where a.month = any(v_months)
+          and not exists (select 1 from fresh_payments fp
+                          where fp.month = a.month
+                            and fp.payment_method_code = a.payment_method_code)
+        returning 1
+    ),
+    fresh_active as materialized (
+        select m.month, coalesce(ac.customers, 0) as customers
+        from unnest(v_months) m(month)
+        left join (
+            select co.month_start, count(distinct co.customer_id) as customers
+            from completed_orders co
+            where co.month_start = any(v_months)
+            group by co.month_start
+        ) ac on ac.month_start = m.month
+    ),
+    active_written as (
+        insert into warehouse.agg_customer_monthly as a (
             month, new_customers, active_customers, refreshed_at
         )
-        select co.month_start, 0, count(distinct co.customer_id), now()
-        from completed_orders co
-        where co.month_start = any(v_months)
-        group by co.month_start
+        select fa.month, 0, fa.customers, now()
+        from fresh_active fa
+        where fa.customers > 0
+           or exists (select 1 from warehouse.agg_customer_monthly x where x.month = fa.month)
         on conflict (month) do update
             set active_customers = excluded.active_customers,
                 refreshed_at = excluded.refreshed_at
+            where a.active_customers <> excluded.active_customers
         returning 1
     )
-    select (select count(*) from daily), (select count(*) from payments),
-           (select count(*) from active_customers)
+    select (select count(*) from daily_written) + (select count(*) from daily_removed),
+           (select count(*) from payments_written) + (select count(*) from payments_removed),
+           (select count(*) from active_written)
     into v_daily, v_payments, v_customers;
 
     with product_key_months as (
@@ -145,30 +189,60 @@ begin
           and f.status_code in (
               select s.status_code from production.transaction_statuses s where s.is_sale)
         group by d.month_start, f.product_key
+    ),
+    fresh_products as materialized (
+        select
+            pkm.month_start as month,
+            coalesce(dp.product_id, -1) as product_id,
+            -- one transaction's lines of a product share its time, so one version: orders
+            -- add up over the product's versions
+            sum(pkm.orders) as orders, sum(pkm.units) as units, sum(pkm.revenue) as revenue,
+            sum(pkm.margin) as margin
+        from product_key_months pkm
+        join warehouse.dim_product dp on dp.product_key = pkm.product_key
+        group by pkm.month_start, coalesce(dp.product_id, -1)
+    ),
+    products_written as (
+        insert into warehouse.agg_product_monthly as a (
+            month, product_id, orders, units, revenue, margin, refreshed_at
+        )
+        select fp.month, fp.product_id, fp.orders, fp.units, fp.revenue, fp.margin, now()
+        from fresh_products fp
+        -- thousands of product-months per month: unchanged ones are left out by one anti
+        -- join, cheaper than taking each through on conflict
+        where not exists (
+            select 1 from warehouse.agg_product_monthly x
+            where x.month = fp.month and x.product_id = fp.product_id
+              and (x.orders, x.units, x.revenue, x.margin)
+                  = (fp.orders, fp.units, fp.revenue, fp.margin))
+        on conflict (month, product_id) do update
+            set orders = excluded.orders, units = excluded.units,
+                revenue = excluded.revenue, margin = excluded.margin,
+                refreshed_at = excluded.refreshed_at
+            where (a.orders, a.units, a.revenue, a.margin) is distinct from
+                  (excluded.orders, excluded.units, excluded.revenue, excluded.margin)
+        returning 1
+    ),
+    products_removed as (
+        delete from warehouse.agg_product_monthly a
+        where a.month = any(v_months)
+          and not exists (select 1 from fresh_products fp
+                          where fp.month = a.month and fp.product_id = a.product_id)
+        returning 1
     )
-    insert into warehouse.agg_product_monthly (
-        month, product_id, orders, units, revenue, margin, refreshed_at
-    )
-    select
-        pkm.month_start,
-        coalesce(dp.product_id, -1),
-        -- one transaction's lines of a product share its time, so one version: orders add up
-        sum(pkm.orders), sum(pkm.units), sum(pkm.revenue), sum(pkm.margin), now()
-    from product_key_months pkm
-    join warehouse.dim_product dp on dp.product_key = pkm.product_key
-    group by pkm.month_start, coalesce(dp.product_id, -1);
-    get diagnostics v_products = row_count;
+    select (select count(*) from products_written) + (select count(*) from products_removed)
+    into v_products;
 
     delete from warehouse.agg_customer_monthly a
     where a.month = any(v_months) and a.new_customers = 0 and a.active_customers = 0;
     get diagnostics v_removed = row_count;
 
-    raise notice 'refresh_sales_aggregates: % day(s), % month(s): agg_daily_sales % row(s), '
-                 'agg_product_monthly %, agg_payment_method_monthly %, agg_customer_monthly % '
-                 '(% emptied row(s) removed)',
+    raise notice 'refresh_sales_aggregates: % day(s), % month(s) recomputed; rows changed: '
+                 'agg_daily_sales %, agg_product_monthly %, agg_payment_method_monthly %, '
+                 'agg_customer_monthly % (% emptied row(s) removed)',
         cardinality(v_days), cardinality(v_months), v_daily, v_products, v_payments,
         v_customers, v_removed;
-    return v_daily + v_products + v_payments + v_customers;
+    return v_daily + v_products + v_payments + v_customers + v_removed;
 end;
 $$;
 
@@ -202,13 +276,16 @@ begin
            and c.signup_date >= m.month and c.signup_date < m.next_month
         group by m.month
     )
-    insert into warehouse.agg_customer_monthly (
+    insert into warehouse.agg_customer_monthly as a (
         month, new_customers, active_customers, refreshed_at
     )
     select nc.month, nc.customers, 0, now()
     from new_customers nc
+    where nc.customers > 0
+       or exists (select 1 from warehouse.agg_customer_monthly x where x.month = nc.month)
     on conflict (month) do update
-        set new_customers = excluded.new_customers, refreshed_at = excluded.refreshed_at;
+        set new_customers = excluded.new_customers, refreshed_at = excluded.refreshed_at
+        where a.new_customers <> excluded.new_customers;
     get diagnostics v_written = row_count;
 
     delete from warehouse.agg_customer_monthly a

@@ -12,7 +12,7 @@
 --      (delivered_batch_id > its batch) is resolved 'superseded', never merged: the later
 --      batch wins; so is one whose key has a resolvable orphan from a later batch;
 --   3. an orphan whose parents are now all in production (customer; transaction and
---      product) is accepted: added to staging.validated_<file> with resolved_batch_id =
+--      product) is accepted: added to staging.resolved_<file> with resolved_batch_id =
 --      p_batch_id, upserted into production (production.upsert_transactions /
 --      upsert_transaction_items: source_batch_id = p_batch_id, so that batch's warehouse
 --      loads pick the rows up; delivered_batch_id = the orphan's own batch), and resolved
@@ -37,7 +37,8 @@ declare
     v_superseded bigint;
     v_resolved   bigint;
     v_total      bigint := 0;
-    v_upserted   record;
+    v_inserted   bigint;
+    v_changed    bigint;
 begin
     if v_batch_id is null then
         select max(s.batch_id) into v_batch_id from etl.batch_step s where s.step = 'merge';
@@ -110,13 +111,13 @@ begin
             from checked_orphans c
         ),
         accepted as (
-            insert into staging.validated_transactions (
+            insert into staging.resolved_transactions (
                 batch_id, line_no, transaction_id, customer_id, transaction_ts,
-                payment_method_code, status_code, rules, resolved_batch_id
+                payment_method_code, status_code, resolved_batch_id
             )
             select
                 d.batch_id, d.line_no, d.transaction_id, d.customer_id, d.transaction_ts,
-                d.payment_method_code, d.status_code, null, v_batch_id
+                d.payment_method_code, d.status_code, v_batch_id
             from decided d
             where d.resolution = 'merged'
         ),
@@ -132,14 +133,17 @@ begin
         into v_merged, v_superseded
         from resolved;
 
+        v_inserted := 0;
+        v_changed := 0;
         if v_merged > 0 then
-            select * into v_upserted from production.upsert_transactions(v_batch_id, true);
-            delete from staging.validated_transactions v where v.resolved_batch_id = v_batch_id;
+            select u.inserted, u.changed into v_inserted, v_changed
+            from production.upsert_transactions(v_batch_id, true) u;
+            delete from staging.resolved_transactions r where r.resolved_batch_id = v_batch_id;
         end if;
         if v_merged + v_superseded > 0 then
-            raise notice 'reprocess_rejects: batch % (%): round %: transactions.csv: % merged, '
-                         '% superseded', v_batch_id, v_batch_name, v_round, v_merged,
-                         v_superseded;
+            raise notice 'reprocess_rejects: batch % (%): round %: transactions.csv: % merged '
+                         '(production: % inserted, % changed), % superseded', v_batch_id,
+                         v_batch_name, v_round, v_merged, v_inserted, v_changed, v_superseded;
         end if;
         v_resolved := v_resolved + v_merged + v_superseded;
 
@@ -198,13 +202,13 @@ begin
             from checked_orphans c
         ),
         accepted as (
-            insert into staging.validated_transaction_items (
+            insert into staging.resolved_transaction_items (
                 batch_id, line_no, item_id, transaction_id, product_id, quantity, unit_price,
-                discount, rules, resolved_batch_id
+                discount, resolved_batch_id
             )
             select
                 d.batch_id, d.line_no, d.item_id, d.transaction_id, d.product_id, d.quantity,
-                d.unit_price, d.discount, null, v_batch_id
+                d.unit_price, d.discount, v_batch_id
             from decided d
             where d.resolution = 'merged'
         ),
@@ -220,15 +224,19 @@ begin
         into v_merged, v_superseded
         from resolved;
 
+        v_inserted := 0;
+        v_changed := 0;
         if v_merged > 0 then
-            select * into v_upserted from production.upsert_transaction_items(v_batch_id, true);
-            delete from staging.validated_transaction_items v
-            where v.resolved_batch_id = v_batch_id;
+            select u.inserted, u.changed into v_inserted, v_changed
+            from production.upsert_transaction_items(v_batch_id, true) u;
+            delete from staging.resolved_transaction_items r
+            where r.resolved_batch_id = v_batch_id;
         end if;
         if v_merged + v_superseded > 0 then
             raise notice 'reprocess_rejects: batch % (%): round %: transaction_items.csv: '
-                         '% merged, % superseded', v_batch_id, v_batch_name, v_round,
-                         v_merged, v_superseded;
+                         '% merged (production: % inserted, % changed), % superseded',
+                         v_batch_id, v_batch_name, v_round, v_merged, v_inserted, v_changed,
+                         v_superseded;
         end if;
         v_resolved := v_resolved + v_merged + v_superseded;
 
