@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -168,7 +169,55 @@ def scratch_url(server_url: str) -> str:
     return urlunsplit(parts._replace(path=f"/{SCRATCH_DB}"))
 
 
-def run(v: Volumes, keep: bool) -> list[tuple[str, float]]:
+REFERENCE_UPSERTS = (
+    """insert into production.customers (customer_id, first_name, last_name, email, phone,
+        city, state, country, signup_date, source_updated_at, source_batch_id)
+    select customer_id, first_name, last_name, email, phone, city, state, country,
+        signup_date, source_updated_at, 1
+    from staging.validated_customers where batch_id = 1 and rules is null
+    on conflict (customer_id) do update set city = excluded.city""",
+    """insert into production.categories (category_name)
+    select distinct category from staging.validated_products where batch_id = 1
+    on conflict do nothing""",
+    """insert into production.products (product_id, product_name, category_id, brand,
+        unit_price, cost, source_batch_id)
+    select v.product_id, v.product_name, c.category_id, v.brand, v.unit_price, v.cost, 1
+    from staging.validated_products v join production.categories c
+        on c.category_name = v.category
+    where v.batch_id = 1 and v.rules is null
+    on conflict (product_id) do update set cost = excluded.cost""",
+    """insert into production.transactions (transaction_id, customer_id, transaction_ts,
+        payment_method_code, status_code, source_batch_id)
+    select transaction_id, customer_id, transaction_ts, payment_method_code, status_code, 1
+    from staging.validated_transactions where batch_id = 1 and rules is null
+    on conflict (transaction_id) do update set status_code = excluded.status_code""",
+    """insert into production.transaction_items (item_id, transaction_id, product_id,
+        quantity, unit_price, discount, source_batch_id)
+    select item_id, transaction_id, product_id, quantity, unit_price, coalesce(discount, 0), 1
+    from staging.validated_transaction_items where batch_id = 1 and rules is null
+    on conflict (item_id) do update set quantity = excluded.quantity""",
+)
+
+
+def reference_upserts(url: str, foreign_key_triggers: bool) -> float:
+    """Seconds of bare typed upserts of the accepted rows into production tables emptied by
+    TRUNCATE in the same transaction (every index; foreign-key triggers per row or skipped),
+    rolled back afterwards."""
+    with session(url) as cur:
+        cur.execute("begin")
+        if not foreign_key_triggers:
+            cur.execute("set local session_replication_role = replica")
+        cur.execute("truncate production.transaction_items, production.transactions, "
+                    "production.products, production.customers")
+        started = time.perf_counter()
+        for statement in REFERENCE_UPSERTS:
+            cur.execute(statement)
+        seconds = time.perf_counter() - started
+        cur.execute("rollback")
+    return seconds
+
+
+def run(v: Volumes, keep: bool, reference: bool) -> list[tuple[str, float]]:
     config = load_config()
     server = database_url(config)
     url = scratch_url(server)
@@ -180,6 +229,11 @@ def run(v: Volumes, keep: bool) -> list[tuple[str, float]]:
         for notice in notices:
             log.info("%s", notice)
         results.append((procedure, seconds))
+    if reference:
+        for triggers in (False, True):
+            label = ("reference: bare typed upserts, foreign keys checked per row" if triggers
+                     else "reference: bare typed upserts, foreign-key triggers skipped")
+            results.append((label, reference_upserts(url, triggers)))
     if not keep:
         with session(server) as cur:
             cur.execute(f"drop database if exists {SCRATCH_DB}")
@@ -196,18 +250,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dirty-every", type=int, default=100,
                         help="one row in N of each kind carries a defect (0: clean data)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--reference", action="store_true",
+                        help="also time bare typed upserts of the accepted rows (INSERT ... ON "
+                             "CONFLICT, every index), with and without foreign-key triggers")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     volumes = Volumes(args.customers, args.products, args.transactions,
                       args.items_per_transaction, args.dirty_every)
-    results = run(volumes, args.keep)
-    total = sum(seconds for _, seconds in results)
+    started = os.getloadavg()
+    results = run(volumes, args.keep, args.reference)
+    pipeline = [(step, seconds) for step, seconds in results if step.startswith("staging.")
+                or step.startswith("production.")]
+    total = sum(seconds for _, seconds in pipeline)
     print(f"\n{volumes.customers:,} customers, {volumes.products:,} products, "
           f"{volumes.transactions:,} transactions, {volumes.items:,} items\n")
+    print(f"load average before / after: {started[0]:.2f} / {os.getloadavg()[0]:.2f}\n")
     print("| step | seconds |\n|---|---:|")
-    for procedure, seconds in results:
+    for procedure, seconds in pipeline:
         print(f"| `CALL {procedure}(1)` | {seconds:.1f} |")
-    print(f"| total | {total:.1f} |")
+    print(f"| validate + merge | {total:.1f} |")
+    for label, seconds in results:
+        if label.startswith("reference"):
+            print(f"| {label} | {seconds:.1f} |")
     return 0
 
 

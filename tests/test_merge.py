@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -167,6 +168,30 @@ def test_foreign_keys_still_guard_production_outside_the_merge(conn: Conn) -> No
         cur.execute("insert into production.transaction_items (item_id, transaction_id, "
                     "product_id, quantity, unit_price, source_batch_id, delivered_batch_id) "
                     "values (5, 999, 100, 1, 1, %s, %s)", (batch, batch))
+
+
+def test_the_chain_runs_as_a_login_member_of_warehouse_etl(conn: Conn, db_url: str) -> None:
+    role = f"etl_{uuid.uuid4().hex[:8]}"
+    with conn.cursor() as cur:
+        cur.execute(f"create role {role} login in role warehouse_etl")
+    try:
+        batch = create_batch(conn, FIRST)
+        member = psycopg2.connect(db_url, user=role)
+        member.autocommit = True
+        try:
+            call(member, "staging.validate_batch", batch)
+            notices = call(member, "production.merge_batch", batch)
+            call(member, "etl.reprocess_rejects", batch)
+            assert fetch(member, "select current_user") == [(role,)]
+        finally:
+            member.close()
+        assert any("foreign keys proved by validation" in notice for notice in notices)
+        assert not any("bulk load" in notice for notice in notices)  # not the tables' owner
+        assert fetch(conn, "select count(*) from production.transaction_items") == [(2,)]
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"drop owned by {role}")
+            cur.execute(f"drop role {role}")
 
 
 def test_merge_checks_foreign_keys_row_by_row_when_production_has_triggers(

@@ -9,12 +9,12 @@ delivery the values come from: an orphan merged late keeps its own batch, so an 
 delivery never overwrites a newer one).
 
 staging.validated_<file> holds every staged row of a batch, typed, with the facts validation
-needs (was each value given, is each reference known) and the rules it broke (rules null =
-accepted): partitioned by batch, each partition an UNLOGGED table that validation creates
-with a parallel CREATE TABLE AS and drops once the batch is merged (no WAL; a crash empties
-it, and production.merge_batch then validates the batch again). The merge reads the accepted
-rows; staging.resolved_<file> holds the orphans etl.reprocess_rejects accepts until they are
-merged.
+needs (was each value given, is each reference known), its raw values (for the quarantine)
+and the rules it broke (rules null = accepted). It is partitioned by batch: each partition
+is an UNLOGGED table that validation creates with a parallel CREATE TABLE AS and drops once
+the batch is merged (no WAL; a crash empties it, and production.merge_batch then validates
+the batch again). The merge reads the accepted rows; staging.resolved_<file> holds the
+orphans etl.reprocess_rejects accepts until they are merged.
 The warehouse_etl role may SET session_replication_role, which the merge uses to skip the
 per-row foreign-key triggers for rows whose references validation has proved (see
 procedures/20_production/merge_batch.sql).
@@ -54,6 +54,16 @@ create table staging.validated_customers (
     email_given       boolean,
     signup_date_given boolean,
     updated_at_given  boolean,
+    raw_customer_id   text,
+    raw_first_name    text,
+    raw_last_name     text,
+    raw_email         text,
+    raw_phone         text,
+    raw_city          text,
+    raw_state         text,
+    raw_country       text,
+    raw_signup_date   text,
+    raw_updated_at    text,
     rules             text[]
 ) partition by list (batch_id);
 
@@ -71,6 +81,13 @@ create table staging.validated_products (
     unit_price_given  boolean,
     cost_given        boolean,
     updated_at_given  boolean,
+    raw_product_id    text,
+    raw_product_name  text,
+    raw_category      text,
+    raw_brand         text,
+    raw_unit_price    text,
+    raw_cost          text,
+    raw_updated_at    text,
     rules             text[]
 ) partition by list (batch_id);
 
@@ -88,6 +105,11 @@ create table staging.validated_transactions (
     payment_method_given boolean,
     status_given         boolean,
     customer_known       boolean,
+    raw_transaction_id   text,
+    raw_customer_id      text,
+    raw_transaction_ts   text,
+    raw_payment_method   text,
+    raw_status           text,
     rules                text[]
 ) partition by list (batch_id);
 
@@ -108,6 +130,12 @@ create table staging.validated_transaction_items (
     discount_given       boolean,
     transaction_known    boolean,
     product_known        boolean,
+    raw_item_id          text,
+    raw_transaction_id   text,
+    raw_product_id       text,
+    raw_quantity         text,
+    raw_unit_price       text,
+    raw_discount         text,
     rules                text[]
 ) partition by list (batch_id);
 
@@ -209,7 +237,7 @@ create table production.customers (
     created_at        timestamptz not null default now(),
     updated_at        timestamptz not null default now(),
     source_batch_id   bigint not null references etl.batch (batch_id),
-    delivered_batch_id bigint not null
+    delivered_batch_id bigint
 );
 comment on table production.customers is 'Customers, one row per customer id (latest version)';
 
@@ -231,7 +259,7 @@ create table production.products (
     created_at        timestamptz not null default now(),
     updated_at        timestamptz not null default now(),
     source_batch_id   bigint not null references etl.batch (batch_id),
-    delivered_batch_id bigint not null
+    delivered_batch_id bigint
 );
 create index products_category_idx on production.products (category_id);
 comment on table production.products is 'Products, one row per product id (latest version)';
@@ -246,7 +274,7 @@ create table production.transactions (
     created_at          timestamptz not null default now(),
     updated_at          timestamptz not null default now(),
     source_batch_id     bigint not null references etl.batch (batch_id),
-    delivered_batch_id  bigint not null
+    delivered_batch_id  bigint
 );
 create index transactions_customer_idx on production.transactions (customer_id);
 create index transactions_ts_idx on production.transactions (transaction_ts);
@@ -264,7 +292,7 @@ create table production.transaction_items (
     created_at      timestamptz not null default now(),
     updated_at      timestamptz not null default now(),
     source_batch_id bigint not null references etl.batch (batch_id),
-    delivered_batch_id bigint not null
+    delivered_batch_id bigint
 );
 create index transaction_items_transaction_idx on production.transaction_items (transaction_id);
 create index transaction_items_product_idx on production.transaction_items (product_id);
@@ -284,7 +312,7 @@ comment on column production.{table}.source_batch_id is
     'follow it)';
 comment on column production.{table}.delivered_batch_id is
     'Batch whose delivery the values come from (an orphan resolved late keeps its own '
-    'batch); an older delivery never overwrites a newer one'
+    'batch; null: source_batch_id); an older delivery never overwrites a newer one'
 """
         )
     op.execute(VALIDATED_TABLES_SQL)

@@ -11,7 +11,8 @@
 --   production or accepted earlier in the batch; transaction_known: accepted earlier in
 --   the batch (production is probed later, for the few rows not found here);
 --   product_known: in p_known_products, production's and the batch's accepted products),
---   and rules null (validation fills them).
+--   the raw values (raw_<column>, as staged: what the quarantine keeps) and rules null
+--   (validation fills them).
 --   Payment method and status codes are normalised (etl.code_value; p_*_codes: the lookup
 --   tables' codes), not yet checked.
 --
@@ -33,7 +34,11 @@ returns table (
     batch_id bigint, line_no bigint, customer_id bigint, first_name text, last_name text,
     email text, phone text, city text, state text, country text, signup_date date,
     source_updated_at timestamptz, customer_id_given boolean, email_given boolean,
-    signup_date_given boolean, updated_at_given boolean, rules text[]
+    signup_date_given boolean, updated_at_given boolean,
+    raw_customer_id text, raw_first_name text, raw_last_name text, raw_email text,
+    raw_phone text, raw_city text, raw_state text, raw_country text, raw_signup_date text,
+    raw_updated_at text,
+    rules text[]
 )
 language sql stable parallel safe
 begin atomic
@@ -55,6 +60,16 @@ begin atomic
         etl.is_given(s.email),
         etl.is_given(s.signup_date),
         etl.is_given(s.updated_at),
+        s.customer_id,
+        s.first_name,
+        s.last_name,
+        s.email,
+        s.phone,
+        s.city,
+        s.state,
+        s.country,
+        s.signup_date,
+        s.updated_at,
         null::text[]
     from staging.customers s
     where s.batch_id = p_batch_id;
@@ -68,7 +83,10 @@ returns table (
     batch_id bigint, line_no bigint, product_id bigint, product_name text, category text,
     brand text, unit_price numeric, cost numeric, source_updated_at timestamptz,
     product_id_given boolean, unit_price_given boolean, cost_given boolean,
-    updated_at_given boolean, rules text[]
+    updated_at_given boolean,
+    raw_product_id text, raw_product_name text, raw_category text, raw_brand text,
+    raw_unit_price text, raw_cost text, raw_updated_at text,
+    rules text[]
 )
 language sql stable parallel safe
 begin atomic
@@ -86,6 +104,13 @@ begin atomic
         etl.is_given(s.unit_price),
         etl.is_given(s.cost),
         etl.is_given(s.updated_at),
+        s.product_id,
+        s.product_name,
+        s.category,
+        s.brand,
+        s.unit_price,
+        s.cost,
+        s.updated_at,
         null::text[]
     from staging.products s
     where s.batch_id = p_batch_id;
@@ -103,7 +128,10 @@ returns table (
     batch_id bigint, line_no bigint, transaction_id bigint, customer_id bigint,
     transaction_ts timestamptz, payment_method_code text, status_code text,
     transaction_id_given boolean, customer_id_given boolean, transaction_ts_given boolean,
-    payment_method_given boolean, status_given boolean, customer_known boolean, rules text[]
+    payment_method_given boolean, status_given boolean, customer_known boolean,
+    raw_transaction_id text, raw_customer_id text, raw_transaction_ts text,
+    raw_payment_method text, raw_status text,
+    rules text[]
 )
 language sql stable parallel safe
 begin atomic
@@ -121,6 +149,11 @@ begin atomic
         etl.is_given(s.payment_method),
         etl.is_given(s.status),
         batch_customers.customer_id is not null or production_customers.customer_id is not null,
+        s.transaction_id,
+        s.customer_id,
+        s.transaction_ts,
+        s.payment_method,
+        s.status,
         null::text[]
     from staging.transactions s
     left join staging.validated_customers batch_customers
@@ -141,7 +174,10 @@ returns table (
     quantity integer, unit_price numeric, discount numeric, item_id_given boolean,
     transaction_id_given boolean, product_id_given boolean, quantity_given boolean,
     unit_price_given boolean, discount_given boolean, transaction_known boolean,
-    product_known boolean, rules text[]
+    product_known boolean,
+    raw_item_id text, raw_transaction_id text, raw_product_id text, raw_quantity text,
+    raw_unit_price text, raw_discount text,
+    rules text[]
 )
 language sql stable parallel safe
 begin atomic
@@ -162,6 +198,12 @@ begin atomic
         etl.is_given(s.discount),
         batch_transactions.transaction_id is not null,
         coalesce(etl.key_value(s.product_id) = any (p_known_products), false),
+        s.item_id,
+        s.transaction_id,
+        s.product_id,
+        s.quantity,
+        s.unit_price,
+        s.discount,
         null::text[]
     from staging.transaction_items s
     left join staging.validated_transactions batch_transactions

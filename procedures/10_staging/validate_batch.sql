@@ -26,6 +26,8 @@
 --   Safe to call twice: each file's previous results are deleted and computed again from the
 --   same inputs, in the caller's transaction (one CALL commits whole or not at all).
 --   Raises no_data_found for an unknown batch.
+--   Security definer (as the staging tables' owner): it drops the partitions of merged
+--   batches; EXECUTE is granted to warehouse_etl and revoked from PUBLIC.
 
 create or replace procedure staging.record_file_result(
     p_batch_id bigint,
@@ -94,6 +96,7 @@ comment on procedure staging.record_file_result(bigint, text, bigint, bigint, bi
 
 create or replace procedure staging.validate_batch(p_batch_id bigint)
 language plpgsql
+security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
@@ -160,3 +163,4 @@ $$;
 comment on procedure staging.validate_batch(bigint) is
     'Validates every staged row of a batch against the data contract (CALL '
     'staging.validate_batch(1)); rejects to etl.rejected_row, accepted rows typed for the merge';
+revoke all on procedure staging.validate_batch(bigint) from public;

@@ -21,22 +21,36 @@
 --   lowest line among the rows that break nothing and do not clash with production.
 -- Steps as in staging.validate_transaction_items: typed partition (CREATE TABLE AS),
 --   duplicate_key, the other rules, email_conflict, rejects.
+-- Security definer: it creates, attaches and drops the batch's partition, which needs the
+--   owner of the staging tables (the migrating role); callers need only EXECUTE (granted to
+--   warehouse_etl, revoked from PUBLIC). Every identifier it builds is quoted (%I) and the
+--   batch id is a bigint.
+-- Settings (this call only): work_mem for the sorts and hashes of a whole batch; cheaper
+--   parallel setup and tuples, so the planner gives the parsing (costly expressions it
+--   estimates as cheap) to parallel workers; no hash aggregation, so duplicate keys are
+--   found by a parallel sort instead of one serial hash table of every key.
 -- Safe to call twice: it first drops the batch's partition and deletes the file's rejects
 --   other than ingestion's malformed_row, in the same transaction, then computes them again
 --   from the same inputs.
 create or replace procedure staging.validate_customers(p_batch_id bigint)
 language plpgsql
+security definer
 set search_path = pg_catalog, pg_temp
 set work_mem = '256MB'
+set enable_hashagg = off
+set parallel_setup_cost = 100
+set parallel_tuple_cost = 0.001
 as $$
 declare
-    v_partition  text := format('validated_customers_%s', p_batch_id);
-    v_load_ts    timestamptz;
-    v_load_date  date;
-    v_staged     bigint;
-    v_duplicates bigint;
-    v_conflicts  bigint;
-    v_rejected   bigint;
+    v_partition       text := format('validated_customers_%s', p_batch_id);
+    v_load_ts         timestamptz;
+    v_load_date       date;
+    v_staged          bigint;
+    v_duplicated_keys bigint[];
+    v_last_lines      bigint[];
+    v_duplicates      bigint;
+    v_conflicts       bigint;
+    v_rejected        bigint;
 begin
     select b.load_ts into strict v_load_ts from etl.batch b where b.batch_id = p_batch_id;
     v_load_date := (v_load_ts at time zone 'UTC')::date;
@@ -59,18 +73,22 @@ begin
     execute format('analyze staging.%I', v_partition);
 
     -- 2. duplicates: every row of a key but the last is rejected for duplicate_key alone
+    --    (the keys found by a parallel, sort-based query; then the update)
+    select array_agg(d.customer_id), array_agg(d.last_line)
+    into v_duplicated_keys, v_last_lines
+    from (
+        select k.customer_id, max(k.line_no) as last_line
+        from staging.validated_customers k
+        where k.batch_id = p_batch_id and k.customer_id is not null
+        group by k.customer_id
+        having count(*) > 1
+    ) d;
     update staging.validated_customers v
     set rules = array['duplicate_key']
-    from (
-        select d.customer_id, max(d.line_no) as last_line
-        from staging.validated_customers d
-        where d.batch_id = p_batch_id and d.customer_id is not null
-        group by d.customer_id
-        having count(*) > 1
-    ) duplicated_keys
+    from unnest(v_duplicated_keys, v_last_lines) as duplicated (customer_id, last_line)
     where v.batch_id = p_batch_id
-      and v.customer_id = duplicated_keys.customer_id
-      and v.line_no < duplicated_keys.last_line;
+      and v.customer_id = duplicated.customer_id
+      and v.line_no < duplicated.last_line;
     get diagnostics v_duplicates = row_count;
 
     -- 3. every rule but email_conflict the other rows break
@@ -130,14 +148,13 @@ begin
     -- 5. the quarantine: rejected rows with their raw values
     insert into etl.rejected_row (batch_id, file_name, line_no, record_key, rules, raw)
     select
-        p_batch_id, 'customers.csv', v.line_no, s.customer_id, v.rules,
+        p_batch_id, 'customers.csv', v.line_no, v.raw_customer_id, v.rules,
         jsonb_build_object(
-            'customer_id', s.customer_id, 'first_name', s.first_name,
-            'last_name', s.last_name, 'email', s.email, 'phone', s.phone, 'city', s.city,
-            'state', s.state, 'country', s.country, 'signup_date', s.signup_date,
-            'updated_at', s.updated_at)
+            'customer_id', v.raw_customer_id, 'first_name', v.raw_first_name,
+            'last_name', v.raw_last_name, 'email', v.raw_email, 'phone', v.raw_phone,
+            'city', v.raw_city, 'state', v.raw_state, 'country', v.raw_country,
+            'signup_date', v.raw_signup_date, 'updated_at', v.raw_updated_at)
     from staging.validated_customers v
-    join staging.customers s on s.batch_id = v.batch_id and s.line_no = v.line_no
     where v.batch_id = p_batch_id and v.rules is not null;
     get diagnostics v_rejected = row_count;
 
@@ -152,3 +169,4 @@ $$;
 
 comment on procedure staging.validate_customers(bigint) is
     'Validates the staged customers.csv rows of a batch: typed rows, rejects, counts';
+revoke all on procedure staging.validate_customers(bigint) from public;

@@ -16,20 +16,34 @@
 --   but the last, alone).
 -- Steps as in staging.validate_transaction_items: typed partition (CREATE TABLE AS),
 --   duplicate_key, the other rules, rejects.
+-- Security definer: it creates, attaches and drops the batch's partition, which needs the
+--   owner of the staging tables (the migrating role); callers need only EXECUTE (granted to
+--   warehouse_etl, revoked from PUBLIC). Every identifier it builds is quoted (%I) and the
+--   batch id is a bigint.
+-- Settings (this call only): work_mem for the sorts and hashes of a whole batch; cheaper
+--   parallel setup and tuples, so the planner gives the parsing (costly expressions it
+--   estimates as cheap) to parallel workers; no hash aggregation, so duplicate keys are
+--   found by a parallel sort instead of one serial hash table of every key.
 -- Safe to call twice: it first drops the batch's partition and deletes the file's rejects
 --   other than ingestion's malformed_row, in the same transaction, then computes them again
 --   from the same inputs.
 create or replace procedure staging.validate_products(p_batch_id bigint)
 language plpgsql
+security definer
 set search_path = pg_catalog, pg_temp
 set work_mem = '256MB'
+set enable_hashagg = off
+set parallel_setup_cost = 100
+set parallel_tuple_cost = 0.001
 as $$
 declare
-    v_partition  text := format('validated_products_%s', p_batch_id);
-    v_load_ts    timestamptz;
-    v_staged     bigint;
-    v_duplicates bigint;
-    v_rejected   bigint;
+    v_partition       text := format('validated_products_%s', p_batch_id);
+    v_load_ts         timestamptz;
+    v_staged          bigint;
+    v_duplicated_keys bigint[];
+    v_last_lines      bigint[];
+    v_duplicates      bigint;
+    v_rejected        bigint;
 begin
     select b.load_ts into strict v_load_ts from etl.batch b where b.batch_id = p_batch_id;
 
@@ -51,18 +65,22 @@ begin
     execute format('analyze staging.%I', v_partition);
 
     -- 2. duplicates: every row of a key but the last is rejected for duplicate_key alone
+    --    (the keys found by a parallel, sort-based query; then the update)
+    select array_agg(d.product_id), array_agg(d.last_line)
+    into v_duplicated_keys, v_last_lines
+    from (
+        select k.product_id, max(k.line_no) as last_line
+        from staging.validated_products k
+        where k.batch_id = p_batch_id and k.product_id is not null
+        group by k.product_id
+        having count(*) > 1
+    ) d;
     update staging.validated_products v
     set rules = array['duplicate_key']
-    from (
-        select d.product_id, max(d.line_no) as last_line
-        from staging.validated_products d
-        where d.batch_id = p_batch_id and d.product_id is not null
-        group by d.product_id
-        having count(*) > 1
-    ) duplicated_keys
+    from unnest(v_duplicated_keys, v_last_lines) as duplicated (product_id, last_line)
     where v.batch_id = p_batch_id
-      and v.product_id = duplicated_keys.product_id
-      and v.line_no < duplicated_keys.last_line;
+      and v.product_id = duplicated.product_id
+      and v.line_no < duplicated.last_line;
     get diagnostics v_duplicates = row_count;
 
     -- 3. every rule the other rows break
@@ -87,13 +105,12 @@ begin
     -- 4. the quarantine: rejected rows with their raw values
     insert into etl.rejected_row (batch_id, file_name, line_no, record_key, rules, raw)
     select
-        p_batch_id, 'products.csv', v.line_no, s.product_id, v.rules,
+        p_batch_id, 'products.csv', v.line_no, v.raw_product_id, v.rules,
         jsonb_build_object(
-            'product_id', s.product_id, 'product_name', s.product_name,
-            'category', s.category, 'brand', s.brand, 'unit_price', s.unit_price,
-            'cost', s.cost, 'updated_at', s.updated_at)
+            'product_id', v.raw_product_id, 'product_name', v.raw_product_name,
+            'category', v.raw_category, 'brand', v.raw_brand, 'unit_price', v.raw_unit_price,
+            'cost', v.raw_cost, 'updated_at', v.raw_updated_at)
     from staging.validated_products v
-    join staging.products s on s.batch_id = v.batch_id and s.line_no = v.line_no
     where v.batch_id = p_batch_id and v.rules is not null;
     get diagnostics v_rejected = row_count;
 
@@ -104,3 +121,4 @@ $$;
 
 comment on procedure staging.validate_products(bigint) is
     'Validates the staged products.csv rows of a batch: typed rows, rejects, counts';
+revoke all on procedure staging.validate_products(bigint) from public;

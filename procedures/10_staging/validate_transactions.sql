@@ -21,24 +21,36 @@
 -- Steps: (1) CREATE TABLE AS the batch's partition from staging.typed_transactions, in
 --   parallel, and attach it; (2) duplicate_key; (3) the rules of every other row with a
 --   problem; (4) rejects.
+-- Security definer: it creates, attaches and drops the batch's partition, which needs the
+--   owner of the staging tables (the migrating role); callers need only EXECUTE (granted to
+--   warehouse_etl, revoked from PUBLIC). Every identifier it builds is quoted (%I) and the
+--   batch id is a bigint.
+-- Settings (this call only): work_mem for the sorts and hashes of a whole batch; cheaper
+--   parallel setup and tuples, so the planner gives the parsing (costly expressions it
+--   estimates as cheap) to parallel workers; no hash aggregation, so duplicate keys are
+--   found by a parallel sort instead of one serial hash table of every key.
 -- Safe to call twice: it first drops the batch's partition and deletes the file's rejects
 --   other than ingestion's malformed_row, in the same transaction, then computes them again
 --   from the same inputs.
 create or replace procedure staging.validate_transactions(p_batch_id bigint)
 language plpgsql
+security definer
 set search_path = pg_catalog, pg_temp
 set work_mem = '256MB'
+set enable_hashagg = off
 set parallel_setup_cost = 100
 set parallel_tuple_cost = 0.001
 as $$
 declare
-    v_partition     text := format('validated_transactions_%s', p_batch_id);
-    v_load_ts       timestamptz;
-    v_payment_codes text[];
-    v_status_codes  text[];
-    v_staged        bigint;
-    v_duplicates    bigint;
-    v_rejected      bigint;
+    v_partition       text := format('validated_transactions_%s', p_batch_id);
+    v_load_ts         timestamptz;
+    v_payment_codes   text[];
+    v_status_codes    text[];
+    v_staged          bigint;
+    v_duplicated_keys bigint[];
+    v_last_lines      bigint[];
+    v_duplicates      bigint;
+    v_rejected        bigint;
 begin
     select b.load_ts into strict v_load_ts from etl.batch b where b.batch_id = p_batch_id;
     v_payment_codes := array(select m.payment_method_code from production.payment_methods m);
@@ -62,18 +74,22 @@ begin
     execute format('analyze staging.%I', v_partition);
 
     -- 2. duplicates: every row of a key but the last is rejected for duplicate_key alone
+    --    (the keys found by a parallel, sort-based query; then the update)
+    select array_agg(d.transaction_id), array_agg(d.last_line)
+    into v_duplicated_keys, v_last_lines
+    from (
+        select k.transaction_id, max(k.line_no) as last_line
+        from staging.validated_transactions k
+        where k.batch_id = p_batch_id and k.transaction_id is not null
+        group by k.transaction_id
+        having count(*) > 1
+    ) d;
     update staging.validated_transactions v
     set rules = array['duplicate_key']
-    from (
-        select d.transaction_id, max(d.line_no) as last_line
-        from staging.validated_transactions d
-        where d.batch_id = p_batch_id and d.transaction_id is not null
-        group by d.transaction_id
-        having count(*) > 1
-    ) duplicated_keys
+    from unnest(v_duplicated_keys, v_last_lines) as duplicated (transaction_id, last_line)
     where v.batch_id = p_batch_id
-      and v.transaction_id = duplicated_keys.transaction_id
-      and v.line_no < duplicated_keys.last_line;
+      and v.transaction_id = duplicated.transaction_id
+      and v.line_no < duplicated.last_line;
     get diagnostics v_duplicates = row_count;
 
     -- 3. every rule the other rows break (the WHERE finds them with cheap tests first; a row
@@ -115,13 +131,12 @@ begin
     -- 4. the quarantine: rejected rows with their raw values
     insert into etl.rejected_row (batch_id, file_name, line_no, record_key, rules, raw)
     select
-        p_batch_id, 'transactions.csv', v.line_no, s.transaction_id, v.rules,
+        p_batch_id, 'transactions.csv', v.line_no, v.raw_transaction_id, v.rules,
         jsonb_build_object(
-            'transaction_id', s.transaction_id, 'customer_id', s.customer_id,
-            'transaction_ts', s.transaction_ts, 'payment_method', s.payment_method,
-            'status', s.status)
+            'transaction_id', v.raw_transaction_id, 'customer_id', v.raw_customer_id,
+            'transaction_ts', v.raw_transaction_ts, 'payment_method', v.raw_payment_method,
+            'status', v.raw_status)
     from staging.validated_transactions v
-    join staging.transactions s on s.batch_id = v.batch_id and s.line_no = v.line_no
     where v.batch_id = p_batch_id and v.rules is not null;
     get diagnostics v_rejected = row_count;
 
@@ -132,3 +147,4 @@ $$;
 
 comment on procedure staging.validate_transactions(bigint) is
     'Validates the staged transactions.csv rows of a batch: typed rows, rejects, counts';
+revoke all on procedure staging.validate_transactions(bigint) from public;

@@ -20,7 +20,8 @@
 --   Writes one production row per key with INSERT ... ON CONFLICT DO UPDATE (no MERGE: these
 --   tables may become Citus reference tables). A new key is inserted (created_at =
 --   updated_at = now()). An existing key is updated only when the delivery is not older
---   than the one its values come from (delivered_batch_id <=), and then:
+--   than the one its values come from (delivered_batch_id <=; a row written by other means,
+--   without one, counts as delivered by its source_batch_id), and then:
 --   - business values differ (IS DISTINCT FROM, typed): every value, updated_at = now(),
 --     source_batch_id = p_batch_id (the warehouse loaders follow it);
 --   - values equal, delivery newer: only delivered_batch_id moves (updated_at and
@@ -111,14 +112,15 @@ begin
                       excluded.source_updated_at)
                 then excluded.source_batch_id else c.source_batch_id end,
             delivered_batch_id = excluded.delivered_batch_id
-        where c.delivered_batch_id <= excluded.delivered_batch_id
+        where coalesce(c.delivered_batch_id, c.source_batch_id)
+              <= excluded.delivered_batch_id
           and ((c.first_name, c.last_name, c.email, c.phone, c.city, c.state, c.country,
                 c.signup_date, c.source_updated_at)
                is distinct from
                (excluded.first_name, excluded.last_name, excluded.email, excluded.phone,
                 excluded.city, excluded.state, excluded.country, excluded.signup_date,
                 excluded.source_updated_at)
-               or c.delivered_batch_id <> excluded.delivered_batch_id)
+               or c.delivered_batch_id is distinct from excluded.delivered_batch_id)
         returning c.xmax = 0 as is_insert, c.source_batch_id = p_batch_id as is_change
     )
     select count(*) filter (where u.is_insert),
@@ -203,13 +205,14 @@ begin
                       excluded.unit_price, excluded.cost, excluded.source_updated_at)
                 then excluded.source_batch_id else p.source_batch_id end,
             delivered_batch_id = excluded.delivered_batch_id
-        where p.delivered_batch_id <= excluded.delivered_batch_id
+        where coalesce(p.delivered_batch_id, p.source_batch_id)
+              <= excluded.delivered_batch_id
           and ((p.product_name, p.category_id, p.brand, p.unit_price, p.cost,
                 p.source_updated_at)
                is distinct from
                (excluded.product_name, excluded.category_id, excluded.brand,
                 excluded.unit_price, excluded.cost, excluded.source_updated_at)
-               or p.delivered_batch_id <> excluded.delivered_batch_id)
+               or p.delivered_batch_id is distinct from excluded.delivered_batch_id)
         returning p.xmax = 0 as is_insert, p.source_batch_id = p_batch_id as is_change
     )
     select count(*) filter (where u.is_insert),
@@ -289,12 +292,13 @@ begin
                       excluded.payment_method_code, excluded.status_code)
                 then excluded.source_batch_id else t.source_batch_id end,
             delivered_batch_id = excluded.delivered_batch_id
-        where t.delivered_batch_id <= excluded.delivered_batch_id
+        where coalesce(t.delivered_batch_id, t.source_batch_id)
+              <= excluded.delivered_batch_id
           and ((t.customer_id, t.transaction_ts, t.payment_method_code, t.status_code)
                is distinct from
                (excluded.customer_id, excluded.transaction_ts, excluded.payment_method_code,
                 excluded.status_code)
-               or t.delivered_batch_id <> excluded.delivered_batch_id)
+               or t.delivered_batch_id is distinct from excluded.delivered_batch_id)
         returning t.xmax = 0 as is_insert, t.source_batch_id = p_batch_id as is_change
     )
     select count(*) filter (where u.is_insert),
@@ -376,12 +380,13 @@ begin
                       excluded.unit_price, excluded.discount)
                 then excluded.source_batch_id else i.source_batch_id end,
             delivered_batch_id = excluded.delivered_batch_id
-        where i.delivered_batch_id <= excluded.delivered_batch_id
+        where coalesce(i.delivered_batch_id, i.source_batch_id)
+              <= excluded.delivered_batch_id
           and ((i.transaction_id, i.product_id, i.quantity, i.unit_price, i.discount)
                is distinct from
                (excluded.transaction_id, excluded.product_id, excluded.quantity,
                 excluded.unit_price, excluded.discount)
-               or i.delivered_batch_id <> excluded.delivered_batch_id)
+               or i.delivered_batch_id is distinct from excluded.delivered_batch_id)
         returning i.xmax = 0 as is_insert, i.source_batch_id = p_batch_id as is_change
     )
     select count(*) filter (where u.is_insert),

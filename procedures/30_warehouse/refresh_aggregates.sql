@@ -212,7 +212,8 @@ begin
         -- join, cheaper than taking each through on conflict
         where not exists (
             select 1 from warehouse.agg_product_monthly x
-            where x.month = fp.month and x.product_id = fp.product_id
+            where x.month = any(v_months)
+              and x.month = fp.month and x.product_id = fp.product_id
               and (x.orders, x.units, x.revenue, x.margin)
                   = (fp.orders, fp.units, fp.revenue, fp.margin))
         on conflict (month, product_id) do update
@@ -322,7 +323,7 @@ begin
     v_rows := warehouse.refresh_sales_aggregates(v_days, v_months)
               + warehouse.refresh_new_customers(v_months);
 
-    raise notice 'refresh_aggregates % .. %: % day(s), % month(s), % aggregate row(s) written',
+    raise notice 'refresh_aggregates % .. %: % day(s), % month(s), % aggregate row(s) changed',
         p_from, p_to, cardinality(v_days), cardinality(v_months), v_rows;
 end;
 $$;
@@ -363,7 +364,7 @@ begin
     get diagnostics v_marked = row_count;
 
     raise notice 'refresh_batch_aggregates batch %: % day(s), % sales month(s), % signup '
-                 'month(s) refreshed, % aggregate row(s) written, % queue row(s) cleared',
+                 'month(s) refreshed, % aggregate row(s) changed, % queue row(s) cleared',
         p_batch_id, cardinality(v_days), cardinality(v_sales_months),
         cardinality(v_signup_months), v_rows, v_marked;
 

@@ -92,7 +92,8 @@ begin
                 t.*,
                 exists (select 1 from production.transactions p
                         where p.transaction_id = t.transaction_id
-                          and p.delivered_batch_id > t.batch_id) as newer_delivery,
+                          and coalesce(p.delivered_batch_id, p.source_batch_id) > t.batch_id)
+                    as newer_delivery,
                 exists (select 1 from production.customers c
                         where c.customer_id = t.customer_id) as parents_known
             from typed_orphans t
@@ -181,7 +182,8 @@ begin
                 t.*,
                 exists (select 1 from production.transaction_items p
                         where p.item_id = t.item_id
-                          and p.delivered_batch_id > t.batch_id) as newer_delivery,
+                          and coalesce(p.delivered_batch_id, p.source_batch_id) > t.batch_id)
+                    as newer_delivery,
                 exists (select 1 from production.transactions pt
                         where pt.transaction_id = t.transaction_id)
                     and exists (select 1 from production.products pp
