@@ -148,6 +148,8 @@ create table etl.dq_rule (
 );
 comment on table etl.dq_rule is
     'The contract''s validation rules (DATA_CONTRACT.md): id, files it applies to, meaning';
+comment on column etl.dq_rule.rule is 'Rule id, as in DATA_CONTRACT.md';
+comment on column etl.dq_rule.description is 'What breaks the rule';
 comment on column etl.dq_rule.sort_order is 'Order of the rules in etl.rejected_row.rules';
 comment on column etl.dq_rule.file_names is 'Files whose rows the rule checks';
 comment on column etl.dq_rule.is_orphan is

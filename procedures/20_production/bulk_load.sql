@@ -25,6 +25,7 @@
 create or replace function production.empty_tables()
 returns text[]
 language plpgsql
+stable
 set search_path = pg_catalog, pg_temp
 as $$
 declare
@@ -32,7 +33,7 @@ declare
                                       'transaction_items'];
     v_table text;
     v_empty boolean;
-    v_tables text[] := '{}';
+    v_tables text[] := '{}'::text[];
 begin
     -- all or none owned: TRUNCATE of a parent needs its (empty) children in the statement
     if exists (select 1 from unnest(c_tables) as t
@@ -62,7 +63,7 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_index record;
-    v_index_ddl text[] := '{}';
+    v_index_ddl text[] := '{}'::text[];
 begin
     if cardinality(p_tables) = 0 then
         return v_index_ddl;
