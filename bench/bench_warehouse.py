@@ -16,8 +16,8 @@ part alone), then:
    warm runs.
 
 Targets (issue 6): initial load within 30 s, the 1 % batch within 5 % of it, every view
-query within 100 ms. ``--write-docs`` replaces the "## Warehouse" section of
-docs/performance.md with the figures.
+query within 100 ms. ``--write-docs`` writes the figures between the markers of the
+"## Warehouse" section of docs/performance.md (the section's notes stay).
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ log = logging.getLogger("bench.warehouse")
 
 PERFORMANCE_DOC = PROJECT_ROOT / "docs" / "performance.md"
 SECTION_TITLE = "## Warehouse"
+BLOCK_BEGIN = "<!-- bench_warehouse: begin (python -m bench.bench_warehouse --write-docs) -->"
+BLOCK_END = "<!-- bench_warehouse: end -->"
 INITIAL_TARGET_S = 30.0
 INCREMENTAL_SHARE = 0.05
 QUERY_TARGET_MS = 100.0
@@ -431,8 +433,6 @@ def report(results: Results) -> str:
     incremental_cpu = results.total(results.incremental, cpu=True)
     loads = ", ".join(f"{load:.1f}" for load in results.load_average)
     lines = [
-        SECTION_TITLE,
-        "",
         f"Measured with `python -m bench.bench_warehouse --write-docs` on {platform.node()} "
         f"({os.cpu_count()} CPUs, {platform.machine()}, PostgreSQL settings of "
         f"runner/localdb.py), {time.strftime('%Y-%m-%d', time.gmtime())}. Production "
@@ -479,20 +479,23 @@ def report(results: Results) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(doc: Path, section: str) -> None:
-    """Replace (or append) the "## Warehouse" section of the shared performance document."""
+def write_block(doc: Path, block: str) -> None:
+    """Put the generated figures between the markers of the "## Warehouse" section of the
+    shared performance document; the rest of the file, and the section's own notes after
+    the markers, stay as they are."""
     text = doc.read_text() if doc.exists() else "# Performance\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION_TITLE), None)
-    if start is None:
-        doc.parent.mkdir(parents=True, exist_ok=True)
-        doc.write_text(text.rstrip("\n") + "\n\n" + section)
-        return
-    end = next(
-        (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-    )
-    tail = "".join(lines[end:])
-    doc.write_text("".join(lines[:start]) + section + ("\n" + tail if tail else ""))
+    generated = f"{BLOCK_BEGIN}\n\n{block}\n{BLOCK_END}\n"
+    if BLOCK_BEGIN in text and BLOCK_END in text:
+        head, rest = text.split(BLOCK_BEGIN, 1)
+        tail = rest.split(BLOCK_END, 1)[1].removeprefix("\n")
+        text = head + generated + tail
+    elif f"\n{SECTION_TITLE}\n" in text:
+        head, tail = text.split(f"\n{SECTION_TITLE}\n", 1)
+        text = f"{head}\n{SECTION_TITLE}\n\n{generated}{tail}"
+    else:
+        text = f"{text.rstrip()}\n\n{SECTION_TITLE}\n\n{generated}"
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -507,10 +510,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     results = run_bench(load_config(), Volume(args.transactions), args.keep, args.explain)
-    section = report(results)
-    print(section)
+    block = report(results)
+    print(f"{SECTION_TITLE}\n\n{block}")
     if args.write_docs:
-        write_section(PERFORMANCE_DOC, section)
+        write_block(PERFORMANCE_DOC, block)
         log.info("wrote %s", PERFORMANCE_DOC)
     ok = (results.initial_total <= INITIAL_TARGET_S
           and results.incremental_total <= results.initial_total * INCREMENTAL_SHARE

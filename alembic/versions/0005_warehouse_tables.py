@@ -5,10 +5,10 @@ Every dimension has an "unknown" member with surrogate key -1 so no fact key is 
 The fact carries no foreign keys (keys are guaranteed by the loader and checked by the
 reconciliation), which keeps a load of millions of rows fast. Its indexes are exactly the
 access paths of the loaders and views, each cheap to maintain for a daily batch (new rows
-land on the right edge): item_id (upsert, re-pointing), date_key (aggregate refresh, BI
-drill-down by day), transaction_ts (freshness). No index on the customer or product keys:
-their random positions would cost a full-page write per new row after every checkpoint;
-facts to re-point are found through production's customer and product indexes instead.
+land on the right edge): item_id (the batch's lines against the fact), date_key (aggregate
+refresh, re-pointing from a new version's start, BI drill-down by day), transaction_ts
+(freshness). No index on the customer or product keys: their random positions would cost
+a full-page write per new row after every checkpoint.
 Fill factor 90 leaves room for HOT updates (status changes, re-pointing touch no indexed
 column).
 

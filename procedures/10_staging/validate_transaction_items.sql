@@ -20,7 +20,9 @@
 --   (only for well-formed ids), duplicate_key (every row of an item_id but the last, alone).
 -- Steps: (1) CREATE TABLE AS the batch's partition from staging.typed_transaction_items, in
 --   parallel, and attach it; (2) duplicate_key; (3) the rules of every other row with a
---   problem (production is probed for transactions the batch does not hold); (4) rejects.
+--   problem (production is probed for transactions the batch does not hold). Each UPDATE
+--   returns the rows it rejected into etl.rejected_row (a data-modifying CTE), so the
+--   quarantine costs no further pass over the 3M-row partition.
 -- Security definer: it creates, attaches and drops the batch's partition, which needs the
 --   owner of the staging tables (the migrating role); callers need only EXECUTE (granted to
 --   warehouse_etl, revoked from PUBLIC). Every identifier it builds is quoted (%I) and the
@@ -28,7 +30,9 @@
 -- Settings (this call only): work_mem for the sorts and hashes of a whole batch; cheaper
 --   parallel setup and tuples, so the planner gives the parsing (costly expressions it
 --   estimates as cheap) to parallel workers; no hash aggregation, so duplicate keys are
---   found by a parallel sort instead of one serial hash table of every key.
+--   found by a parallel sort instead of one serial hash table of every key; no merge join,
+--   so the batch's transactions are matched by a parallel hash join (the merge join sorted
+--   every staged row in each worker: 12.3 s against 10.7 s for the typed partition).
 -- Safe to call twice: it first drops the batch's partition and deletes the file's rejects
 --   other than ingestion's malformed_row, in the same transaction, then computes them again
 --   from the same inputs.
@@ -38,6 +42,7 @@ security definer
 set search_path = pg_catalog, pg_temp
 set work_mem = '256MB'
 set enable_hashagg = off
+set enable_mergejoin = off
 set parallel_setup_cost = 100
 set parallel_tuple_cost = 0.001
 as $$
@@ -49,6 +54,7 @@ declare
     v_last_lines      bigint[];
     v_duplicates      bigint;
     v_rejected        bigint;
+    v_ruled           bigint;
 begin
     delete from etl.rejected_row r
     where r.batch_id = p_batch_id
@@ -74,7 +80,8 @@ begin
     execute format('analyze staging.%I', v_partition);
 
     -- 2. duplicates: every row of a key but the last is rejected for duplicate_key alone
-    --    (the keys found by a parallel, sort-based query; then the update)
+    --    (the keys found by a parallel, sort-based query; then the update, whose rows go to
+    --    the quarantine with their raw values)
     select array_agg(d.item_id), array_agg(d.last_line)
     into v_duplicated_keys, v_last_lines
     from (
@@ -84,68 +91,83 @@ begin
         group by k.item_id
         having count(*) > 1
     ) d;
-    update staging.validated_transaction_items v
-    set rules = array['duplicate_key']
-    from unnest(v_duplicated_keys, v_last_lines) as duplicated (item_id, last_line)
-    where v.batch_id = p_batch_id
-      and v.item_id = duplicated.item_id
-      and v.line_no < duplicated.last_line;
+    with duplicates as (
+        update staging.validated_transaction_items v
+        set rules = array['duplicate_key']
+        from unnest(v_duplicated_keys, v_last_lines) as duplicated (item_id, last_line)
+        where v.batch_id = p_batch_id
+          and v.item_id = duplicated.item_id
+          and v.line_no < duplicated.last_line
+        returning v.line_no, v.rules, v.raw_item_id, v.raw_transaction_id, v.raw_product_id,
+                  v.raw_quantity, v.raw_unit_price, v.raw_discount
+    )
+    insert into etl.rejected_row (batch_id, file_name, line_no, record_key, rules, raw)
+    select
+        p_batch_id, 'transaction_items.csv', d.line_no, d.raw_item_id, d.rules,
+        jsonb_build_object(
+            'item_id', d.raw_item_id, 'transaction_id', d.raw_transaction_id,
+            'product_id', d.raw_product_id, 'quantity', d.raw_quantity,
+            'unit_price', d.raw_unit_price, 'discount', d.raw_discount)
+    from duplicates d;
     get diagnostics v_duplicates = row_count;
 
     -- 3. every rule the other rows break (the WHERE finds them with cheap tests first; a row
-    --    it takes that breaks nothing keeps rules null)
-    update staging.validated_transaction_items v
-    set rules = nullif(array_remove(array[
-            case when not (v.item_id_given and v.transaction_id_given and v.product_id_given
-                           and v.quantity_given and v.unit_price_given)
-                 then 'missing_required' end,
-            case when (v.item_id_given and v.item_id is null)
-                      or (v.transaction_id_given and v.transaction_id is null)
-                      or (v.product_id_given and v.product_id is null)
-                 then 'invalid_integer' end,
-            case when v.unit_price_given and not coalesce(v.unit_price >= 0, false)
-                 then 'invalid_amount' end,
-            case when v.quantity_given and not coalesce(v.quantity between 1 and 1000, false)
-                 then 'invalid_quantity' end,
-            case when v.discount_given
-                      and (v.discount is null or v.discount < 0
-                           or (coalesce(v.quantity between 1 and 1000, false)
-                               and coalesce(v.unit_price >= 0, false)
-                               and v.discount > v.quantity * v.unit_price))
-                 then 'invalid_discount' end,
-            case when v.transaction_id is not null and not v.transaction_known
-                      and not exists (select 1 from production.transactions pt
-                                      where pt.transaction_id = v.transaction_id)
-                 then 'unknown_transaction' end,
-            case when v.product_id is not null and not v.product_known
-                 then 'unknown_product' end
-        ], null), '{}')
-    where v.batch_id = p_batch_id
-      and v.rules is null
-      and (not (v.item_id_given and v.transaction_id_given and v.product_id_given
-                and v.quantity_given and v.unit_price_given)
-           or v.item_id is null or v.transaction_id is null or v.product_id is null
-           or v.quantity is null or v.quantity not between 1 and 1000
-           or v.unit_price is null or v.unit_price < 0
-           or (v.discount_given
-               and (v.discount is null or v.discount < 0
-                    or v.discount > v.quantity * v.unit_price))
-           or not v.product_known
-           or (not v.transaction_known
-               and not exists (select 1 from production.transactions pt
-                               where pt.transaction_id = v.transaction_id)));
-
-    -- 4. the quarantine: rejected rows with their raw values
+    --    it takes that breaks nothing keeps rules null); the rejected ones to the quarantine
+    with ruled as (
+        update staging.validated_transaction_items v
+        set rules = nullif(array_remove(array[
+                case when not (v.item_id_given and v.transaction_id_given and v.product_id_given
+                               and v.quantity_given and v.unit_price_given)
+                     then 'missing_required' end,
+                case when (v.item_id_given and v.item_id is null)
+                          or (v.transaction_id_given and v.transaction_id is null)
+                          or (v.product_id_given and v.product_id is null)
+                     then 'invalid_integer' end,
+                case when v.unit_price_given and not coalesce(v.unit_price >= 0, false)
+                     then 'invalid_amount' end,
+                case when v.quantity_given and not coalesce(v.quantity between 1 and 1000, false)
+                     then 'invalid_quantity' end,
+                case when v.discount_given
+                          and (v.discount is null or v.discount < 0
+                               or (coalesce(v.quantity between 1 and 1000, false)
+                                   and coalesce(v.unit_price >= 0, false)
+                                   and v.discount > v.quantity * v.unit_price))
+                     then 'invalid_discount' end,
+                case when v.transaction_id is not null and not v.transaction_known
+                          and not exists (select 1 from production.transactions pt
+                                          where pt.transaction_id = v.transaction_id)
+                     then 'unknown_transaction' end,
+                case when v.product_id is not null and not v.product_known
+                     then 'unknown_product' end
+            ], null), '{}')
+        where v.batch_id = p_batch_id
+          and v.rules is null
+          and (not (v.item_id_given and v.transaction_id_given and v.product_id_given
+                    and v.quantity_given and v.unit_price_given)
+               or v.item_id is null or v.transaction_id is null or v.product_id is null
+               or v.quantity is null or v.quantity not between 1 and 1000
+               or v.unit_price is null or v.unit_price < 0
+               or (v.discount_given
+                   and (v.discount is null or v.discount < 0
+                        or v.discount > v.quantity * v.unit_price))
+               or not v.product_known
+               or (not v.transaction_known
+                   and not exists (select 1 from production.transactions pt
+                                   where pt.transaction_id = v.transaction_id)))
+        returning v.line_no, v.rules, v.raw_item_id, v.raw_transaction_id, v.raw_product_id,
+                  v.raw_quantity, v.raw_unit_price, v.raw_discount
+    )
     insert into etl.rejected_row (batch_id, file_name, line_no, record_key, rules, raw)
     select
-        p_batch_id, 'transaction_items.csv', v.line_no, v.raw_item_id, v.rules,
+        p_batch_id, 'transaction_items.csv', r.line_no, r.raw_item_id, r.rules,
         jsonb_build_object(
-            'item_id', v.raw_item_id, 'transaction_id', v.raw_transaction_id,
-            'product_id', v.raw_product_id, 'quantity', v.raw_quantity,
-            'unit_price', v.raw_unit_price, 'discount', v.raw_discount)
-    from staging.validated_transaction_items v
-    where v.batch_id = p_batch_id and v.rules is not null;
-    get diagnostics v_rejected = row_count;
+            'item_id', r.raw_item_id, 'transaction_id', r.raw_transaction_id,
+            'product_id', r.raw_product_id, 'quantity', r.raw_quantity,
+            'unit_price', r.raw_unit_price, 'discount', r.raw_discount)
+    from ruled r
+    where r.rules is not null;
+    get diagnostics v_ruled = row_count;
+    v_rejected := v_duplicates + v_ruled;
 
     call staging.record_file_result(p_batch_id, 'transaction_items.csv', v_staged, v_rejected,
                                     v_duplicates);

@@ -170,12 +170,16 @@ begin
     )
     select count(*) into v_products from added_versions;
 
-    -- a large load (the initial one) makes the statistics useless for the fact load next
-    if v_customers > 1000 then
-        analyze warehouse.dim_customer;
-    end if;
-    if v_products > 1000 then
-        analyze warehouse.dim_product;
+    -- a large load (the initial one) makes the statistics useless for the fact load next;
+    -- only the tables' owner may analyze them (autovacuum does it otherwise)
+    if pg_has_role((select c.relowner from pg_class c
+                    where c.oid = 'warehouse.dim_customer'::regclass), 'USAGE') then
+        if v_customers > 1000 then
+            analyze warehouse.dim_customer;
+        end if;
+        if v_products > 1000 then
+            analyze warehouse.dim_product;
+        end if;
     end if;
 
     raise notice 'load_dimensions batch %: dim_customer % new version(s), dim_product % new '
