@@ -46,7 +46,7 @@ WAREHOUSE_SETTINGS: dict[str, str] = {
     "wal_level": "minimal",
     "max_wal_senders": "0",
     "synchronous_commit": "off",
-    "wal_compression": "on",
+    "wal_compression": "lz4",  # pglz (on) cost 9x more CPU on random updates here
     "max_parallel_workers_per_gather": "2",
     "max_parallel_maintenance_workers": "2",
     "random_page_cost": "1.1",
@@ -256,6 +256,8 @@ class LocalCluster:
     def _write_settings(self) -> None:
         settings = dict(self.settings)
         settings["listen_addresses"] = "'localhost'" if self.tcp_port else "''"
+        if settings.get("wal_compression") == "lz4" and not _built_with("--with-lz4"):
+            settings["wal_compression"] = "on"
         if _has_extension("pg_stat_statements"):
             settings["shared_preload_libraries"] = "'pg_stat_statements'"
         lines = [f"{key} = {_quote(value)}" for key, value in sorted(settings.items())]
@@ -343,6 +345,17 @@ def _quote(value: str) -> str:
     if value.startswith("'") or value.replace(".", "").isdigit():
         return value
     return f"'{value}'"
+
+
+def _built_with(option: str) -> bool:
+    """True when the server binaries were configured with ``option`` (e.g. --with-lz4)."""
+    try:
+        configure = subprocess.run(
+            [str(find_bindir() / "pg_config"), "--configure"], capture_output=True, text=True
+        ).stdout
+    except (OSError, LocalDbError):
+        return False
+    return option in configure
 
 
 def _has_extension(name: str) -> bool:

@@ -79,14 +79,17 @@ comment on function etl.parse_count(text) is
 
 -- Money from a value already known to be `-?[0-9]+\.?[0-9]*`: checks 1 to 10 integer
 -- digits and, after a dot, 1 or 2 decimals; numeric(12,2) (-0.00 is 0); null otherwise.
+-- The value holds at most one dot, so LIKE (nearly free) places it: second or third from
+-- the end (1 or 2 decimals), or none; the length then bounds the integer digits.
 create or replace function etl.money_from_text(p_value text)
 returns numeric
 language sql immutable parallel safe
 return case
-    when case position('.' in p_value)
-             when 0 then length(p_value) - (left(p_value, 1) = '-')::integer <= 10
-             else length(p_value) - position('.' in p_value) between 1 and 2
-                  and position('.' in p_value) - 1 - (left(p_value, 1) = '-')::integer <= 10
+    when case
+             when p_value like '%._' then length(p_value) - (p_value like '-%')::integer <= 12
+             when p_value like '%.__' then length(p_value) - (p_value like '-%')::integer <= 13
+             when position('.' in p_value) = 0
+                 then length(p_value) - (p_value like '-%')::integer <= 10
          end
     then p_value::numeric(12, 2)
 end;
@@ -267,11 +270,13 @@ comment on function etl.is_email(text) is
 -- values take one parse; a padded value fails that parse quickly (LIKE, length, pattern) and
 -- is parsed again trimmed. Null: missing or not well-formed (etl.is_given tells which).
 
--- True when a raw field holds a value (anything but ASCII white space).
+-- True when a raw field holds a value (anything but ASCII white space). A first character
+-- that is not white space decides at once (ascii(): no copy); only the others are trimmed.
 create or replace function etl.is_given(p_raw text)
 returns boolean
 language sql immutable parallel safe
-return coalesce(btrim(p_raw, E' \t\r\n') <> '', false);
+return coalesce(p_raw <> '' and (ascii(p_raw) not in (9, 10, 13, 32)
+                                 or btrim(p_raw, E' \t\r\n') <> ''), false);
 
 comment on function etl.is_given(text) is
     'True when a raw field is not empty after trimming ASCII white space';
