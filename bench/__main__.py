@@ -76,14 +76,14 @@ BI_QUERIES = {
         "where month = %(month)s order by revenue desc"
     ),
     "v_sales: one day of one category (drill-down)": (
-        "select transaction_id, product_name, quantity, line_amount, status_code "
+        "select transaction_id, product_name, quantity, line_amount, status "
         "from analytics.v_sales where sales_date = %(day)s and category = %(category)s "
         "order by line_amount desc limit 100"
     ),
     "v_sales: revenue by category of a month": (
         "select category, sum(line_amount) as revenue from analytics.v_sales "
         "where sales_date >= %(month)s and sales_date < %(month)s::date + interval '1 month' "
-        "and status_code = 'completed' group by category order by revenue desc"
+        "and status = 'completed' group by category order by revenue desc"
     ),
 }
 
