@@ -83,15 +83,9 @@ begin
     end if;
 
     -- references proved by validation: skip the per-row foreign-key triggers when allowed
-    if has_parameter_privilege('session_replication_role', 'SET')
-       and not exists (
-           select 1
-           from pg_trigger tg
-           join pg_class c on c.oid = tg.tgrelid
-           join pg_namespace n on n.oid = c.relnamespace
-           where n.nspname = 'production' and not tg.tgisinternal
-       ) then
-        perform set_config('session_replication_role', 'replica', true);
+    if etl.skip_fk_triggers(array(select c.oid::regclass from pg_class c
+                                  where c.relnamespace = 'production'::regnamespace
+                                    and c.relkind in ('r', 'p'))) then
         v_fk_checks := 'proved by validation (per-row triggers skipped)';
     end if;
 
