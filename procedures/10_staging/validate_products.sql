@@ -47,22 +47,14 @@ declare
 begin
     select b.load_ts into strict v_load_ts from etl.batch b where b.batch_id = p_batch_id;
 
-    delete from etl.rejected_row r
-    where r.batch_id = p_batch_id
-      and r.file_name = 'products.csv'
-      and not ('malformed_row' = any (r.rules));
-    if to_regclass(format('staging.%I', v_partition)) is not null then
-        execute format('drop table staging.%I', v_partition);
-    end if;
+    call staging.clear_validation('products', p_batch_id);
 
     -- 1. every staged row, typed, with the facts the rules need
     execute format('create unlogged table staging.%I as '
                    'select * from staging.typed_products($1)', v_partition)
         using p_batch_id;
     get diagnostics v_staged = row_count;
-    execute format('alter table staging.validated_products attach partition '
-                   'staging.%I for values in (%s)', v_partition, p_batch_id);
-    execute format('analyze staging.%I', v_partition);
+    call staging.attach_validated_partition('products', p_batch_id);
 
     -- 2. duplicates: every row of a key but the last is rejected for duplicate_key alone
     --    (the keys found by a parallel, sort-based query; then the update)

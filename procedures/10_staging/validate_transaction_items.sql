@@ -59,13 +59,7 @@ declare
     v_ruled           bigint;
     v_role_before     text := current_setting('session_replication_role');
 begin
-    delete from etl.rejected_row r
-    where r.batch_id = p_batch_id
-      and r.file_name = 'transaction_items.csv'
-      and not ('malformed_row' = any (r.rules));
-    if to_regclass(format('staging.%I', v_partition)) is not null then
-        execute format('drop table staging.%I', v_partition);
-    end if;
+    call staging.clear_validation('transaction_items', p_batch_id);
 
     -- 1. every staged row, typed, with the facts the rules need: a parallel CREATE TABLE AS
     v_known_products := array(
@@ -78,9 +72,7 @@ begin
                    'select * from staging.typed_transaction_items($1, $2)', v_partition)
         using p_batch_id, v_known_products;
     get diagnostics v_staged = row_count;
-    execute format('alter table staging.validated_transaction_items attach partition '
-                   'staging.%I for values in (%s)', v_partition, p_batch_id);
-    execute format('analyze staging.%I', v_partition);
+    call staging.attach_validated_partition('transaction_items', p_batch_id);
 
     -- the quarantine's rows reference this batch (locked here once, as the foreign key's
     -- trigger would lock it for each row) and no resolution: when the owner may set

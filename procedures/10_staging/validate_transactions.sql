@@ -61,22 +61,14 @@ begin
     v_payment_codes := array(select m.payment_method_code from production.payment_methods m);
     v_status_codes := array(select t.status_code from production.transaction_statuses t);
 
-    delete from etl.rejected_row r
-    where r.batch_id = p_batch_id
-      and r.file_name = 'transactions.csv'
-      and not ('malformed_row' = any (r.rules));
-    if to_regclass(format('staging.%I', v_partition)) is not null then
-        execute format('drop table staging.%I', v_partition);
-    end if;
+    call staging.clear_validation('transactions', p_batch_id);
 
     -- 1. every staged row, typed, with the facts the rules need: a parallel CREATE TABLE AS
     execute format('create unlogged table staging.%I as '
                    'select * from staging.typed_transactions($1, $2, $3)', v_partition)
         using p_batch_id, v_payment_codes, v_status_codes;
     get diagnostics v_staged = row_count;
-    execute format('alter table staging.validated_transactions attach partition '
-                   'staging.%I for values in (%s)', v_partition, p_batch_id);
-    execute format('analyze staging.%I', v_partition);
+    call staging.attach_validated_partition('transactions', p_batch_id);
 
     -- the quarantine's rows reference this batch (locked here once, as the foreign key's
     -- trigger would lock it for each row) and no resolution: when the owner may set
