@@ -366,8 +366,8 @@ class _PrintingNotices(list):
         print(notice, end="")
 
 
-def run_bench(config: Config, volume: Volume, keep: bool, explain_ms: int | None = None
-              ) -> Results:
+def run_bench(config: Config, volume: Volume, keep: bool, explain_ms: int | None = None,
+              explain_initial_ms: int | None = None) -> Results:
     url = bench_url(config)
     log.info("bench database %s", url)
     recreate_database(url)
@@ -384,6 +384,8 @@ def run_bench(config: Config, volume: Volume, keep: bool, explain_ms: int | None
                  volume.items)
         run_sql(conn, INITIAL_LOAD_SQL, params)
         analyze(conn, "production")
+        if explain_initial_ms is not None:
+            explain_slow_statements(conn, explain_initial_ms)
         results.load_average.append(os.getloadavg()[0])
         results.initial = load_batch(conn, 1)
         results.load_average.append(os.getloadavg()[0])
@@ -505,11 +507,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     parser.add_argument("--explain", type=int, metavar="MS",
                         help="print plans of the 1 %% batch's statements slower than MS")
+    parser.add_argument("--explain-initial", type=int, metavar="MS",
+                        help="print plans of the initial load's statements slower than MS")
     parser.add_argument("--write-docs", action="store_true",
                         help="write the figures into docs/performance.md (## Warehouse)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    results = run_bench(load_config(), Volume(args.transactions), args.keep, args.explain)
+    results = run_bench(load_config(), Volume(args.transactions), args.keep, args.explain,
+                        args.explain_initial)
     block = report(results)
     print(f"{SECTION_TITLE}\n\n{block}")
     if args.write_docs:

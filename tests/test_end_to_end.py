@@ -609,7 +609,37 @@ def test_every_contract_view_matches_an_independent_computation_from_the_csv_fil
 
         cur.execute("select count(*) from warehouse.v_reconciliation")
         assert cur.fetchone() == (0,)
+
+        # the batches' deltas left the aggregates exactly where a recompute puts them
+        cur.execute("select count(*) from warehouse.agg_delta")
+        assert cur.fetchone() == (0,)
+        before = aggregate_tables(cur)
+        cur.execute("select min(sales_date), max(sales_date) from warehouse.agg_daily_sales")
+        first, last = cur.fetchone()
+        cur.execute("call warehouse.refresh_aggregates(%s, %s)", (first, last))
+        assert aggregate_tables(cur) == before
     conn.close()
+
+
+def aggregate_tables(cur) -> dict[str, list[tuple]]:  # noqa: ANN001 - psycopg2 cursor
+    """The aggregate tables' figures (without refreshed_at), in key order."""
+    queries = {
+        "agg_daily_sales": "select sales_date, orders, units, revenue, discount, margin "
+                           "from warehouse.agg_daily_sales order by 1",
+        "agg_product_monthly": "select month, product_id, orders, units, revenue, margin "
+                               "from warehouse.agg_product_monthly order by 1, 2",
+        "agg_payment_method_monthly": "select month, payment_method_code, orders, revenue "
+                                      "from warehouse.agg_payment_method_monthly order by 1, 2",
+        "agg_customer_monthly": "select month, new_customers, active_customers "
+                                "from warehouse.agg_customer_monthly order by 1",
+        "agg_customer_activity": "select month, customer_id, orders "
+                                 "from warehouse.agg_customer_activity order by 1, 2",
+    }
+    tables = {}
+    for table, query in queries.items():
+        cur.execute(query)
+        tables[table] = cur.fetchall()
+    return tables
 
 
 def test_contract_helpers_follow_the_value_rules() -> None:

@@ -151,6 +151,7 @@ class Shop:
             "agg_product_monthly": "month, product_id",
             "agg_payment_method_monthly": "month, payment_method_code",
             "agg_customer_monthly": "month", "agg_refresh_queue": "batch_id, grain, day",
+            "agg_customer_activity": "month, customer_id", "agg_delta": "delta_id",
         }
         return {
             table: self.rows(f"select * from warehouse.{table} order by {key}")
@@ -569,6 +570,7 @@ def test_bulk_and_incremental_paths_write_the_same_rows(shop: Shop) -> None:
         "select indexrelid::regclass::text from pg_index "
         "where indrelid = 'warehouse.fact_sales'::regclass order by 1")]
     assert index_names == ["warehouse.fact_sales_date_idx", "warehouse.fact_sales_pkey",
+                           "warehouse.fact_sales_transaction_idx",
                            "warehouse.fact_sales_ts_idx"]
 
 
@@ -580,7 +582,8 @@ def test_steps_record_rows_written_in_batch_step(shop: Shop) -> None:
                           (b1,))) == {
         "load_dimensions": 2 + 6 + 27,  # 2 versions, 6 payment methods, Jan 15 .. Feb 10
         "load_fact_sales": 1,
-        "refresh_batch_aggregates": 5,  # day, product month, payment month, 2 customer months
+        # day, product month, payment month, customer activity, 2 customer months
+        "refresh_batch_aggregates": 6,
         "check_reconciliation": 1,
     }
 

@@ -21,15 +21,23 @@
 --      indexes and primary key dropped, the table truncated, rows inserted, indexes and
 --      key rebuilt from their catalog definitions, the table analyzed (only when this role
 --      owns the table; otherwise the incremental path does the same work, slower).
---   Every written row queues its old and new UTC day in warehouse.agg_refresh_queue, so
---   refresh_batch_aggregates refreshes both; warehouse.dim_date is extended to cover
---   them. Upserts etl.batch_step (batch_id, 'load_fact_sales', rows written).
+--   Aggregates (agg_delta.sql): before an order's fact rows are first changed in the call,
+--   its contribution (warehouse.order_contributions) goes into warehouse.agg_delta with
+--   sign -1; after all changes, the contribution of every order so recorded
+--   (warehouse.fact_touched) goes in with sign +1. refresh_batch_aggregates adds them up.
+--   Into an empty fact (the bulk path, or a fact truncated to be rebuilt by a role that
+--   does not own it) nothing is recorded: every day from the first to the last of the fact
+--   and of the aggregates is queued for a recompute instead (by_delta false).
+--   Every written row queues its old and new UTC day in warehouse.agg_refresh_queue
+--   (by_delta true on the incremental path), for check_reconciliation and, on the bulk
+--   path, the recompute; warehouse.dim_date is extended to cover them. Upserts
+--   etl.batch_step (batch_id, 'load_fact_sales', rows written).
 --   Work follows the batch: production and dimensions are read through their
---   source_batch_id indexes, the fact through item_id, facts to re-point through date_key
---   from the earliest new version's start.
+--   source_batch_id indexes, the fact through item_id and transaction_id, facts to
+--   re-point through date_key from the earliest new version's start.
 -- Safe to call twice: after the first call no fact row points at a closed version inside
 -- the new version's validity and every recomputed row equals the fact, so the second call
--- writes and queues nothing.
+-- writes, records and queues nothing.
 create or replace procedure warehouse.load_fact_sales(p_batch_id bigint)
 language plpgsql
 set search_path = warehouse, pg_catalog
@@ -38,65 +46,57 @@ as $$
 declare
     v_customer_repointed bigint := 0;
     v_product_repointed  bigint := 0;
-    v_since              timestamptz;
+    v_customer_since     timestamptz;
+    v_product_since      timestamptz;
     v_inserted           bigint;
     v_updated            bigint;
+    v_empty              boolean;
     v_bulk               boolean;
     v_index_ddl          text[];
     v_drop_ddl           text[];
     v_ddl                text;
     v_first_day          date;
     v_last_day           date;
+    v_fact_load_id       bigint;
 begin
     if not exists (select 1 from etl.batch b where b.batch_id = p_batch_id) then
         raise exception 'load_fact_sales: batch % does not exist', p_batch_id;
     end if;
+    v_fact_load_id := nextval('warehouse.fact_load_seq');
     -- bulk path: an empty fact that this role may re-index (it owns the table)
-    v_bulk := not exists (select 1 from warehouse.fact_sales)
+    v_empty := not exists (select 1 from warehouse.fact_sales);
+    v_bulk := v_empty
               and (select pg_has_role(c.relowner, 'USAGE') from pg_class c
                    where c.oid = 'warehouse.fact_sales'::regclass);
 
     -- 1. re-point facts to the customer and product versions the batch added after an
     --    earlier version: the fact rows of the previous version inside the new version's
     --    validity, read through the date_key index from the earliest new start on (recent
-    --    for a usual change; as far back as a back-dated change reaches)
-    select min(v.valid_from) into v_since
+    --    for a usual change; as far back as a back-dated change reaches). A product's cost,
+    --    so line cost and margin, follow. One statement for both, so an order's lines are
+    --    recorded (agg_delta, sign -1) once, before they change.
+    select min(v.valid_from) into v_customer_since
     from warehouse.dim_customer v
     where v.source_batch_id = p_batch_id and v.valid_from > '-infinity';
-    if v_since is not null then
-        with new_versions as (
+    select min(v.valid_from) into v_product_since
+    from warehouse.dim_product v
+    where v.source_batch_id = p_batch_id and v.valid_from > '-infinity';
+    if v_customer_since is not null or v_product_since is not null then
+        with new_customer_versions as (
             select v.customer_key, v.valid_from, v.valid_to, prev.customer_key as previous_key
             from warehouse.dim_customer v
             join warehouse.dim_customer prev
                 on prev.customer_id = v.customer_id and prev.valid_to = v.valid_from
             where v.source_batch_id = p_batch_id
         ),
-        repointed as (
-            update warehouse.fact_sales f
-            set customer_key = nv.customer_key, source_batch_id = p_batch_id,
-                updated_at = now()
-            from new_versions nv
-            where f.customer_key = nv.previous_key
-              and f.date_key >= warehouse.date_key(warehouse.utc_date(v_since))
+        customer_targets as (
+            select f.item_id, f.transaction_id, nv.customer_key
+            from warehouse.fact_sales f
+            join new_customer_versions nv on f.customer_key = nv.previous_key
+            where f.date_key >= warehouse.date_key(warehouse.utc_date(v_customer_since))
               and f.transaction_ts >= nv.valid_from and f.transaction_ts < nv.valid_to
-            returning f.transaction_ts
         ),
-        queued as (
-            insert into warehouse.agg_refresh_queue (batch_id, grain, day)
-            select distinct p_batch_id, 'day', warehouse.utc_date(r.transaction_ts)
-            from repointed r
-            on conflict (batch_id, grain, day) do update
-                set refreshed_at = null, queued_at = now()
-        )
-        select count(*) into v_customer_repointed from repointed;
-    end if;
-
-    -- ... and products: their cost, so line cost and margin, follow
-    select min(v.valid_from) into v_since
-    from warehouse.dim_product v
-    where v.source_batch_id = p_batch_id and v.valid_from > '-infinity';
-    if v_since is not null then
-        with new_versions as (
+        new_product_versions as (
             select v.product_key, v.cost, v.valid_from, v.valid_to,
                    prev.product_key as previous_key
             from warehouse.dim_product v
@@ -104,27 +104,61 @@ begin
                 on prev.product_id = v.product_id and prev.valid_to = v.valid_from
             where v.source_batch_id = p_batch_id
         ),
+        product_targets as (
+            select f.item_id, f.transaction_id, nv.product_key, nv.cost
+            from warehouse.fact_sales f
+            join new_product_versions nv on f.product_key = nv.previous_key
+            where f.date_key >= warehouse.date_key(warehouse.utc_date(v_product_since))
+              and f.transaction_ts >= nv.valid_from and f.transaction_ts < nv.valid_to
+        ),
+        targets as materialized (
+            select coalesce(ct.item_id, pt.item_id) as item_id,
+                   coalesce(ct.transaction_id, pt.transaction_id) as transaction_id,
+                   ct.customer_key, pt.product_key, pt.cost
+            from customer_targets ct
+            full join product_targets pt on pt.item_id = ct.item_id
+        ),
+        newly_touched as (
+            insert into warehouse.fact_touched (batch_id, transaction_id)
+            select distinct p_batch_id, t.transaction_id from targets t
+            on conflict (batch_id, transaction_id) do nothing
+            returning transaction_id
+        ),
+        recorded_before as (
+            insert into warehouse.agg_delta (
+                batch_id, fact_load_id, sign, transaction_id, date_key, customer_key,
+                payment_method_key, product_key, units, revenue, discount, margin
+            )
+            select p_batch_id, v_fact_load_id, -1, oc.transaction_id, oc.date_key,
+                   oc.customer_key, oc.payment_method_key, oc.product_key, oc.units,
+                   oc.revenue, oc.discount, oc.margin
+            from warehouse.order_contributions(
+                array(select nt.transaction_id from newly_touched nt)) oc
+        ),
         repointed as (
             update warehouse.fact_sales f
-            set product_key = nv.product_key,
-                line_cost = f.quantity * nv.cost,
-                line_margin = f.line_amount - f.quantity * nv.cost,
+            set customer_key = coalesce(t.customer_key, f.customer_key),
+                product_key = coalesce(t.product_key, f.product_key),
+                line_cost = coalesce(f.quantity * t.cost, f.line_cost),
+                line_margin = coalesce(f.line_amount - f.quantity * t.cost, f.line_margin),
                 source_batch_id = p_batch_id,
                 updated_at = now()
-            from new_versions nv
-            where f.product_key = nv.previous_key
-              and f.date_key >= warehouse.date_key(warehouse.utc_date(v_since))
-              and f.transaction_ts >= nv.valid_from and f.transaction_ts < nv.valid_to
-            returning f.transaction_ts
+            from targets t
+            where f.item_id = t.item_id
+            returning f.transaction_ts, t.customer_key is not null as to_customer,
+                      t.product_key is not null as to_product
         ),
         queued as (
-            insert into warehouse.agg_refresh_queue (batch_id, grain, day)
-            select distinct p_batch_id, 'day', warehouse.utc_date(r.transaction_ts)
+            insert into warehouse.agg_refresh_queue as q (batch_id, grain, day, by_delta)
+            select distinct p_batch_id, 'day', warehouse.utc_date(r.transaction_ts), true
             from repointed r
             on conflict (batch_id, grain, day) do update
-                set refreshed_at = null, queued_at = now()
+                set refreshed_at = null, queued_at = now(),
+                    by_delta = (q.refreshed_at is not null or q.by_delta)
         )
-        select count(*) into v_product_repointed from repointed;
+        select count(*) filter (where r.to_customer), count(*) filter (where r.to_product)
+        into v_customer_repointed, v_product_repointed
+        from repointed r;
     end if;
 
     -- 2. the batch's new and changed items, and every item of its changed transactions
@@ -174,20 +208,11 @@ begin
             execute v_ddl;
         end loop;
         analyze warehouse.fact_sales;
-
-        -- every calendar day from the first to the last loaded date (two index probes;
-        -- a day without sales refreshes to nothing)
-        select warehouse.utc_date(min(f.transaction_ts)), warehouse.utc_date(max(f.transaction_ts))
-        into v_first_day, v_last_day
-        from warehouse.fact_sales f;
-        insert into warehouse.agg_refresh_queue (batch_id, grain, day)
-        select p_batch_id, 'day', d::date
-        from generate_series(v_first_day::timestamp, v_last_day::timestamp, interval '1 day') d
-        on conflict (batch_id, grain, day) do update set refreshed_at = null, queued_at = now();
         v_updated := 0;
     else
-        with changed_lines as (
-            select bl.*, f.item_id is not null as in_fact, f.transaction_ts as old_transaction_ts
+        with changed_lines as materialized (
+            select bl.*, f.item_id is not null as in_fact, f.transaction_ts as old_transaction_ts,
+                   f.transaction_id as old_transaction_id
             from warehouse.batch_sales_lines(p_batch_id) bl
             left join warehouse.fact_sales f on f.item_id = bl.item_id
             where f.item_id is null
@@ -198,6 +223,25 @@ begin
                   (bl.transaction_id, bl.date_key, bl.customer_key, bl.product_key,
                    bl.payment_method_key, bl.status_code, bl.transaction_ts, bl.quantity,
                    bl.unit_price, bl.discount, bl.line_amount, bl.line_cost, bl.line_margin)
+        ),
+        newly_touched as (
+            insert into warehouse.fact_touched (batch_id, transaction_id)
+            select p_batch_id, ch.transaction_id from changed_lines ch where not v_empty
+            union
+            select p_batch_id, ch.old_transaction_id from changed_lines ch where ch.in_fact
+            on conflict (batch_id, transaction_id) do nothing
+            returning transaction_id
+        ),
+        recorded_before as (
+            insert into warehouse.agg_delta (
+                batch_id, fact_load_id, sign, transaction_id, date_key, customer_key,
+                payment_method_key, product_key, units, revenue, discount, margin
+            )
+            select p_batch_id, v_fact_load_id, -1, oc.transaction_id, oc.date_key,
+                   oc.customer_key, oc.payment_method_key, oc.product_key, oc.units,
+                   oc.revenue, oc.discount, oc.margin
+            from warehouse.order_contributions(
+                array(select nt.transaction_id from newly_touched nt)) oc
         ),
         inserted as (
             insert into warehouse.fact_sales (
@@ -243,14 +287,53 @@ begin
             where ch.in_fact
         ),
         queued as (
-            insert into warehouse.agg_refresh_queue (batch_id, grain, day)
-            select p_batch_id, 'day', td.day from touched_days td
+            insert into warehouse.agg_refresh_queue as q (batch_id, grain, day, by_delta)
+            select p_batch_id, 'day', td.day, true from touched_days td
             on conflict (batch_id, grain, day) do update
-                set refreshed_at = null, queued_at = now()
+                set refreshed_at = null, queued_at = now(),
+                    by_delta = (q.refreshed_at is not null or q.by_delta)
         )
         select (select count(*) from inserted), (select count(*) from updated)
         into v_inserted, v_updated;
     end if;
+
+    -- into an empty fact (the initial load, or a fact truncated to be rebuilt): no deltas,
+    -- the aggregates are recomputed instead, every day from the first to the last of the
+    -- fact and of the aggregates (index probes; stale aggregate days are cleared too; a day
+    -- without sales refreshes to nothing)
+    if v_empty then
+        select min(r.first_day), max(r.last_day)
+        into v_first_day, v_last_day
+        from (
+            select warehouse.utc_date(min(f.transaction_ts)) as first_day,
+                   warehouse.utc_date(max(f.transaction_ts)) as last_day
+            from warehouse.fact_sales f
+            union all
+            select min(a.sales_date), max(a.sales_date) from warehouse.agg_daily_sales a
+            union all
+            select min(a.month), (max(a.month) + interval '1 month - 1 day')::date
+            from warehouse.agg_product_monthly a
+        ) r;
+        insert into warehouse.agg_refresh_queue as q (batch_id, grain, day, by_delta)
+        select p_batch_id, 'day', d::date, false
+        from generate_series(v_first_day::timestamp, v_last_day::timestamp, interval '1 day') d
+        on conflict (batch_id, grain, day) do update
+            set refreshed_at = null, queued_at = now(), by_delta = false;
+    end if;
+
+    -- what the orders recorded above count now (their sign -1 rows went in before the
+    -- statement that first changed them)
+    insert into warehouse.agg_delta (
+        batch_id, fact_load_id, sign, transaction_id, date_key, customer_key,
+        payment_method_key, product_key, units, revenue, discount, margin
+    )
+    select p_batch_id, v_fact_load_id, 1, oc.transaction_id, oc.date_key, oc.customer_key,
+           oc.payment_method_key, oc.product_key, oc.units, oc.revenue, oc.discount,
+           oc.margin
+    from warehouse.order_contributions(
+        array(select ft.transaction_id from warehouse.fact_touched ft
+              where ft.batch_id = p_batch_id)) oc;
+    delete from warehouse.fact_touched ft where ft.batch_id = p_batch_id;
 
     -- the aggregates reach facts through dim_date: it must hold every queued day
     perform warehouse.ensure_dim_date(min(q.day), max(q.day))

@@ -3,10 +3,18 @@
 -- production.transaction_statuses. Orders = distinct such transactions with at least one
 -- fact row (an accepted item). Aggregate rows exist only where there is something to count.
 --
+-- Ordinary batches change the aggregates by deltas (agg_delta.sql): warehouse.load_fact_sales
+-- records what each order it changed counted before and after, and refresh_batch_aggregates
+-- adds that up, so the work follows the orders a batch changed, wherever they lie. The
+-- recompute below serves the initial load, repairs and backfills.
+--
 -- warehouse.refresh_sales_aggregates(p_days date[], p_months date[]) returns bigint
---   Recomputes from fact_sales agg_daily_sales for exactly p_days, and for the months
---   (first days) of p_months entirely agg_product_monthly, agg_payment_method_monthly and
---   the active_customers of agg_customer_monthly. One scan of the completed facts at
+--   First applies every pending delta but the parts the recompute covers
+--   (warehouse.apply_agg_delta: a recompute must not be followed by deltas it already
+--   contains, and a damaged range must be repairable). Then recomputes from fact_sales
+--   agg_daily_sales for exactly p_days, and for the months (first days) of p_months
+--   entirely agg_product_monthly, agg_payment_method_monthly, agg_customer_activity and the
+--   active_customers of agg_customer_monthly. One scan of the completed facts at
 --   transaction grain feeds the daily, payment and customer figures; products are grouped
 --   by version key first, then by product id. Returns rows changed.
 -- warehouse.refresh_new_customers(p_months date[]) returns bigint
@@ -20,9 +28,10 @@
 --   Backfill or repair: every day from p_from to p_to, and every month overlapping the
 --   range entirely (sales and signups).
 -- warehouse.refresh_batch_aggregates(p_batch_id bigint)  (procedure)
---   Refreshes exactly what the batch's loaders queued in warehouse.agg_refresh_queue and
---   is still pending: its days, the months of those days, its signup months; then marks
---   them refreshed. One transaction. Upserts etl.batch_step (batch_id,
+--   Applies the pending deltas, recomputes what the batch's loaders queued in
+--   warehouse.agg_refresh_queue for a recompute (by_delta false: the initial bulk load) and
+--   is still pending, those days and their months, and its signup months; then marks the
+--   batch's queue rows refreshed. One transaction. Upserts etl.batch_step (batch_id,
 --   'refresh_batch_aggregates', rows written).
 -- Plans are made for each call's own day list (plan_cache_mode force_custom_plan): one call
 -- refreshes three days, another three years. Facts are selected through warehouse.dim_date
@@ -50,13 +59,20 @@ declare
     v_payments  bigint;
     v_customers bigint;
     v_removed   bigint;
+    v_applied   bigint;
+    v_activity  bigint;
+    v_activity_empty boolean;
 begin
     v_days := array(select distinct d from unnest(p_days) d where d is not null);
     v_months := array(
         select distinct date_trunc('month', m::timestamp)::date
         from unnest(p_months) m where m is not null);
+    v_applied := warehouse.apply_agg_delta(v_days, v_months);
+    -- the initial load (no activity in these months yet) inserts without conflict checks
+    v_activity_empty := not exists (
+        select 1 from warehouse.agg_customer_activity a where a.month = any(v_months));
     if cardinality(v_days) = 0 and cardinality(v_months) = 0 then
-        return 0;
+        return v_applied;
     end if;
 
     -- Facts are reached through dim_date: the planner estimates the days a filter on the
@@ -146,15 +162,50 @@ begin
                             and fp.payment_method_code = a.payment_method_code)
         returning 1
     ),
+    fresh_activity as materialized (
+        select co.month_start as month, co.customer_id, count(*) as orders
+        from completed_orders co
+        where co.month_start = any(v_months) and co.customer_id is not null
+        group by co.month_start, co.customer_id
+    ),
+    activity_loaded as (
+        insert into warehouse.agg_customer_activity (month, customer_id, orders)
+        select fa.month, fa.customer_id, fa.orders
+        from fresh_activity fa
+        where v_activity_empty
+        returning 1
+    ),
+    activity_written as (
+        insert into warehouse.agg_customer_activity as a (month, customer_id, orders)
+        select fa.month, fa.customer_id, fa.orders
+        from fresh_activity fa
+        -- unchanged customer-months are left out by one anti join
+        where not v_activity_empty
+          and not exists (
+            select 1 from warehouse.agg_customer_activity x
+            where x.month = any(v_months)
+              and x.month = fa.month and x.customer_id = fa.customer_id
+              and x.orders = fa.orders)
+        on conflict (month, customer_id) do update
+            set orders = excluded.orders
+            where a.orders <> excluded.orders
+        returning 1
+    ),
+    activity_removed as (
+        delete from warehouse.agg_customer_activity a
+        where a.month = any(v_months)
+          and not exists (select 1 from fresh_activity fa
+                          where fa.month = a.month and fa.customer_id = a.customer_id)
+        returning 1
+    ),
     fresh_active as materialized (
         select m.month, coalesce(ac.customers, 0) as customers
         from unnest(v_months) m(month)
         left join (
-            select co.month_start, count(distinct co.customer_id) as customers
-            from completed_orders co
-            where co.month_start = any(v_months)
-            group by co.month_start
-        ) ac on ac.month_start = m.month
+            select fa.month, count(*) as customers
+            from fresh_activity fa
+            group by fa.month
+        ) ac on ac.month = m.month
     ),
     active_written as (
         insert into warehouse.agg_customer_monthly as a (
@@ -172,8 +223,10 @@ begin
     )
     select (select count(*) from daily_written) + (select count(*) from daily_removed),
            (select count(*) from payments_written) + (select count(*) from payments_removed),
-           (select count(*) from active_written)
-    into v_daily, v_payments, v_customers;
+           (select count(*) from active_written),
+           (select count(*) from activity_loaded) + (select count(*) from activity_written)
+           + (select count(*) from activity_removed)
+    into v_daily, v_payments, v_customers, v_activity;
 
     with product_key_months as (
         select
@@ -240,10 +293,11 @@ begin
 
     raise notice 'refresh_sales_aggregates: % day(s), % month(s) recomputed; rows changed: '
                  'agg_daily_sales %, agg_product_monthly %, agg_payment_method_monthly %, '
-                 'agg_customer_monthly % (% emptied row(s) removed)',
+                 'agg_customer_activity %, agg_customer_monthly % (% emptied row(s) removed)',
         cardinality(v_days), cardinality(v_months), v_daily, v_products, v_payments,
-        v_customers, v_removed;
-    return v_daily + v_products + v_payments + v_customers + v_removed;
+        v_activity, v_customers, v_removed;
+    return v_applied + v_daily + v_products + v_payments + v_activity + v_customers
+           + v_removed;
 end;
 $$;
 
@@ -347,6 +401,7 @@ begin
     v_days := array(
         select q.day from warehouse.agg_refresh_queue q
         where q.batch_id = p_batch_id and q.grain = 'day' and q.refreshed_at is null
+          and not q.by_delta
         order by q.day);
     v_signup_months := array(
         select q.day from warehouse.agg_refresh_queue q
@@ -363,8 +418,9 @@ begin
     where q.batch_id = p_batch_id and q.refreshed_at is null;
     get diagnostics v_marked = row_count;
 
-    raise notice 'refresh_batch_aggregates batch %: % day(s), % sales month(s), % signup '
-                 'month(s) refreshed, % aggregate row(s) changed, % queue row(s) cleared',
+    raise notice 'refresh_batch_aggregates batch %: deltas applied, % day(s) and % sales '
+                 'month(s) recomputed, % signup month(s) refreshed, % aggregate row(s) '
+                 'changed, % queue row(s) cleared',
         p_batch_id, cardinality(v_days), cardinality(v_sales_months),
         cardinality(v_signup_months), v_rows, v_marked;
 

@@ -1,0 +1,336 @@
+-- Aggregates kept by deltas (revision 0006).
+--
+-- warehouse.order_contributions(p_transaction_ids bigint[]) returns table
+--   What the given orders add to the aggregates, read from warehouse.fact_sales: one row
+--   per order and product version (completed lines only, DATA_CONTRACT.md "Business rules
+--   and metrics"; an order's lines of a product share its time, so one version), with the
+--   order's date, customer version and payment method keys and the lines' units, line
+--   amounts, discounts and margins. Keys, not natural keys: apply_agg_delta resolves them
+--   after grouping, so recording costs one index read of the orders' lines.
+--   STABLE: inside a statement that also changes the fact, it reads the fact as it was
+--   before the statement (warehouse.load_fact_sales relies on this).
+-- warehouse.apply_agg_delta(p_skip_days date[], p_skip_months date[]) returns bigint
+--   Adds every pending row of warehouse.agg_delta to agg_daily_sales,
+--   agg_payment_method_monthly, agg_product_monthly, agg_customer_activity and the
+--   active_customers of agg_customer_monthly, removes rows left with nothing to count, and
+--   deletes the applied deltas. Orders count once per order and sign (an order's rows of
+--   several products are one order); a customer becomes active in a month when their
+--   completed orders there go from 0 to more, and stops when they go back to 0.
+--   The daily part of a delta dated in p_skip_days and the monthly parts of one in a month
+--   of p_skip_months (first days) are dropped instead: the caller recomputes those from
+--   the fact, which already holds the change (refresh_sales_aggregates).
+--   Raises, and so leaves everything as it was, when an aggregate would go negative or keep
+--   figures without orders: the aggregates were out of step with the fact (repair with
+--   warehouse.refresh_aggregates over the dates named, which recomputes them and drops the
+--   deltas inside its range).
+--   Takes agg_delta in exclusive mode so a concurrent fact load waits. Returns the
+--   aggregate rows changed. Safe to call twice: the second call finds no delta.
+-- Deltas are order-independent sums: deltas of several batches, or of two loads of one
+-- batch, may be applied together.
+
+create or replace function warehouse.order_contributions(p_transaction_ids bigint[])
+returns table (
+    transaction_id     bigint,
+    date_key           integer,
+    customer_key       bigint,
+    payment_method_key integer,
+    product_key        bigint,
+    units              bigint,
+    revenue            numeric,
+    discount           numeric,
+    margin             numeric
+)
+language sql
+stable
+begin atomic
+    select
+        f.transaction_id, f.date_key, f.customer_key, f.payment_method_key, f.product_key,
+        sum(f.quantity), sum(f.line_amount), sum(f.discount), sum(f.line_margin)
+    from warehouse.fact_sales f
+    where f.transaction_id = any(p_transaction_ids)
+      and f.status_code in (
+          select s.status_code from production.transaction_statuses s where s.is_sale)
+    group by f.transaction_id, f.date_key, f.customer_key, f.payment_method_key,
+             f.product_key;
+end;
+
+comment on function warehouse.order_contributions(bigint[]) is
+    'Completed lines of the given orders per order and product, as the aggregates count them';
+
+create or replace function warehouse.apply_agg_delta(
+    p_skip_days date[] default '{}', p_skip_months date[] default '{}')
+returns bigint
+language plpgsql
+set search_path = warehouse, pg_catalog
+set work_mem = '256MB'
+as $$
+declare
+    v_deltas    bigint;
+    v_daily     bigint;
+    v_payments  bigint;
+    v_activity  bigint;
+    v_customers bigint;
+    v_products  bigint;
+    v_broken    text;
+begin
+    lock table warehouse.agg_delta in exclusive mode;
+    select count(*) into v_deltas from warehouse.agg_delta;
+    if v_deltas = 0 then
+        return 0;
+    end if;
+
+    -- day, payment method and customer figures count orders: one row per order, fact load
+    -- and sign; natural keys looked up once the rows are grouped, as the recompute does
+    with order_rows as (
+        select
+            ad.fact_load_id, ad.sign, ad.transaction_id, ad.date_key, ad.customer_key,
+            ad.payment_method_key,
+            sum(ad.units) as units, sum(ad.revenue) as revenue,
+            sum(ad.discount) as discount, sum(ad.margin) as margin
+        from warehouse.agg_delta ad
+        group by ad.fact_load_id, ad.sign, ad.transaction_id, ad.date_key, ad.customer_key,
+                 ad.payment_method_key
+    ),
+    delta_orders as materialized (
+        select
+            o.sign, d.full_date as sales_date, d.month_start as month, dc.customer_id,
+            coalesce(dpm.payment_method_code, 'unknown') as payment_method_code,
+            o.units, o.revenue, o.discount, o.margin
+        from order_rows o
+        join warehouse.dim_date d on d.date_key = o.date_key
+        left join warehouse.dim_customer dc on dc.customer_key = o.customer_key
+        join warehouse.dim_payment_method dpm on dpm.payment_method_key = o.payment_method_key
+    ),
+    daily_changes as (
+        select o.sales_date, sum(o.sign) as orders, sum(o.sign * o.units) as units,
+               sum(o.sign * o.revenue) as revenue, sum(o.sign * o.discount) as discount,
+               sum(o.sign * o.margin) as margin
+        from delta_orders o
+        where not (o.sales_date = any(p_skip_days))
+        group by o.sales_date
+    ),
+    daily_next as materialized (
+        select dc.sales_date,
+               coalesce(a.orders, 0) + dc.orders as orders,
+               coalesce(a.units, 0) + dc.units as units,
+               coalesce(a.revenue, 0) + dc.revenue as revenue,
+               coalesce(a.discount, 0) + dc.discount as discount,
+               coalesce(a.margin, 0) + dc.margin as margin
+        from daily_changes dc
+        left join warehouse.agg_daily_sales a on a.sales_date = dc.sales_date
+        where (dc.orders, dc.units, dc.revenue, dc.discount, dc.margin) <> (0, 0, 0, 0, 0)
+    ),
+    daily_written as (
+        insert into warehouse.agg_daily_sales as a (
+            sales_date, orders, units, revenue, discount, margin, refreshed_at
+        )
+        select dn.sales_date, dn.orders, dn.units, dn.revenue, dn.discount, dn.margin, now()
+        from daily_next dn
+        where dn.orders > 0
+        on conflict (sales_date) do update
+            set orders = excluded.orders, units = excluded.units,
+                revenue = excluded.revenue, discount = excluded.discount,
+                margin = excluded.margin, refreshed_at = excluded.refreshed_at
+        returning 1
+    ),
+    daily_removed as (
+        delete from warehouse.agg_daily_sales a
+        using daily_next dn
+        where dn.sales_date = a.sales_date and dn.orders = 0
+        returning 1
+    ),
+    payment_changes as (
+        select o.month, o.payment_method_code, sum(o.sign) as orders,
+               sum(o.sign * o.revenue) as revenue
+        from delta_orders o
+        where not (o.month = any(p_skip_months))
+        group by o.month, o.payment_method_code
+    ),
+    payment_next as materialized (
+        select pc.month, pc.payment_method_code,
+               coalesce(a.orders, 0) + pc.orders as orders,
+               coalesce(a.revenue, 0) + pc.revenue as revenue
+        from payment_changes pc
+        left join warehouse.agg_payment_method_monthly a
+            on a.month = pc.month and a.payment_method_code = pc.payment_method_code
+        where (pc.orders, pc.revenue) <> (0, 0)
+    ),
+    payments_written as (
+        insert into warehouse.agg_payment_method_monthly as a (
+            month, payment_method_code, orders, revenue, refreshed_at
+        )
+        select pn.month, pn.payment_method_code, pn.orders, pn.revenue, now()
+        from payment_next pn
+        where pn.orders > 0
+        on conflict (month, payment_method_code) do update
+            set orders = excluded.orders, revenue = excluded.revenue,
+                refreshed_at = excluded.refreshed_at
+        returning 1
+    ),
+    payments_removed as (
+        delete from warehouse.agg_payment_method_monthly a
+        using payment_next pn
+        where pn.month = a.month and pn.payment_method_code = a.payment_method_code
+          and pn.orders = 0
+        returning 1
+    ),
+    activity_next as materialized (
+        select ac.month, ac.customer_id, coalesce(a.orders, 0) as orders_before,
+               coalesce(a.orders, 0) + ac.orders as orders
+        from (
+            select o.month, o.customer_id, sum(o.sign) as orders
+            from delta_orders o
+            where o.customer_id is not null and not (o.month = any(p_skip_months))
+            group by o.month, o.customer_id
+            having sum(o.sign) <> 0
+        ) ac
+        left join warehouse.agg_customer_activity a
+            on a.month = ac.month and a.customer_id = ac.customer_id
+    ),
+    activity_written as (
+        insert into warehouse.agg_customer_activity as a (month, customer_id, orders)
+        select an.month, an.customer_id, an.orders
+        from activity_next an
+        where an.orders > 0
+        on conflict (month, customer_id) do update set orders = excluded.orders
+        returning 1
+    ),
+    activity_removed as (
+        delete from warehouse.agg_customer_activity a
+        using activity_next an
+        where an.month = a.month and an.customer_id = a.customer_id and an.orders = 0
+        returning 1
+    ),
+    active_changes as (
+        select an.month,
+               sum((an.orders > 0)::int - (an.orders_before > 0)::int) as customers
+        from activity_next an
+        group by an.month
+        having sum((an.orders > 0)::int - (an.orders_before > 0)::int) <> 0
+    ),
+    customers_written as (
+        insert into warehouse.agg_customer_monthly as a (
+            month, new_customers, active_customers, refreshed_at
+        )
+        select ach.month, 0, ach.customers, now()
+        from active_changes ach
+        on conflict (month) do update
+            set active_customers = a.active_customers + excluded.active_customers,
+                refreshed_at = excluded.refreshed_at
+        returning a.month, a.active_customers
+    ),
+    broken as (
+        select format('agg_daily_sales %s: %s order(s), revenue %s', dn.sales_date,
+                      dn.orders, dn.revenue) as problem
+        from daily_next dn
+        where dn.orders < 0
+           or (dn.orders = 0 and (dn.units, dn.revenue, dn.discount, dn.margin) <> (0, 0, 0, 0))
+        union all
+        select format('agg_payment_method_monthly %s %s: %s order(s), revenue %s', pn.month,
+                      pn.payment_method_code, pn.orders, pn.revenue)
+        from payment_next pn
+        where pn.orders < 0 or (pn.orders = 0 and pn.revenue <> 0)
+        union all
+        select format('agg_customer_activity %s customer %s: %s order(s)', an.month,
+                      an.customer_id, an.orders)
+        from activity_next an
+        where an.orders < 0
+        union all
+        select format('agg_customer_monthly %s: %s active customer(s)', cw.month,
+                      cw.active_customers)
+        from customers_written cw
+        where cw.active_customers < 0
+    )
+    select (select count(*) from daily_written) + (select count(*) from daily_removed),
+           (select count(*) from payments_written) + (select count(*) from payments_removed),
+           (select count(*) from activity_written) + (select count(*) from activity_removed),
+           (select count(*) from customers_written),
+           (select string_agg(b.problem, '; ') from (select problem from broken limit 5) b)
+    into v_daily, v_payments, v_activity, v_customers, v_broken;
+    if v_broken is not null then
+        raise exception 'apply_agg_delta: the aggregates are out of step with the fact (%); '
+                        'repair with CALL warehouse.refresh_aggregates(first_day, last_day)',
+            v_broken;
+    end if;
+
+    -- products count an order once per product: the deltas are already at that grain (one
+    -- row per fact load, sign, order and product)
+    with product_key_changes as (
+        select ad.date_key, ad.product_key,
+               sum(ad.sign) as orders, sum(ad.sign * ad.units) as units,
+               sum(ad.sign * ad.revenue) as revenue, sum(ad.sign * ad.margin) as margin
+        from warehouse.agg_delta ad
+        group by ad.date_key, ad.product_key
+    ),
+    product_changes as (
+        select d.month_start as month, coalesce(dp.product_id, -1) as product_id,
+               sum(pkc.orders) as orders, sum(pkc.units) as units,
+               sum(pkc.revenue) as revenue, sum(pkc.margin) as margin
+        from product_key_changes pkc
+        join warehouse.dim_date d on d.date_key = pkc.date_key
+        join warehouse.dim_product dp on dp.product_key = pkc.product_key
+        where not (d.month_start = any(p_skip_months))
+        group by d.month_start, coalesce(dp.product_id, -1)
+    ),
+    product_next as materialized (
+        select pc.month, pc.product_id,
+               coalesce(a.orders, 0) + pc.orders as orders,
+               coalesce(a.units, 0) + pc.units as units,
+               coalesce(a.revenue, 0) + pc.revenue as revenue,
+               coalesce(a.margin, 0) + pc.margin as margin
+        from product_changes pc
+        left join warehouse.agg_product_monthly a
+            on a.month = pc.month and a.product_id = pc.product_id
+        where (pc.orders, pc.units, pc.revenue, pc.margin) <> (0, 0, 0, 0)
+    ),
+    products_written as (
+        insert into warehouse.agg_product_monthly as a (
+            month, product_id, orders, units, revenue, margin, refreshed_at
+        )
+        select pn.month, pn.product_id, pn.orders, pn.units, pn.revenue, pn.margin, now()
+        from product_next pn
+        where pn.orders > 0
+        on conflict (month, product_id) do update
+            set orders = excluded.orders, units = excluded.units,
+                revenue = excluded.revenue, margin = excluded.margin,
+                refreshed_at = excluded.refreshed_at
+        returning 1
+    ),
+    products_removed as (
+        delete from warehouse.agg_product_monthly a
+        using product_next pn
+        where pn.month = a.month and pn.product_id = a.product_id and pn.orders = 0
+        returning 1
+    ),
+    broken as (
+        select format('agg_product_monthly %s product %s: %s order(s), revenue %s', pn.month,
+                      pn.product_id, pn.orders, pn.revenue) as problem
+        from product_next pn
+        where pn.orders < 0
+           or (pn.orders = 0 and (pn.units, pn.revenue, pn.margin) <> (0, 0, 0))
+    )
+    select (select count(*) from products_written) + (select count(*) from products_removed),
+           (select string_agg(b.problem, '; ') from (select problem from broken limit 5) b)
+    into v_products, v_broken;
+    if v_broken is not null then
+        raise exception 'apply_agg_delta: the aggregates are out of step with the fact (%); '
+                        'repair with CALL warehouse.refresh_aggregates(first_day, last_day)',
+            v_broken;
+    end if;
+
+    -- a month left with neither new nor active customers has nothing to count
+    delete from warehouse.agg_customer_monthly a
+    where a.new_customers = 0 and a.active_customers = 0;
+    delete from warehouse.agg_delta;
+
+    raise notice 'apply_agg_delta: % delta row(s) applied; rows changed: agg_daily_sales %, '
+                 'agg_product_monthly %, agg_payment_method_monthly %, agg_customer_activity '
+                 '%, agg_customer_monthly %',
+        v_deltas, v_daily, v_products, v_payments, v_activity, v_customers;
+    return v_daily + v_products + v_payments + v_activity + v_customers;
+end;
+$$;
+
+comment on function warehouse.apply_agg_delta(date[], date[]) is
+    'Adds the pending deltas of warehouse.agg_delta to the aggregates (but the days and '
+    'months about to be recomputed) and deletes them';

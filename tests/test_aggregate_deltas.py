@@ -1,0 +1,296 @@
+"""Aggregates kept by deltas (revision 0006, procedures/30_warehouse/agg_delta.sql).
+
+load_fact_sales records what each order it changes counted before (-1) and after (+1);
+refresh_batch_aggregates adds that up. Each test changes orders in a way a line-level delta
+would get wrong (an order counted twice, a customer active twice or never inactive) and
+checks the figures and that a full recompute of the aggregates changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import psycopg2
+import pytest
+
+from tests import test_warehouse
+from tests.test_warehouse import Shop, daily
+
+shop = test_warehouse.shop  # the fixture, shared
+
+AGGREGATE_QUERIES = {
+    "daily": "select sales_date, orders, units, revenue, discount, margin "
+             "from warehouse.agg_daily_sales order by 1",
+    "products": "select month, product_id, orders, units, revenue, margin "
+                "from warehouse.agg_product_monthly order by 1, 2",
+    "payments": "select month, payment_method_code, orders, revenue "
+                "from warehouse.agg_payment_method_monthly order by 1, 2",
+    "customers": "select month, new_customers, active_customers "
+                 "from warehouse.agg_customer_monthly order by 1",
+    "activity": "select month, customer_id, orders from warehouse.agg_customer_activity "
+                "order by 1, 2",
+}
+
+
+def aggregates(shop: Shop) -> dict[str, list[tuple]]:
+    return {name: shop.rows(query) for name, query in AGGREGATE_QUERIES.items()}
+
+
+def assert_equal_to_a_recompute(shop: Shop) -> None:
+    """A full recompute of every aggregate over 2024-2026 finds nothing to change."""
+    before = aggregates(shop)
+    shop.cur.execute("call warehouse.refresh_aggregates('2024-01-01', '2026-12-31')")
+    assert aggregates(shop) == before
+
+
+def two_products(shop: Shop, batch: int) -> None:
+    shop.customer(batch, 1)
+    shop.customer(batch, 2, signup="2025-01-20")
+    shop.product(batch, 10)  # price 10, cost 4
+    shop.product(batch, 11, name="Kite", price="5.00", cost="1.00")
+
+
+def test_a_line_added_to_an_existing_order_counts_the_order_once(shop: Shop) -> None:
+    b1 = shop.batch("2025-03-01 00:00+00")
+    two_products(shop, b1)
+    shop.transaction(b1, 100, 1, "2025-02-10 12:00")
+    shop.item(b1, 1000, 100, 10, quantity=2)
+    shop.load(b1)
+
+    b2 = shop.batch("2025-03-02 00:00+00")
+    shop.item(b2, 1001, 100, 10, quantity=1)
+    shop.item(b2, 1002, 100, 11, quantity=1, price="5.00")
+    shop.load(b2)
+
+    feb = date(2025, 2, 1)
+    assert aggregates(shop) == {
+        "daily": [(date(2025, 2, 10), 1, 4, Decimal("35.00"), Decimal("0.00"),
+                   Decimal("22.00"))],
+        "products": [(feb, 10, 1, 3, Decimal("30.00"), Decimal("18.00")),
+                     (feb, 11, 1, 1, Decimal("5.00"), Decimal("4.00"))],
+        "payments": [(feb, "credit_card", 1, Decimal("35.00"))],
+        "customers": [(date(2025, 1, 1), 2, 0), (feb, 0, 1)],
+        "activity": [(feb, 1, 1)],
+    }
+    assert shop.value("select count(*) from warehouse.agg_delta") == 0
+    assert_equal_to_a_recompute(shop)
+
+
+def test_an_item_moved_to_another_order_moves_its_figures_and_both_orders_stay(
+        shop: Shop) -> None:
+    b1 = shop.batch("2025-03-01 00:00+00")
+    two_products(shop, b1)
+    shop.transaction(b1, 100, 1, "2025-02-10 12:00")
+    shop.item(b1, 1000, 100, 10, quantity=2)
+    shop.item(b1, 1001, 100, 11, quantity=1, price="5.00")
+    shop.transaction(b1, 101, 2, "2025-03-05 09:00", payment="paypal")
+    shop.item(b1, 1002, 101, 10, quantity=1)
+    shop.load(b1)
+
+    b2 = shop.batch("2025-03-10 00:00+00")
+    shop.item(b2, 1001, 101, 11, quantity=1, price="5.00")  # now part of order 101
+    shop.load(b2)
+
+    feb, mar = date(2025, 2, 1), date(2025, 3, 1)
+    assert aggregates(shop) == {
+        "daily": [(date(2025, 2, 10), 1, 2, Decimal("20.00"), Decimal("0.00"),
+                   Decimal("12.00")),
+                  (date(2025, 3, 5), 1, 2, Decimal("15.00"), Decimal("0.00"),
+                   Decimal("10.00"))],
+        "products": [(feb, 10, 1, 2, Decimal("20.00"), Decimal("12.00")),
+                     (mar, 10, 1, 1, Decimal("10.00"), Decimal("6.00")),
+                     (mar, 11, 1, 1, Decimal("5.00"), Decimal("4.00"))],
+        "payments": [(feb, "credit_card", 1, Decimal("20.00")),
+                     (mar, "paypal", 1, Decimal("15.00"))],
+        "customers": [(date(2025, 1, 1), 2, 0), (feb, 0, 1), (mar, 0, 1)],
+        "activity": [(feb, 1, 1), (mar, 2, 1)],
+    }
+    assert_equal_to_a_recompute(shop)
+
+
+def test_a_customer_stays_active_until_their_last_completed_order_of_the_month_goes(
+        shop: Shop) -> None:
+    b1 = shop.batch("2025-03-01 00:00+00")
+    two_products(shop, b1)
+    shop.transaction(b1, 100, 1, "2025-02-10 12:00")
+    shop.item(b1, 1000, 100, 10)
+    shop.transaction(b1, 101, 1, "2025-02-20 12:00")
+    shop.item(b1, 1001, 101, 10)
+    shop.load(b1)
+    feb = date(2025, 2, 1)
+    assert shop.rows("select month, customer_id, orders "
+                     "from warehouse.agg_customer_activity") == [(feb, 1, 2)]
+
+    b2 = shop.batch("2025-03-02 00:00+00")
+    shop.transaction(b2, 100, 1, "2025-02-10 12:00", status="refunded")
+    shop.load(b2)
+    assert aggregates(shop)["customers"] == [(date(2025, 1, 1), 2, 0), (feb, 0, 1)]
+    assert aggregates(shop)["activity"] == [(feb, 1, 1)]
+    assert shop.rows("select month, orders from warehouse.agg_product_monthly") == [(feb, 1)]
+
+    b3 = shop.batch("2025-03-03 00:00+00")
+    shop.transaction(b3, 101, 1, "2025-02-20 12:00", status="cancelled")
+    shop.load(b3)
+    assert aggregates(shop) == {
+        "daily": [], "products": [], "payments": [],
+        "customers": [(date(2025, 1, 1), 2, 0)],  # February has nothing left to count
+        "activity": [],
+    }
+    assert_equal_to_a_recompute(shop)
+
+
+def test_an_order_moved_to_another_customer_and_month_moves_the_activity(shop: Shop) -> None:
+    b1 = shop.batch("2025-04-01 00:00+00")
+    two_products(shop, b1)
+    shop.transaction(b1, 100, 1, "2025-02-10 12:00")
+    shop.item(b1, 1000, 100, 10)
+    shop.load(b1)
+    b2 = shop.batch("2025-04-02 00:00+00")
+    shop.transaction(b2, 100, 2, "2025-03-10 12:00", payment="paypal")
+    shop.load(b2)
+    mar = date(2025, 3, 1)
+    assert aggregates(shop)["activity"] == [(mar, 2, 1)]
+    assert aggregates(shop)["customers"] == [(date(2025, 1, 1), 2, 0), (mar, 0, 1)]
+    assert aggregates(shop)["payments"] == [(mar, "paypal", 1, Decimal("10.00"))]
+    assert_equal_to_a_recompute(shop)
+
+
+def test_deltas_of_two_fact_loads_applied_together_equal_one_refresh_each(
+        shop: Shop) -> None:
+    b1 = shop.batch("2025-03-01 00:00+00")
+    two_products(shop, b1)
+    shop.transaction(b1, 100, 1, "2025-02-10 12:00", status="pending")
+    shop.item(b1, 1000, 100, 10, quantity=3)
+    shop.load(b1)
+    b2 = shop.batch("2025-03-02 00:00+00")
+    shop.transaction(b2, 100, 1, "2025-02-10 12:00")  # completed
+    shop.call("load_dimensions", b2)
+    shop.call("load_fact_sales", b2)
+    b3 = shop.batch("2025-03-03 00:00+00")
+    shop.item(b3, 1000, 100, 10, quantity=1)
+    shop.call("load_dimensions", b3)
+    shop.call("load_fact_sales", b3)
+    assert shop.rows("select batch_id, sign, units from warehouse.agg_delta "
+                     "order by delta_id") == [(b2, 1, 3), (b3, -1, 3), (b3, 1, 1)]
+
+    shop.call("refresh_batch_aggregates", b3)  # applies b2's deltas too
+    assert shop.value("select count(*) from warehouse.agg_delta") == 0
+    shop.call("refresh_batch_aggregates", b2)  # nothing left
+    assert daily(shop) == {date(2025, 2, 10): (1, 1, Decimal("10.00"), Decimal("0.00"),
+                                              Decimal("6.00"))}
+    shop.call("check_reconciliation", b2)
+    shop.call("check_reconciliation", b3)
+    assert_equal_to_a_recompute(shop)
+
+
+def test_a_recompute_applies_pending_deltas_first_so_nothing_counts_twice(
+        shop: Shop) -> None:
+    b1 = shop.batch("2025-03-01 00:00+00")
+    two_products(shop, b1)
+    shop.transaction(b1, 100, 1, "2025-02-10 12:00")
+    shop.item(b1, 1000, 100, 10, quantity=2)
+    shop.load(b1)
+    b2 = shop.batch("2025-03-02 00:00+00")
+    shop.transaction(b2, 101, 2, "2025-02-10 15:00")
+    shop.item(b2, 1001, 101, 10, quantity=1)
+    shop.call("load_dimensions", b2)
+    shop.call("load_fact_sales", b2)
+    shop.cur.execute("call warehouse.refresh_aggregates('2025-02-01', '2025-02-28')")
+    assert shop.value("select count(*) from warehouse.agg_delta") == 0
+    shop.call("refresh_batch_aggregates", b2)
+    assert daily(shop) == {date(2025, 2, 10): (2, 3, Decimal("30.00"), Decimal("0.00"),
+                                              Decimal("18.00"))}
+    assert aggregates(shop)["customers"] == [(date(2025, 1, 1), 2, 0),
+                                             (date(2025, 2, 1), 0, 2)]
+
+
+def test_aggregates_out_of_step_with_the_fact_are_refused_and_left_as_they_were(
+        shop: Shop) -> None:
+    b1 = shop.batch("2025-03-01 00:00+00")
+    two_products(shop, b1)
+    shop.transaction(b1, 100, 1, "2025-02-10 12:00")
+    shop.item(b1, 1000, 100, 10, quantity=2)
+    shop.load(b1)
+    shop.cur.execute("delete from warehouse.agg_daily_sales")  # damage
+    b2 = shop.batch("2025-03-02 00:00+00")
+    shop.transaction(b2, 100, 1, "2025-02-10 12:00", status="refunded")
+    shop.call("load_dimensions", b2)
+    shop.call("load_fact_sales", b2)
+    before = aggregates(shop)
+
+    with pytest.raises(psycopg2.errors.RaiseException,
+                       match=r"out of step with the fact \(agg_daily_sales 2025-02-10: "
+                             r"-1 order\(s\), revenue -20.00\).*refresh_aggregates"):
+        shop.call("refresh_batch_aggregates", b2)  # its own transaction: rolled back
+    assert aggregates(shop) == before
+    assert shop.value("select count(*) from warehouse.agg_delta") == 1
+
+    # the repair: a recompute (which applies the pending delta first, then overwrites)
+    shop.cur.execute("call warehouse.refresh_aggregates('2025-02-01', '2025-02-28')")
+    assert aggregates(shop) == {"daily": [], "products": [], "payments": [],
+                                "customers": [(date(2025, 1, 1), 2, 0)], "activity": []}
+    shop.call("refresh_batch_aggregates", b2)
+    shop.call("check_reconciliation", b2)
+
+
+def test_fact_loads_record_each_changed_order_once_before_and_once_after(
+        shop: Shop) -> None:
+    b1 = shop.batch("2025-03-01 00:00+00")
+    two_products(shop, b1)
+    shop.transaction(b1, 100, 1, "2025-02-10 12:00")
+    shop.item(b1, 1000, 100, 10, quantity=2)
+    shop.item(b1, 1001, 100, 11, quantity=1, price="5.00")
+    shop.load(b1)
+    # one batch re-points the order's lines to new customer and product versions (back-dated)
+    # and changes one of its lines: three statements touch the order, one -1 snapshot
+    b2 = shop.batch("2025-03-02 00:00+00")
+    shop.customer(b2, 1, city="Paris", updated_at="2025-02-01 00:00+00")
+    shop.product(b2, 10, cost="5.00", updated_at="2025-02-01 00:00+00")
+    shop.item(b2, 1001, 100, 11, quantity=2, price="5.00")
+    shop.call("load_dimensions", b2)
+    shop.call("load_fact_sales", b2)
+    assert shop.rows("select ad.sign, p.product_id, ad.units, ad.revenue, ad.margin "
+                     "from warehouse.agg_delta ad "
+                     "join warehouse.dim_product p on p.product_key = ad.product_key "
+                     "order by 1, 2") == [
+        (-1, 10, 2, Decimal("20.00"), Decimal("12.00")),
+        (-1, 11, 1, Decimal("5.00"), Decimal("4.00")),
+        (1, 10, 2, Decimal("20.00"), Decimal("10.00")),
+        (1, 11, 2, Decimal("10.00"), Decimal("8.00")),
+    ]
+    assert shop.value("select count(*) from warehouse.fact_touched") == 0
+    shop.call("load_fact_sales", b2)  # again: nothing changes, nothing recorded
+    assert shop.value("select count(*) from warehouse.agg_delta") == 4
+    shop.call("refresh_batch_aggregates", b2)
+    assert daily(shop) == {date(2025, 2, 10): (1, 4, Decimal("30.00"), Decimal("0.00"),
+                                              Decimal("18.00"))}
+    assert_equal_to_a_recompute(shop)
+
+
+def test_a_fact_rebuilt_from_empty_recomputes_the_aggregates_instead_of_adding_to_them(
+        shop: Shop) -> None:
+    b1 = shop.batch("2025-03-01 00:00+00")
+    two_products(shop, b1)
+    shop.transaction(b1, 100, 1, "2025-02-10 12:00")
+    shop.item(b1, 1000, 100, 10, quantity=2)
+    shop.load(b1)
+    b2 = shop.batch("2025-04-01 00:00+00")
+    shop.transaction(b2, 101, 2, "2025-03-20 12:00")
+    shop.item(b2, 1001, 101, 11, quantity=1, price="5.00")
+    shop.load(b2)
+    loaded = aggregates(shop)
+
+    # the rebuild of docs/operations.md: empty the fact, load every batch again in order
+    shop.cur.execute("truncate warehouse.fact_sales")
+    for batch in (b1, b2):
+        shop.call("load_fact_sales", batch)
+        shop.call("refresh_batch_aggregates", batch)
+    assert aggregates(shop) == loaded
+    assert shop.value("select count(*) from warehouse.agg_delta") == 0
+    # batch 1's load recomputed every day of the aggregates' months (February, and March of
+    # batch 2's order), not only its own
+    assert shop.rows("select min(day), max(day), bool_or(by_delta) "
+                     "from warehouse.agg_refresh_queue where batch_id = %s and grain = 'day'",
+                     (b1,)) == [(date(2025, 2, 1), date(2025, 3, 31), False)]
+    shop.call("check_reconciliation", b2)
