@@ -173,6 +173,9 @@ begin
         select fa.month, fa.customer_id, fa.orders
         from fresh_activity fa
         where v_activity_empty
+        -- in key order: the primary key grows at its right edge (half the time of random
+        -- order at 750,000 rows)
+        order by fa.month, fa.customer_id
         returning 1
     ),
     activity_written as (
@@ -186,6 +189,7 @@ begin
             where x.month = any(v_months)
               and x.month = fa.month and x.customer_id = fa.customer_id
               and x.orders = fa.orders)
+        order by fa.month, fa.customer_id
         on conflict (month, customer_id) do update
             set orders = excluded.orders
             where a.orders <> excluded.orders
@@ -269,6 +273,7 @@ begin
               and x.month = fp.month and x.product_id = fp.product_id
               and (x.orders, x.units, x.revenue, x.margin)
                   = (fp.orders, fp.units, fp.revenue, fp.margin))
+        order by fp.month, fp.product_id
         on conflict (month, product_id) do update
             set orders = excluded.orders, units = excluded.units,
                 revenue = excluded.revenue, margin = excluded.margin,
