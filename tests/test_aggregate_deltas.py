@@ -51,12 +51,19 @@ def two_products(shop: Shop, batch: int) -> None:
     shop.product(batch, 11, name="Kite", price="5.00", cost="1.00")
 
 
-def test_a_line_added_to_an_existing_order_counts_the_order_once(shop: Shop) -> None:
+def first_order(shop: Shop) -> int:
+    """Batch 1, loaded: customers 1 and 2, products 10 and 11, order 100 of customer 1 on
+    2025-02-10 with item 1000 (2 units of product 10, revenue 20.00, margin 12.00)."""
     b1 = shop.batch("2025-03-01 00:00+00")
     two_products(shop, b1)
     shop.transaction(b1, 100, 1, "2025-02-10 12:00")
     shop.item(b1, 1000, 100, 10, quantity=2)
     shop.load(b1)
+    return b1
+
+
+def test_a_line_added_to_an_existing_order_counts_the_order_once(shop: Shop) -> None:
+    first_order(shop)
 
     b2 = shop.batch("2025-03-02 00:00+00")
     shop.item(b2, 1001, 100, 10, quantity=1)
@@ -186,11 +193,7 @@ def test_deltas_of_two_fact_loads_applied_together_equal_one_refresh_each(
 
 def test_a_recompute_applies_pending_deltas_first_so_nothing_counts_twice(
         shop: Shop) -> None:
-    b1 = shop.batch("2025-03-01 00:00+00")
-    two_products(shop, b1)
-    shop.transaction(b1, 100, 1, "2025-02-10 12:00")
-    shop.item(b1, 1000, 100, 10, quantity=2)
-    shop.load(b1)
+    first_order(shop)
     b2 = shop.batch("2025-03-02 00:00+00")
     shop.transaction(b2, 101, 2, "2025-02-10 15:00")
     shop.item(b2, 1001, 101, 10, quantity=1)
@@ -207,11 +210,7 @@ def test_a_recompute_applies_pending_deltas_first_so_nothing_counts_twice(
 
 def test_aggregates_out_of_step_with_the_fact_are_refused_and_left_as_they_were(
         shop: Shop) -> None:
-    b1 = shop.batch("2025-03-01 00:00+00")
-    two_products(shop, b1)
-    shop.transaction(b1, 100, 1, "2025-02-10 12:00")
-    shop.item(b1, 1000, 100, 10, quantity=2)
-    shop.load(b1)
+    first_order(shop)
     shop.cur.execute("delete from warehouse.agg_daily_sales")  # damage
     b2 = shop.batch("2025-03-02 00:00+00")
     shop.transaction(b2, 100, 1, "2025-02-10 12:00", status="refunded")
@@ -270,11 +269,7 @@ def test_fact_loads_record_each_changed_order_once_before_and_once_after(
 
 def test_a_fact_rebuilt_from_empty_recomputes_the_aggregates_instead_of_adding_to_them(
         shop: Shop) -> None:
-    b1 = shop.batch("2025-03-01 00:00+00")
-    two_products(shop, b1)
-    shop.transaction(b1, 100, 1, "2025-02-10 12:00")
-    shop.item(b1, 1000, 100, 10, quantity=2)
-    shop.load(b1)
+    b1 = first_order(shop)
     b2 = shop.batch("2025-04-01 00:00+00")
     shop.transaction(b2, 101, 2, "2025-03-20 12:00")
     shop.item(b2, 1001, 101, 11, quantity=1, price="5.00")

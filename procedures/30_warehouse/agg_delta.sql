@@ -42,6 +42,9 @@ returns table (
 )
 language sql
 stable
+-- one or two lines per group: sorting the lines (read in transaction_id order) and grouping
+-- them costs a third of a hash table of numeric sums (80 against 230 ms at 50,000 lines)
+set enable_hashagg = off
 begin atomic
     select
         f.transaction_id, f.date_key, f.customer_key, f.payment_method_key, f.product_key,
