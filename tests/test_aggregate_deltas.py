@@ -289,3 +289,25 @@ def test_a_fact_rebuilt_from_empty_recomputes_the_aggregates_instead_of_adding_t
                      "from warehouse.agg_refresh_queue where batch_id = %s and grain = 'day'",
                      (b1,)) == [(date(2025, 2, 1), date(2025, 3, 31), False)]
     shop.call("check_reconciliation", b2)
+
+
+def test_a_batch_changes_only_the_aggregate_rows_of_the_orders_it_changed(shop: Shop) -> None:
+    b1 = first_order(shop)
+    shop.transaction(b1, 101, 2, "2025-02-11 12:00")
+    shop.item(b1, 1001, 101, 11, quantity=1, price="5.00")
+    shop.load(b1)
+    # markers in the rows of order 101 (product 11, 2025-02-11): a recompute of February
+    # would overwrite them, the deltas of a change to order 100 must not touch them
+    shop.cur.execute("update warehouse.agg_product_monthly set units = 77 where product_id = 11")
+    shop.cur.execute("update warehouse.agg_daily_sales set units = 77 "
+                     "where sales_date = '2025-02-11'")
+    b2 = shop.batch("2025-03-02 00:00+00")
+    shop.transaction(b2, 100, 1, "2025-02-10 12:00", status="refunded")
+    shop.call("load_dimensions", b2)
+    shop.call("load_fact_sales", b2)
+    shop.call("refresh_batch_aggregates", b2)
+    feb = date(2025, 2, 1)
+    assert aggregates(shop)["products"] == [(feb, 11, 1, 77, Decimal("5.00"), Decimal("4.00"))]
+    assert aggregates(shop)["daily"] == [(date(2025, 2, 11), 1, 77, Decimal("5.00"),
+                                          Decimal("0.00"), Decimal("4.00"))]
+    assert aggregates(shop)["activity"] == [(feb, 2, 1)]
