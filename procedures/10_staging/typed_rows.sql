@@ -2,7 +2,8 @@
 --
 -- staging.typed_customers(p_batch_id bigint)
 -- staging.typed_products(p_batch_id bigint)
--- staging.typed_transactions(p_batch_id bigint, p_payment_codes text[], p_status_codes text[])
+-- staging.typed_transactions(p_batch_id bigint, p_payment_codes text[], p_status_codes text[],
+--   p_load_ts timestamptz)
 -- staging.typed_transaction_items(p_batch_id bigint, p_known_products bigint[])
 --   return table: the columns of staging.validated_<file>, in its order: batch_id, line_no,
 --   every value typed (etl.*_value parsers of contract_parsers.sql: trimmed; null when
@@ -11,22 +12,45 @@
 --   production or accepted earlier in the batch; transaction_known: accepted earlier in
 --   the batch (production is probed later, for the few rows not found here);
 --   product_known: in p_known_products, production's and the batch's accepted products),
---   the raw values (raw_<column>, as staged: what the quarantine keeps) and rules null
---   (validation fills them).
+--   the raw values (raw_<column>, as staged: what the quarantine keeps) and rules.
 --   Payment method and status codes are normalised (etl.code_value; p_*_codes: the lookup
---   tables' codes), not yet checked.
+--   tables' codes).
+--   rules: customers and products: null (staging.validate_<file> fills them); transactions
+--   and items: every rule of the file but duplicate_key (set-wide: the procedure's), null
+--   when the row breaks none. For items, unknown_transaction means "not accepted in the
+--   batch": the procedure removes it for the transactions it finds in production.
 --
 -- Why functions: staging.validate_<file> runs CREATE TABLE <the batch's partition> AS
 -- SELECT * FROM staging.typed_<file>(...). The planner inlines these SQL functions (STABLE,
 -- one SELECT, no SET clause), so the statement is planned as one query over staging, with
--- parallel workers doing the parsing (CREATE TABLE AS may run its query in parallel, an
--- INSERT ... SELECT may not). The queries are flat on purpose: a subquery fence (OFFSET 0)
--- would keep everything above it in the leader.
+-- parallel workers doing the parsing and the rules (CREATE TABLE AS may run its query in
+-- parallel, an INSERT ... SELECT or an UPDATE may not: computing the rules here instead of
+-- in an UPDATE of the 3M-row partition saves that serial pass and a second version of
+-- every rejected row). No OFFSET 0 fence: it would keep everything above it in the leader.
+-- The transactions and items parse each value once in the subquery `parsed` and the outer
+-- query reads its columns (the join key and the rules included): staging.parse_once() in
+-- its select list keeps the planner from merging it into the outer query, which would
+-- repeat every parser at each use of its column.
 -- Reading only, they are safe to call any number of times.
+
+-- Always true. Declared VOLATILE (and PARALLEL SAFE) for one effect: PostgreSQL does not
+-- merge ("pull up") a subquery in FROM whose select list calls a volatile function, so the
+-- expressions of that subquery are computed once per row and the outer query refers to
+-- their results; merged, each use of a column would repeat its expression. The body is
+-- inlined (no call per row), and parallel workers still run the subquery.
+create or replace function staging.parse_once()
+returns boolean
+language sql volatile parallel safe
+return true;
+
+comment on function staging.parse_once() is
+    'Always true; in a subquery''s select list it keeps the subquery from being merged into '
+    'the outer query, so its parsed values are computed once per row';
 
 drop function if exists staging.typed_customers(bigint);
 drop function if exists staging.typed_products(bigint);
 drop function if exists staging.typed_transactions(bigint, text[], text[]);
+drop function if exists staging.typed_transactions(bigint, text[], text[], timestamptz);
 drop function if exists staging.typed_transaction_items(bigint, bigint[]);
 
 create function staging.typed_customers(p_batch_id bigint)
@@ -122,7 +146,8 @@ comment on function staging.typed_products(bigint) is
 create function staging.typed_transactions(
     p_batch_id bigint,
     p_payment_codes text[],
-    p_status_codes text[]
+    p_status_codes text[],
+    p_load_ts timestamptz
 )
 returns table (
     batch_id bigint, line_no bigint, transaction_id bigint, customer_id bigint,
@@ -136,37 +161,91 @@ returns table (
 language sql stable parallel safe
 begin atomic
     select
-        s.batch_id,
-        s.line_no,
-        etl.key_value(s.transaction_id),
-        etl.key_value(s.customer_id),
-        etl.timestamp_value(s.transaction_ts),
-        etl.code_value(s.payment_method, p_payment_codes),
-        etl.code_value(s.status, p_status_codes),
-        etl.is_given(s.transaction_id),
-        etl.is_given(s.customer_id),
-        etl.is_given(s.transaction_ts),
-        etl.is_given(s.payment_method),
-        etl.is_given(s.status),
-        batch_customers.customer_id is not null or production_customers.customer_id is not null,
-        s.transaction_id,
-        s.customer_id,
-        s.transaction_ts,
-        s.payment_method,
-        s.status,
-        null::text[]
-    from staging.transactions s
+        parsed.batch_id,
+        parsed.line_no,
+        parsed.transaction_id,
+        parsed.customer_id,
+        parsed.transaction_ts,
+        parsed.payment_method_code,
+        parsed.status_code,
+        given.transaction_id,
+        given.customer_id,
+        given.transaction_ts,
+        given.payment_method,
+        given.status,
+        batch_customers.customer_id is not null
+            or production_customers.customer_id is not null,
+        parsed.raw_transaction_id,
+        parsed.raw_customer_id,
+        parsed.raw_transaction_ts,
+        parsed.raw_payment_method,
+        parsed.raw_status,
+        nullif(array_remove(array[
+            case when not (given.transaction_id and given.customer_id
+                           and given.transaction_ts and given.payment_method
+                           and given.status)
+                 then 'missing_required' end,
+            case when (given.transaction_id and parsed.transaction_id is null)
+                      or (given.customer_id and parsed.customer_id is null)
+                 then 'invalid_integer' end,
+            case when given.transaction_ts and parsed.transaction_ts is null
+                 then 'invalid_timestamp' end,
+            case when parsed.transaction_ts < timestamptz '2000-01-01 00:00:00+00'
+                      or parsed.transaction_ts > p_load_ts
+                 then 'out_of_range' end,
+            case when given.payment_method
+                      and not coalesce(parsed.payment_method_code = any (p_payment_codes),
+                                       false)
+                 then 'invalid_payment_method' end,
+            case when given.status
+                      and not coalesce(parsed.status_code = any (p_status_codes), false)
+                 then 'invalid_status' end,
+            case when parsed.customer_id is not null
+                      and batch_customers.customer_id is null
+                      and production_customers.customer_id is null
+                 then 'unknown_customer' end
+        ], null), '{}')
+    from (
+        select
+            s.batch_id,
+            s.line_no,
+            etl.key_value(s.transaction_id) as transaction_id,
+            etl.key_value(s.customer_id) as customer_id,
+            etl.timestamp_value(s.transaction_ts) as transaction_ts,
+            etl.code_value(s.payment_method, p_payment_codes) as payment_method_code,
+            etl.code_value(s.status, p_status_codes) as status_code,
+            s.transaction_id as raw_transaction_id,
+            s.customer_id as raw_customer_id,
+            s.transaction_ts as raw_transaction_ts,
+            s.payment_method as raw_payment_method,
+            s.status as raw_status,
+            staging.parse_once() as parsed_once
+        from staging.transactions s
+        where s.batch_id = p_batch_id
+    ) parsed
+    cross join lateral (
+        -- a parsed value implies a given one: is_given runs only for the few nulls
+        select
+            parsed.transaction_id is not null
+                or etl.is_given(parsed.raw_transaction_id) as transaction_id,
+            parsed.customer_id is not null
+                or etl.is_given(parsed.raw_customer_id) as customer_id,
+            parsed.transaction_ts is not null
+                or etl.is_given(parsed.raw_transaction_ts) as transaction_ts,
+            parsed.payment_method_code is not null
+                or etl.is_given(parsed.raw_payment_method) as payment_method,
+            parsed.status_code is not null or etl.is_given(parsed.raw_status) as status
+    ) given
     left join staging.validated_customers batch_customers
         on batch_customers.batch_id = p_batch_id
        and batch_customers.rules is null
-       and batch_customers.customer_id = etl.key_value(s.customer_id)
+       and batch_customers.customer_id = parsed.customer_id
     left join production.customers production_customers
-        on production_customers.customer_id = etl.key_value(s.customer_id)
-    where s.batch_id = p_batch_id;
+        on production_customers.customer_id = parsed.customer_id;
 end;
 
-comment on function staging.typed_transactions(bigint, text[], text[]) is
-    'Staged transactions.csv rows of a batch, typed, with what each rule needs';
+comment on function staging.typed_transactions(bigint, text[], text[], timestamptz) is
+    'Staged transactions.csv rows of a batch, typed, with every rule but duplicate_key';
 
 create function staging.typed_transaction_items(p_batch_id bigint, p_known_products bigint[])
 returns table (
@@ -182,36 +261,92 @@ returns table (
 language sql stable parallel safe
 begin atomic
     select
-        s.batch_id,
-        s.line_no,
-        etl.key_value(s.item_id),
-        etl.key_value(s.transaction_id),
-        etl.key_value(s.product_id),
-        etl.count_value(s.quantity),
-        etl.money_value(s.unit_price),
-        etl.money_value(s.discount),
-        etl.is_given(s.item_id),
-        etl.is_given(s.transaction_id),
-        etl.is_given(s.product_id),
-        etl.is_given(s.quantity),
-        etl.is_given(s.unit_price),
-        etl.is_given(s.discount),
+        parsed.batch_id,
+        parsed.line_no,
+        parsed.item_id,
+        parsed.transaction_id,
+        parsed.product_id,
+        parsed.quantity,
+        parsed.unit_price,
+        parsed.discount,
+        given.item_id,
+        given.transaction_id,
+        given.product_id,
+        given.quantity,
+        given.unit_price,
+        given.discount,
         batch_transactions.transaction_id is not null,
-        coalesce(etl.key_value(s.product_id) = any (p_known_products), false),
-        s.item_id,
-        s.transaction_id,
-        s.product_id,
-        s.quantity,
-        s.unit_price,
-        s.discount,
-        null::text[]
-    from staging.transaction_items s
+        coalesce(parsed.product_id = any (p_known_products), false),
+        parsed.raw_item_id,
+        parsed.raw_transaction_id,
+        parsed.raw_product_id,
+        parsed.raw_quantity,
+        parsed.raw_unit_price,
+        parsed.raw_discount,
+        nullif(array_remove(array[
+            case when not (given.item_id and given.transaction_id
+                           and given.product_id and given.quantity
+                           and given.unit_price)
+                 then 'missing_required' end,
+            case when (given.item_id and parsed.item_id is null)
+                      or (given.transaction_id and parsed.transaction_id is null)
+                      or (given.product_id and parsed.product_id is null)
+                 then 'invalid_integer' end,
+            case when given.unit_price and not coalesce(parsed.unit_price >= 0, false)
+                 then 'invalid_amount' end,
+            case when given.quantity
+                      and not coalesce(parsed.quantity between 1 and 1000, false)
+                 then 'invalid_quantity' end,
+            case when given.discount
+                      and (parsed.discount is null or parsed.discount < 0
+                           or (coalesce(parsed.quantity between 1 and 1000, false)
+                               and coalesce(parsed.unit_price >= 0, false)
+                               and parsed.discount > parsed.quantity * parsed.unit_price))
+                 then 'invalid_discount' end,
+            case when parsed.transaction_id is not null
+                      and batch_transactions.transaction_id is null
+                 then 'unknown_transaction' end,
+            case when parsed.product_id is not null
+                      and not coalesce(parsed.product_id = any (p_known_products), false)
+                 then 'unknown_product' end
+        ], null), '{}')
+    from (
+        select
+            s.batch_id,
+            s.line_no,
+            etl.key_value(s.item_id) as item_id,
+            etl.key_value(s.transaction_id) as transaction_id,
+            etl.key_value(s.product_id) as product_id,
+            etl.count_value(s.quantity) as quantity,
+            etl.money_value(s.unit_price) as unit_price,
+            etl.money_value(s.discount) as discount,
+            s.item_id as raw_item_id,
+            s.transaction_id as raw_transaction_id,
+            s.product_id as raw_product_id,
+            s.quantity as raw_quantity,
+            s.unit_price as raw_unit_price,
+            s.discount as raw_discount,
+            staging.parse_once() as parsed_once
+        from staging.transaction_items s
+        where s.batch_id = p_batch_id
+    ) parsed
+    cross join lateral (
+        -- a parsed value implies a given one: is_given runs only for the few nulls
+        select
+            parsed.item_id is not null or etl.is_given(parsed.raw_item_id) as item_id,
+            parsed.transaction_id is not null
+                or etl.is_given(parsed.raw_transaction_id) as transaction_id,
+            parsed.product_id is not null or etl.is_given(parsed.raw_product_id) as product_id,
+            parsed.quantity is not null or etl.is_given(parsed.raw_quantity) as quantity,
+            parsed.unit_price is not null or etl.is_given(parsed.raw_unit_price) as unit_price,
+            parsed.discount is not null or etl.is_given(parsed.raw_discount) as discount
+    ) given
     left join staging.validated_transactions batch_transactions
         on batch_transactions.batch_id = p_batch_id
        and batch_transactions.rules is null
-       and batch_transactions.transaction_id = etl.key_value(s.transaction_id)
-    where s.batch_id = p_batch_id;
+       and batch_transactions.transaction_id = parsed.transaction_id;
 end;
 
 comment on function staging.typed_transaction_items(bigint, bigint[]) is
-    'Staged transaction_items.csv rows of a batch, typed, with what each rule needs';
+    'Staged transaction_items.csv rows of a batch, typed, with every rule but duplicate_key '
+    '(unknown_transaction: not accepted in the batch; production is probed by the caller)';

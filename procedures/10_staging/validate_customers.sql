@@ -46,8 +46,6 @@ declare
     v_load_ts         timestamptz;
     v_load_date       date;
     v_staged          bigint;
-    v_duplicated_keys bigint[];
-    v_last_lines      bigint[];
     v_duplicates      bigint;
     v_conflicts       bigint;
     v_rejected        bigint;
@@ -65,23 +63,8 @@ begin
     call staging.attach_validated_partition('customers', p_batch_id);
 
     -- 2. duplicates: every row of a key but the last is rejected for duplicate_key alone
-    --    (the keys found by a parallel, sort-based query; then the update)
-    select array_agg(d.customer_id), array_agg(d.last_line)
-    into v_duplicated_keys, v_last_lines
-    from (
-        select k.customer_id, max(k.line_no) as last_line
-        from staging.validated_customers k
-        where k.batch_id = p_batch_id and k.customer_id is not null
-        group by k.customer_id
-        having count(*) > 1
-    ) d;
-    update staging.validated_customers v
-    set rules = array['duplicate_key']
-    from unnest(v_duplicated_keys, v_last_lines) as duplicated (customer_id, last_line)
-    where v.batch_id = p_batch_id
-      and v.customer_id = duplicated.customer_id
-      and v.line_no < duplicated.last_line;
-    get diagnostics v_duplicates = row_count;
+    --    (the keys found by a parallel, sort-based query; then an update of those rows only)
+    call staging.mark_duplicate_keys('customers', p_batch_id, 'customer_id', v_duplicates);
 
     -- 3. every rule but email_conflict the other rows break
     update staging.validated_customers v

@@ -40,8 +40,6 @@ declare
     v_partition       text := format('validated_products_%s', p_batch_id);
     v_load_ts         timestamptz;
     v_staged          bigint;
-    v_duplicated_keys bigint[];
-    v_last_lines      bigint[];
     v_duplicates      bigint;
     v_rejected        bigint;
 begin
@@ -57,23 +55,8 @@ begin
     call staging.attach_validated_partition('products', p_batch_id);
 
     -- 2. duplicates: every row of a key but the last is rejected for duplicate_key alone
-    --    (the keys found by a parallel, sort-based query; then the update)
-    select array_agg(d.product_id), array_agg(d.last_line)
-    into v_duplicated_keys, v_last_lines
-    from (
-        select k.product_id, max(k.line_no) as last_line
-        from staging.validated_products k
-        where k.batch_id = p_batch_id and k.product_id is not null
-        group by k.product_id
-        having count(*) > 1
-    ) d;
-    update staging.validated_products v
-    set rules = array['duplicate_key']
-    from unnest(v_duplicated_keys, v_last_lines) as duplicated (product_id, last_line)
-    where v.batch_id = p_batch_id
-      and v.product_id = duplicated.product_id
-      and v.line_no < duplicated.last_line;
-    get diagnostics v_duplicates = row_count;
+    --    (the keys found by a parallel, sort-based query; then an update of those rows only)
+    call staging.mark_duplicate_keys('products', p_batch_id, 'product_id', v_duplicates);
 
     -- 3. every rule the other rows break
     update staging.validated_products v

@@ -18,11 +18,13 @@
 --   invalid_amount (unit_price not money or < 0), invalid_discount (not money, < 0, or above
 --   quantity * unit_price when both are valid), unknown_transaction and unknown_product
 --   (only for well-formed ids), duplicate_key (every row of an item_id but the last, alone).
--- Steps: (1) CREATE TABLE AS the batch's partition from staging.typed_transaction_items, in
---   parallel, and attach it; (2) duplicate_key; (3) the rules of every other row with a
---   problem (production is probed for transactions the batch does not hold). Each UPDATE
---   returns the rows it rejected into etl.rejected_row (a data-modifying CTE), so the
---   quarantine costs no further pass over the 3M-row partition.
+-- Steps: (1) CREATE TABLE AS the batch's partition from staging.typed_transaction_items
+--   (typed values and every rule but duplicate_key, computed by the parallel workers), and
+--   attach it; (2) duplicate_key: an UPDATE of the duplicated rows only; (3) production is
+--   probed for the transactions the batch does not hold (rows with unknown_transaction;
+--   skipped while production.transactions is empty); (4) the rejected rows into
+--   etl.rejected_row (one scan of the partition). No UPDATE of every row: the rules are
+--   written with the row.
 -- Security definer: it creates, attaches and drops the batch's partition, which needs the
 --   owner of the staging tables (the migrating role); callers need only EXECUTE (granted to
 --   warehouse_etl, revoked from PUBLIC). Every identifier it builds is quoted (%I) and the
@@ -33,7 +35,7 @@
 --   found by a parallel sort instead of one serial hash table of every key; no merge join,
 --   so the batch's transactions are matched by a parallel hash join (the merge join sorted
 --   every staged row in each worker: 12.3 s against 10.7 s for the typed partition).
---   For steps 2-3 only, when allowed: session_replication_role = replica (the quarantine's
+--   For steps 2-4 only, when allowed: session_replication_role = replica (the quarantine's
 --   foreign keys hold by construction; see the comment before step 2), reset afterwards.
 -- Safe to call twice: it first drops the batch's partition and deletes the file's rejects
 --   other than ingestion's malformed_row, in the same transaction, then computes them again
@@ -52,16 +54,14 @@ declare
     v_partition       text := format('validated_transaction_items_%s', p_batch_id);
     v_known_products  bigint[];
     v_staged          bigint;
-    v_duplicated_keys bigint[];
-    v_last_lines      bigint[];
     v_duplicates      bigint;
     v_rejected        bigint;
-    v_ruled           bigint;
     v_role_before     text := current_setting('session_replication_role');
 begin
     call staging.clear_validation('transaction_items', p_batch_id);
 
-    -- 1. every staged row, typed, with the facts the rules need: a parallel CREATE TABLE AS
+    -- 1. every staged row, typed, with every rule but duplicate_key (a parallel CREATE
+    --    TABLE AS)
     v_known_products := array(
         select p.product_id from production.products p
         union
@@ -77,101 +77,39 @@ begin
     -- the quarantine's rows reference this batch (locked here once, as the foreign key's
     -- trigger would lock it for each row) and no resolution: when the owner may set
     -- session_replication_role and etl.rejected_row has no user trigger, its per-row
-    -- foreign-key triggers are skipped for steps 2-3 (~0.9 s per 230,000 rejects)
+    -- foreign-key triggers are skipped for steps 2-4 (~0.9 s per 230,000 rejects)
     perform 1 from etl.batch b where b.batch_id = p_batch_id for key share;
     if found then
         perform etl.skip_fk_triggers(array['etl.rejected_row'::regclass]);
     end if;
 
     -- 2. duplicates: every row of a key but the last is rejected for duplicate_key alone
-    --    (the keys found by a parallel, sort-based query; then the update, whose rows go to
-    --    the quarantine with their raw values)
-    select array_agg(d.item_id), array_agg(d.last_line)
-    into v_duplicated_keys, v_last_lines
-    from (
-        select k.item_id, max(k.line_no) as last_line
-        from staging.validated_transaction_items k
-        where k.batch_id = p_batch_id and k.item_id is not null
-        group by k.item_id
-        having count(*) > 1
-    ) d;
-    with duplicates as (
-        update staging.validated_transaction_items v
-        set rules = array['duplicate_key']
-        from unnest(v_duplicated_keys, v_last_lines) as duplicated (item_id, last_line)
-        where v.batch_id = p_batch_id
-          and v.item_id = duplicated.item_id
-          and v.line_no < duplicated.last_line
-        returning v.line_no, v.rules, v.raw_item_id, v.raw_transaction_id, v.raw_product_id,
-                  v.raw_quantity, v.raw_unit_price, v.raw_discount
-    )
-    insert into etl.rejected_row (batch_id, file_name, line_no, record_key, rules, raw)
-    select
-        p_batch_id, 'transaction_items.csv', d.line_no, d.raw_item_id, d.rules,
-        jsonb_build_object(
-            'item_id', d.raw_item_id, 'transaction_id', d.raw_transaction_id,
-            'product_id', d.raw_product_id, 'quantity', d.raw_quantity,
-            'unit_price', d.raw_unit_price, 'discount', d.raw_discount)
-    from duplicates d;
-    get diagnostics v_duplicates = row_count;
+    --    (the keys found by a parallel, sort-based query; then an update of those rows only)
+    call staging.mark_duplicate_keys('transaction_items', p_batch_id, 'item_id', v_duplicates);
 
-    -- 3. every rule the other rows break (the WHERE finds them with cheap tests first; a row
-    --    it takes that breaks nothing keeps rules null); the rejected ones to the quarantine
-    with ruled as (
+    -- 3. unknown_transaction of step 1 means "not accepted in the batch": known after all
+    --    when production holds the transaction (skipped while production has none, as in
+    --    the initial load)
+    if exists (select 1 from production.transactions) then
         update staging.validated_transaction_items v
-        set rules = nullif(array_remove(array[
-                case when not (v.item_id_given and v.transaction_id_given and v.product_id_given
-                               and v.quantity_given and v.unit_price_given)
-                     then 'missing_required' end,
-                case when (v.item_id_given and v.item_id is null)
-                          or (v.transaction_id_given and v.transaction_id is null)
-                          or (v.product_id_given and v.product_id is null)
-                     then 'invalid_integer' end,
-                case when v.unit_price_given and not coalesce(v.unit_price >= 0, false)
-                     then 'invalid_amount' end,
-                case when v.quantity_given and not coalesce(v.quantity between 1 and 1000, false)
-                     then 'invalid_quantity' end,
-                case when v.discount_given
-                          and (v.discount is null or v.discount < 0
-                               or (coalesce(v.quantity between 1 and 1000, false)
-                                   and coalesce(v.unit_price >= 0, false)
-                                   and v.discount > v.quantity * v.unit_price))
-                     then 'invalid_discount' end,
-                case when v.transaction_id is not null and not v.transaction_known
-                          and not exists (select 1 from production.transactions pt
-                                          where pt.transaction_id = v.transaction_id)
-                     then 'unknown_transaction' end,
-                case when v.product_id is not null and not v.product_known
-                     then 'unknown_product' end
-            ], null), '{}')
+        set rules = nullif(array_remove(v.rules, 'unknown_transaction'), '{}')
         where v.batch_id = p_batch_id
-          and v.rules is null
-          and (not (v.item_id_given and v.transaction_id_given and v.product_id_given
-                    and v.quantity_given and v.unit_price_given)
-               or v.item_id is null or v.transaction_id is null or v.product_id is null
-               or v.quantity is null or v.quantity not between 1 and 1000
-               or v.unit_price is null or v.unit_price < 0
-               or (v.discount_given
-                   and (v.discount is null or v.discount < 0
-                        or v.discount > v.quantity * v.unit_price))
-               or not v.product_known
-               or (not v.transaction_known
-                   and not exists (select 1 from production.transactions pt
-                                   where pt.transaction_id = v.transaction_id)))
-        returning v.line_no, v.rules, v.raw_item_id, v.raw_transaction_id, v.raw_product_id,
-                  v.raw_quantity, v.raw_unit_price, v.raw_discount
-    )
+          and 'unknown_transaction' = any (v.rules)
+          and exists (select 1 from production.transactions pt
+                      where pt.transaction_id = v.transaction_id);
+    end if;
+
+    -- 4. the quarantine: rejected rows with their rules and raw values
     insert into etl.rejected_row (batch_id, file_name, line_no, record_key, rules, raw)
     select
-        p_batch_id, 'transaction_items.csv', r.line_no, r.raw_item_id, r.rules,
+        p_batch_id, 'transaction_items.csv', v.line_no, v.raw_item_id, v.rules,
         jsonb_build_object(
-            'item_id', r.raw_item_id, 'transaction_id', r.raw_transaction_id,
-            'product_id', r.raw_product_id, 'quantity', r.raw_quantity,
-            'unit_price', r.raw_unit_price, 'discount', r.raw_discount)
-    from ruled r
-    where r.rules is not null;
-    get diagnostics v_ruled = row_count;
-    v_rejected := v_duplicates + v_ruled;
+            'item_id', v.raw_item_id, 'transaction_id', v.raw_transaction_id,
+            'product_id', v.raw_product_id, 'quantity', v.raw_quantity,
+            'unit_price', v.raw_unit_price, 'discount', v.raw_discount)
+    from staging.validated_transaction_items v
+    where v.batch_id = p_batch_id and v.rules is not null;
+    get diagnostics v_rejected = row_count;
     perform set_config('session_replication_role', v_role_before, true);
 
     call staging.record_file_result(p_batch_id, 'transaction_items.csv', v_staged, v_rejected,

@@ -18,10 +18,11 @@
 --   (after normalisation: trim, lower-case, runs of spaces, hyphens, underscores -> `_`),
 --   unknown_customer (only for a well-formed customer_id), duplicate_key (every row of a
 --   transaction_id but the last, alone).
--- Steps: (1) CREATE TABLE AS the batch's partition from staging.typed_transactions, in
---   parallel, and attach it; (2) duplicate_key; (3) the rules of every other row with a
---   problem. Each UPDATE returns the rows it rejected into etl.rejected_row (a
---   data-modifying CTE): no further pass over the partition for the quarantine.
+-- Steps: (1) CREATE TABLE AS the batch's partition from staging.typed_transactions (typed
+--   values and every rule but duplicate_key, computed by the parallel workers), and attach
+--   it; (2) duplicate_key: an UPDATE of the duplicated rows only; (3) the rejected rows into
+--   etl.rejected_row (one scan of the partition). No UPDATE of every row: the rules are
+--   written with the row.
 -- Security definer: it creates, attaches and drops the batch's partition, which needs the
 --   owner of the staging tables (the migrating role); callers need only EXECUTE (granted to
 --   warehouse_etl, revoked from PUBLIC). Every identifier it builds is quoted (%I) and the
@@ -50,11 +51,8 @@ declare
     v_payment_codes   text[];
     v_status_codes    text[];
     v_staged          bigint;
-    v_duplicated_keys bigint[];
-    v_last_lines      bigint[];
     v_duplicates      bigint;
     v_rejected        bigint;
-    v_ruled           bigint;
     v_role_before     text := current_setting('session_replication_role');
 begin
     select b.load_ts into strict v_load_ts from etl.batch b where b.batch_id = p_batch_id;
@@ -63,10 +61,11 @@ begin
 
     call staging.clear_validation('transactions', p_batch_id);
 
-    -- 1. every staged row, typed, with the facts the rules need: a parallel CREATE TABLE AS
+    -- 1. every staged row, typed, with every rule but duplicate_key (a parallel CREATE
+    --    TABLE AS)
     execute format('create unlogged table staging.%I as '
-                   'select * from staging.typed_transactions($1, $2, $3)', v_partition)
-        using p_batch_id, v_payment_codes, v_status_codes;
+                   'select * from staging.typed_transactions($1, $2, $3, $4)', v_partition)
+        using p_batch_id, v_payment_codes, v_status_codes, v_load_ts;
     get diagnostics v_staged = row_count;
     call staging.attach_validated_partition('transactions', p_batch_id);
 
@@ -80,87 +79,21 @@ begin
     end if;
 
     -- 2. duplicates: every row of a key but the last is rejected for duplicate_key alone
-    --    (the keys found by a parallel, sort-based query; then the update, whose rows go to
-    --    the quarantine with their raw values)
-    select array_agg(d.transaction_id), array_agg(d.last_line)
-    into v_duplicated_keys, v_last_lines
-    from (
-        select k.transaction_id, max(k.line_no) as last_line
-        from staging.validated_transactions k
-        where k.batch_id = p_batch_id and k.transaction_id is not null
-        group by k.transaction_id
-        having count(*) > 1
-    ) d;
-    with duplicates as (
-        update staging.validated_transactions v
-        set rules = array['duplicate_key']
-        from unnest(v_duplicated_keys, v_last_lines) as duplicated (transaction_id, last_line)
-        where v.batch_id = p_batch_id
-          and v.transaction_id = duplicated.transaction_id
-          and v.line_no < duplicated.last_line
-        returning v.line_no, v.rules, v.raw_transaction_id, v.raw_customer_id,
-                  v.raw_transaction_ts, v.raw_payment_method, v.raw_status
-    )
-    insert into etl.rejected_row (batch_id, file_name, line_no, record_key, rules, raw)
-    select
-        p_batch_id, 'transactions.csv', d.line_no, d.raw_transaction_id, d.rules,
-        jsonb_build_object(
-            'transaction_id', d.raw_transaction_id, 'customer_id', d.raw_customer_id,
-            'transaction_ts', d.raw_transaction_ts, 'payment_method', d.raw_payment_method,
-            'status', d.raw_status)
-    from duplicates d;
-    get diagnostics v_duplicates = row_count;
+    --    (the keys found by a parallel, sort-based query; then an update of those rows only)
+    call staging.mark_duplicate_keys('transactions', p_batch_id, 'transaction_id',
+                                     v_duplicates);
 
-    -- 3. every rule the other rows break (the WHERE finds them with cheap tests first; a row
-    --    it takes that breaks nothing keeps rules null); the rejected ones to the quarantine
-    with ruled as (
-        update staging.validated_transactions v
-        set rules = nullif(array_remove(array[
-                case when not (v.transaction_id_given and v.customer_id_given
-                               and v.transaction_ts_given and v.payment_method_given
-                               and v.status_given)
-                     then 'missing_required' end,
-                case when (v.transaction_id_given and v.transaction_id is null)
-                          or (v.customer_id_given and v.customer_id is null)
-                     then 'invalid_integer' end,
-                case when v.transaction_ts_given and v.transaction_ts is null
-                     then 'invalid_timestamp' end,
-                case when v.transaction_ts < timestamptz '2000-01-01 00:00:00+00'
-                          or v.transaction_ts > v_load_ts
-                     then 'out_of_range' end,
-                case when v.payment_method_given
-                          and not coalesce(v.payment_method_code = any (v_payment_codes), false)
-                     then 'invalid_payment_method' end,
-                case when v.status_given
-                          and not coalesce(v.status_code = any (v_status_codes), false)
-                     then 'invalid_status' end,
-                case when v.customer_id is not null and not v.customer_known
-                     then 'unknown_customer' end
-            ], null), '{}')
-        where v.batch_id = p_batch_id
-          and v.rules is null
-          and (not (v.transaction_id_given and v.customer_id_given and v.transaction_ts_given
-                    and v.payment_method_given and v.status_given)
-               or v.transaction_id is null or v.customer_id is null or v.transaction_ts is null
-               or v.transaction_ts < timestamptz '2000-01-01 00:00:00+00'
-               or v.transaction_ts > v_load_ts
-               or not coalesce(v.payment_method_code = any (v_payment_codes), false)
-               or not coalesce(v.status_code = any (v_status_codes), false)
-               or not v.customer_known)
-        returning v.line_no, v.rules, v.raw_transaction_id, v.raw_customer_id,
-                  v.raw_transaction_ts, v.raw_payment_method, v.raw_status
-    )
+    -- 3. the quarantine: rejected rows with their rules and raw values
     insert into etl.rejected_row (batch_id, file_name, line_no, record_key, rules, raw)
     select
-        p_batch_id, 'transactions.csv', r.line_no, r.raw_transaction_id, r.rules,
+        p_batch_id, 'transactions.csv', v.line_no, v.raw_transaction_id, v.rules,
         jsonb_build_object(
-            'transaction_id', r.raw_transaction_id, 'customer_id', r.raw_customer_id,
-            'transaction_ts', r.raw_transaction_ts, 'payment_method', r.raw_payment_method,
-            'status', r.raw_status)
-    from ruled r
-    where r.rules is not null;
-    get diagnostics v_ruled = row_count;
-    v_rejected := v_duplicates + v_ruled;
+            'transaction_id', v.raw_transaction_id, 'customer_id', v.raw_customer_id,
+            'transaction_ts', v.raw_transaction_ts, 'payment_method', v.raw_payment_method,
+            'status', v.raw_status)
+    from staging.validated_transactions v
+    where v.batch_id = p_batch_id and v.rules is not null;
+    get diagnostics v_rejected = row_count;
     perform set_config('session_replication_role', v_role_before, true);
 
     call staging.record_file_result(p_batch_id, 'transactions.csv', v_staged, v_rejected,
