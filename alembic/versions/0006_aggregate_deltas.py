@@ -6,8 +6,8 @@ order's contribution to the aggregates before (sign -1) and after (sign +1) in
 warehouse.agg_delta, and warehouse.refresh_batch_aggregates adds them up. The work follows
 the orders the batch changed, not the months they lie in.
 
-- fact_sales_transaction_idx: an order's lines, read before and after a change (new orders
-  take growing ids, so the index grows at its right edge like date_key's).
+- fact_sales_transaction_idx: the lines of the orders a change touches, read once before it
+  (new orders take growing ids, so the index grows at its right edge like date_key's).
 - warehouse.agg_customer_activity: completed orders per month and customer, so that a
   delta can tell when a customer starts or stops being active in a month (active_customers
   of agg_customer_monthly is the number of its rows in the month). Filled here from the
@@ -15,8 +15,6 @@ the orders the batch changed, not the months they lie in.
 - warehouse.agg_delta: the pending contributions, one row per order, product and sign,
   with the fact's keys (resolved to natural keys when applied, after grouping), consumed
   (deleted) when applied. No key or index: written and read whole, by one batch at a time.
-- warehouse.fact_touched: the orders the current load_fact_sales call has already recorded
-  (working table of one transaction; unlogged, emptied by the call).
 - agg_refresh_queue.by_delta: a queued day whose change arrives as deltas; false (the
   default) asks for a recompute from the fact (the initial bulk load, repairs).
 
@@ -61,14 +59,15 @@ where dc.customer_id is not null
       select s.status_code from production.transaction_statuses s where s.is_sale)
 group by d.month_start, dc.customer_id;
 
-create sequence warehouse.fact_load_seq;
-comment on sequence warehouse.fact_load_seq is
-    'Numbers the calls of warehouse.load_fact_sales (agg_delta.fact_load_id)';
+create sequence warehouse.fact_change_seq;
+comment on sequence warehouse.fact_change_seq is
+    'Numbers the statements of warehouse.load_fact_sales that change the fact '
+    '(agg_delta.change_id)';
 
 create table warehouse.agg_delta (
     delta_id           bigint generated always as identity,
     batch_id           bigint not null,
-    fact_load_id       bigint not null,
+    change_id          bigint not null,
     sign               smallint not null check (sign in (-1, 1)),
     transaction_id     bigint not null,
     date_key           integer not null,
@@ -85,9 +84,9 @@ comment on table warehouse.agg_delta is
     'Pending changes of the aggregates: an order''s completed lines per product before '
     '(sign -1) and after (sign +1) load_fact_sales changed it; deleted when applied';
 comment on column warehouse.agg_delta.batch_id is 'Batch whose fact load recorded the row';
-comment on column warehouse.agg_delta.fact_load_id is
-    'The load_fact_sales call that recorded it: an order''s rows of one call and sign are '
-    'one order';
+comment on column warehouse.agg_delta.change_id is
+    'The statement of load_fact_sales that changed the order: an order''s rows of one '
+    'change and sign are one order';
 comment on column warehouse.agg_delta.sign is '-1: contribution removed, +1: added';
 comment on column warehouse.agg_delta.transaction_id is 'Order';
 comment on column warehouse.agg_delta.date_key is 'UTC date of the order (dim_date)';
@@ -100,21 +99,10 @@ comment on column warehouse.agg_delta.discount is 'Their discounts';
 comment on column warehouse.agg_delta.margin is 'Their margins';
 comment on column warehouse.agg_delta.recorded_at is 'When load_fact_sales recorded it';
 
-create unlogged table warehouse.fact_touched (
-    batch_id       bigint not null,
-    transaction_id bigint not null,
-    primary key (batch_id, transaction_id)
-);
-comment on table warehouse.fact_touched is
-    'Working table of load_fact_sales: orders whose contribution the running call has '
-    'recorded (empty between calls)';
-
 alter table warehouse.agg_refresh_queue
     add column by_delta boolean not null default false;
 
 comment on column warehouse.agg_delta.delta_id is 'Surrogate key, in recording order';
-comment on column warehouse.fact_touched.batch_id is 'Batch being loaded';
-comment on column warehouse.fact_touched.transaction_id is 'Order already recorded';
 comment on column warehouse.agg_refresh_queue.batch_id is 'Batch whose loaders queued it';
 comment on column warehouse.agg_refresh_queue.day is
     'The UTC sales date, or the first day of the signup month';
@@ -161,9 +149,8 @@ def downgrade() -> None:
     op.execute(
         """
 alter table warehouse.agg_refresh_queue drop column by_delta;
-drop table warehouse.fact_touched;
 drop table warehouse.agg_delta;
-drop sequence warehouse.fact_load_seq;
+drop sequence warehouse.fact_change_seq;
 drop table warehouse.agg_customer_activity;
 drop index warehouse.fact_sales_transaction_idx;
 """

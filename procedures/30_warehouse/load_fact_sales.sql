@@ -21,10 +21,11 @@
 --      indexes and primary key dropped, the table truncated, rows inserted, indexes and
 --      key rebuilt from their catalog definitions, the table analyzed (only when this role
 --      owns the table; otherwise the incremental path does the same work, slower).
---   Aggregates (agg_delta.sql): before an order's fact rows are first changed in the call,
---   its contribution (warehouse.order_contributions) goes into warehouse.agg_delta with
---   sign -1; after all changes, the contribution of every order so recorded
---   (warehouse.fact_touched) goes in with sign +1. refresh_batch_aggregates adds them up.
+--   Aggregates (agg_delta.sql): each statement that changes fact rows also writes into
+--   warehouse.agg_delta the completed lines of every order it touches, as they were (sign
+--   -1, read through the transaction_id index in the statement's snapshot) and as they are
+--   after it (sign +1: the rows it returns, and the orders' other lines), per order and
+--   product, numbered by the statement (change_id). refresh_batch_aggregates adds them up.
 --   Into an empty fact (the bulk path, or a fact truncated to be rebuilt by a role that
 --   does not own it) nothing is recorded: every day from the first to the last of the fact
 --   and of the aggregates is queued for a recompute instead (by_delta false).
@@ -57,12 +58,12 @@ declare
     v_ddl                text;
     v_first_day          date;
     v_last_day           date;
-    v_fact_load_id       bigint;
+    v_change_id          bigint;
+    v_recorded           bigint := 0;
 begin
     if not exists (select 1 from etl.batch b where b.batch_id = p_batch_id) then
         raise exception 'load_fact_sales: batch % does not exist', p_batch_id;
     end if;
-    v_fact_load_id := nextval('warehouse.fact_load_seq');
     -- bulk path: an empty fact that this role may re-index (it owns the table)
     v_empty := not exists (select 1 from warehouse.fact_sales);
     v_bulk := v_empty
@@ -73,8 +74,9 @@ begin
     --    earlier version: the fact rows of the previous version inside the new version's
     --    validity, read through the date_key index from the earliest new start on (recent
     --    for a usual change; as far back as a back-dated change reaches). A product's cost,
-    --    so line cost and margin, follow. One statement for both, so an order's lines are
-    --    recorded (agg_delta, sign -1) once, before they change.
+    --    so line cost and margin, follow. One statement for both, so an order whose lines
+    --    move to a new customer and a new product version is recorded once before and once
+    --    after (warehouse.record_fact_change).
     select min(v.valid_from) into v_customer_since
     from warehouse.dim_customer v
     where v.source_batch_id = p_batch_id and v.valid_from > '-infinity';
@@ -82,6 +84,7 @@ begin
     from warehouse.dim_product v
     where v.source_batch_id = p_batch_id and v.valid_from > '-infinity';
     if v_customer_since is not null or v_product_since is not null then
+        v_change_id := nextval('warehouse.fact_change_seq');
         with new_customer_versions as (
             select v.customer_key, v.valid_from, v.valid_to, prev.customer_key as previous_key
             from warehouse.dim_customer v
@@ -118,22 +121,11 @@ begin
             from customer_targets ct
             full join product_targets pt on pt.item_id = ct.item_id
         ),
-        newly_touched as (
-            insert into warehouse.fact_touched (batch_id, transaction_id)
-            select distinct p_batch_id, t.transaction_id from targets t
-            on conflict (batch_id, transaction_id) do nothing
-            returning transaction_id
-        ),
-        recorded_before as (
-            insert into warehouse.agg_delta (
-                batch_id, fact_load_id, sign, transaction_id, date_key, customer_key,
-                payment_method_key, product_key, units, revenue, discount, margin
-            )
-            select p_batch_id, v_fact_load_id, -1, oc.transaction_id, oc.date_key,
-                   oc.customer_key, oc.payment_method_key, oc.product_key, oc.units,
-                   oc.revenue, oc.discount, oc.margin
-            from warehouse.order_contributions(
-                array(select nt.transaction_id from newly_touched nt)) oc
+        old_lines as materialized (
+            -- every line of the orders it touches as it is before the statement
+            select f as line
+            from warehouse.fact_sales f
+            where f.transaction_id = any (array(select distinct t.transaction_id from targets t))
         ),
         repointed as (
             update warehouse.fact_sales f
@@ -145,19 +137,29 @@ begin
                 updated_at = now()
             from targets t
             where f.item_id = t.item_id
-            returning f.transaction_ts, t.customer_key is not null as to_customer,
+            returning f as line, t.customer_key is not null as to_customer,
                       t.product_key is not null as to_product
+        ),
+        new_lines as (
+            -- ... and after: the re-pointed lines as written, the others as they were
+            select r.line from repointed r
+            union all
+            select ol.line from old_lines ol
+            where not exists (select 1 from targets t where t.item_id = (ol.line).item_id)
         ),
         queued as (
             insert into warehouse.agg_refresh_queue as q (batch_id, grain, day, by_delta)
-            select distinct p_batch_id, 'day', warehouse.utc_date(r.transaction_ts), true
+            select distinct p_batch_id, 'day', warehouse.utc_date((r.line).transaction_ts), true
             from repointed r
             on conflict (batch_id, grain, day) do update
                 set refreshed_at = null, queued_at = now(),
                     by_delta = (q.refreshed_at is not null or q.by_delta)
         )
-        select count(*) filter (where r.to_customer), count(*) filter (where r.to_product)
-        into v_customer_repointed, v_product_repointed
+        select count(*) filter (where r.to_customer), count(*) filter (where r.to_product),
+               warehouse.record_fact_change(p_batch_id, v_change_id,
+                                            array(select ol.line from old_lines ol),
+                                            array(select nl.line from new_lines nl))
+        into v_customer_repointed, v_product_repointed, v_recorded
         from repointed r;
     end if;
 
@@ -210,6 +212,7 @@ begin
         analyze warehouse.fact_sales;
         v_updated := 0;
     else
+        v_change_id := nextval('warehouse.fact_change_seq');
         with changed_lines as materialized (
             select bl.*, f.item_id is not null as in_fact, f.transaction_ts as old_transaction_ts,
                    f.transaction_id as old_transaction_id
@@ -224,27 +227,19 @@ begin
                    bl.payment_method_key, bl.status_code, bl.transaction_ts, bl.quantity,
                    bl.unit_price, bl.discount, bl.line_amount, bl.line_cost, bl.line_margin)
         ),
-        newly_touched as (
-            insert into warehouse.fact_touched (batch_id, transaction_id)
-            select p_batch_id, ch.transaction_id from changed_lines ch where not v_empty
-            union
-            select p_batch_id, ch.old_transaction_id from changed_lines ch where ch.in_fact
-            on conflict (batch_id, transaction_id) do nothing
-            returning transaction_id
-        ),
-        recorded_before as (
-            insert into warehouse.agg_delta (
-                batch_id, fact_load_id, sign, transaction_id, date_key, customer_key,
-                payment_method_key, product_key, units, revenue, discount, margin
-            )
-            select p_batch_id, v_fact_load_id, -1, oc.transaction_id, oc.date_key,
-                   oc.customer_key, oc.payment_method_key, oc.product_key, oc.units,
-                   oc.revenue, oc.discount, oc.margin
-            from warehouse.order_contributions(
-                array(select nt.transaction_id from newly_touched nt)) oc
+        old_lines as materialized (
+            -- every line of the orders it touches (new and old order of each line) as it is
+            -- before the statement
+            select f as line
+            from warehouse.fact_sales f
+            where not v_empty
+              and f.transaction_id = any (array(
+                  select ch.transaction_id from changed_lines ch
+                  union
+                  select ch.old_transaction_id from changed_lines ch where ch.in_fact))
         ),
         inserted as (
-            insert into warehouse.fact_sales (
+            insert into warehouse.fact_sales as f (
                 item_id, transaction_id, date_key, customer_key, product_key,
                 payment_method_key, status_code, transaction_ts, quantity, unit_price,
                 discount, line_amount, line_cost, line_margin, source_batch_id, updated_at
@@ -256,7 +251,7 @@ begin
                 p_batch_id, now()
             from changed_lines ch
             where not ch.in_fact
-            returning 1
+            returning f as line
         ),
         updated as (
             update warehouse.fact_sales f
@@ -277,7 +272,18 @@ begin
                 updated_at = now()
             from changed_lines ch
             where ch.in_fact and f.item_id = ch.item_id
-            returning 1
+            returning f as line
+        ),
+        new_lines as (
+            -- ... and after: the batch's lines as written, the orders' other lines as they
+            -- were (a line moved to another order counts in its new order only)
+            select i.line from inserted i
+            union all
+            select u.line from updated u
+            union all
+            select ol.line from old_lines ol
+            where not exists (select 1 from changed_lines ch
+                              where ch.item_id = (ol.line).item_id)
         ),
         touched_days as (
             select warehouse.utc_date(ch.transaction_ts) as day from changed_lines ch
@@ -293,8 +299,13 @@ begin
                 set refreshed_at = null, queued_at = now(),
                     by_delta = (q.refreshed_at is not null or q.by_delta)
         )
-        select (select count(*) from inserted), (select count(*) from updated)
-        into v_inserted, v_updated;
+        select (select count(*) from inserted), (select count(*) from updated),
+               case when v_empty then 0
+                    else warehouse.record_fact_change(p_batch_id, v_change_id,
+                                                      array(select ol.line from old_lines ol),
+                                                      array(select nl.line from new_lines nl))
+               end
+        into v_inserted, v_updated, v_recorded;
     end if;
 
     -- into an empty fact (the initial load, or a fact truncated to be rebuilt): no deltas,
@@ -320,20 +331,6 @@ begin
         on conflict (batch_id, grain, day) do update
             set refreshed_at = null, queued_at = now(), by_delta = false;
     end if;
-
-    -- what the orders recorded above count now (their sign -1 rows went in before the
-    -- statement that first changed them)
-    insert into warehouse.agg_delta (
-        batch_id, fact_load_id, sign, transaction_id, date_key, customer_key,
-        payment_method_key, product_key, units, revenue, discount, margin
-    )
-    select p_batch_id, v_fact_load_id, 1, oc.transaction_id, oc.date_key, oc.customer_key,
-           oc.payment_method_key, oc.product_key, oc.units, oc.revenue, oc.discount,
-           oc.margin
-    from warehouse.order_contributions(
-        array(select ft.transaction_id from warehouse.fact_touched ft
-              where ft.batch_id = p_batch_id)) oc;
-    delete from warehouse.fact_touched ft where ft.batch_id = p_batch_id;
 
     -- the aggregates reach facts through dim_date: it must hold every queued day
     perform warehouse.ensure_dim_date(min(q.day), max(q.day))
