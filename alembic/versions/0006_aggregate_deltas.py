@@ -149,9 +149,9 @@ def downgrade() -> None:
     op.execute(
         """
 alter table warehouse.agg_refresh_queue drop column by_delta;
-drop table warehouse.agg_delta;
+drop table warehouse.agg_delta cascade;
 drop sequence warehouse.fact_change_seq;
-drop table warehouse.agg_customer_activity;
+drop table warehouse.agg_customer_activity cascade;
 drop index warehouse.fact_sales_transaction_idx;
 """
     )
