@@ -7,6 +7,7 @@ a row without rules is accepted). The batch's load time is 2025-06-01 12:00:00 U
 
 from __future__ import annotations
 
+import collections
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -503,3 +504,41 @@ def test_session_time_zone_gives_the_same_result(conn: Conn, zone: str) -> None:
     query = ("select line_no, extract(epoch from transaction_ts) "
              "from staging.validated_transactions where batch_id = %s order by 1")
     assert fetch(conn, query, (zone_batch,)) == fetch(conn, query, (utc_batch,))
+
+
+def test_typed_partitions_of_a_batch_without_statistics_are_built_by_hash_joins(
+        conn: Conn) -> None:
+    """A new batch's staged rows have no statistics (estimated at one row); joined by nested
+    loop, a 150,000-row increment took minutes. The plans must not hold one."""
+    first = create_batch(conn, {
+        "customers.csv": [customer(1)], "products.csv": [product(100)],
+        "transactions.csv": [transaction(t) for t in range(10, 60)],
+        "transaction_items.csv": [item(i, transaction_id=str(10 + i % 50))
+                                  for i in range(1000, 1200)],
+    })
+    run_batch(conn, first)
+    with conn.cursor() as cur:
+        cur.execute("analyze staging.transactions, staging.transaction_items")
+    second = create_batch(conn, {
+        "transactions.csv": [transaction(t) for t in range(60, 110)],
+        "transaction_items.csv": [item(i, transaction_id=str(60 + i % 50))
+                                  for i in range(2000, 2200)],
+    })
+    notices = collections.deque()  # every notice (psycopg2 keeps the last 50 of a list)
+    saved, conn.notices = conn.notices, notices
+    try:
+        with conn.cursor() as cur:
+            cur.execute("load 'auto_explain'")
+            cur.execute("set auto_explain.log_min_duration = 0")
+            cur.execute("set auto_explain.log_nested_statements = on")
+            cur.execute("set auto_explain.log_level = notice")
+            cur.execute("call staging.validate_batch(%s)", (second,))
+            cur.execute("set auto_explain.log_min_duration = -1")
+        if not conn.autocommit:
+            conn.commit()
+    finally:
+        conn.notices = saved
+    builds = [n for n in notices if "create unlogged table staging.validated_transaction" in n]
+    assert len(builds) == 2
+    assert [("Nested Loop" in plan, "Hash" in plan) for plan in builds] == [(False, True)] * 2
+    assert rejects(conn, second, "transaction_items.csv") == {}
