@@ -37,7 +37,6 @@ set parallel_setup_cost = 100
 set parallel_tuple_cost = 0.001
 as $$
 declare
-    v_partition       text := format('validated_products_%s', p_batch_id);
     v_load_ts         timestamptz;
     v_staged          bigint;
     v_duplicates      bigint;
@@ -48,11 +47,8 @@ begin
     call staging.clear_validation('products', p_batch_id);
 
     -- 1. every staged row, typed, with the facts the rules need
-    execute format('create unlogged table staging.%I as '
-                   'select * from staging.typed_products($1)', v_partition)
-        using p_batch_id;
-    get diagnostics v_staged = row_count;
-    call staging.attach_validated_partition('products', p_batch_id);
+    call staging.build_validated_partition(
+        'products', p_batch_id, format('staging.typed_products(%s)', p_batch_id), v_staged);
 
     -- 2. duplicates: every row of a key but the last is rejected for duplicate_key alone
     --    (the keys found by a parallel, sort-based query; then an update of those rows only)

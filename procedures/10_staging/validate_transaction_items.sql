@@ -51,13 +51,11 @@ set parallel_setup_cost = 100
 set parallel_tuple_cost = 0.001
 as $$
 declare
-    v_partition       text := format('validated_transaction_items_%s', p_batch_id);
     v_known_products  bigint[];
     v_staged          bigint;
     v_duplicates      bigint;
     v_rejected        bigint;
     v_role_before     text := current_setting('session_replication_role');
-    v_nestloop_before text;
 begin
     call staging.clear_validation('transaction_items', p_batch_id);
 
@@ -69,17 +67,11 @@ begin
         select v.product_id from staging.validated_products v
         where v.batch_id = p_batch_id and v.rules is null
     );
-    -- a batch's staged rows have no statistics yet (estimated at one row): the planner would
-    -- join them by nested loop, once per staged row (minutes for 100,000 rows); hash joins
-    -- only, for this statement
-    v_nestloop_before := current_setting('enable_nestloop');
-    perform set_config('enable_nestloop', 'off', true);
-    execute format('create unlogged table staging.%I as '
-                   'select * from staging.typed_transaction_items($1, $2)', v_partition)
-        using p_batch_id, v_known_products;
-    get diagnostics v_staged = row_count;
-    perform set_config('enable_nestloop', v_nestloop_before, true);
-    call staging.attach_validated_partition('transaction_items', p_batch_id);
+    call staging.build_validated_partition(
+        'transaction_items', p_batch_id,
+        format('staging.typed_transaction_items(%s, %L::bigint[])', p_batch_id,
+               v_known_products),
+        v_staged);
 
     -- the quarantine's rows reference this batch (locked here once, as the foreign key's
     -- trigger would lock it for each row) and no resolution: when the owner may set

@@ -46,7 +46,6 @@ set parallel_setup_cost = 100
 set parallel_tuple_cost = 0.001
 as $$
 declare
-    v_partition       text := format('validated_transactions_%s', p_batch_id);
     v_load_ts         timestamptz;
     v_payment_codes   text[];
     v_status_codes    text[];
@@ -54,7 +53,6 @@ declare
     v_duplicates      bigint;
     v_rejected        bigint;
     v_role_before     text := current_setting('session_replication_role');
-    v_nestloop_before text;
 begin
     select b.load_ts into strict v_load_ts from etl.batch b where b.batch_id = p_batch_id;
     v_payment_codes := array(select m.payment_method_code from production.payment_methods m);
@@ -64,17 +62,11 @@ begin
 
     -- 1. every staged row, typed, with every rule but duplicate_key (a parallel CREATE
     --    TABLE AS)
-    -- a batch's staged rows have no statistics yet (estimated at one row): the planner would
-    -- join them by nested loop, once per staged row (minutes for 100,000 rows); hash joins
-    -- only, for this statement
-    v_nestloop_before := current_setting('enable_nestloop');
-    perform set_config('enable_nestloop', 'off', true);
-    execute format('create unlogged table staging.%I as '
-                   'select * from staging.typed_transactions($1, $2, $3, $4)', v_partition)
-        using p_batch_id, v_payment_codes, v_status_codes, v_load_ts;
-    get diagnostics v_staged = row_count;
-    perform set_config('enable_nestloop', v_nestloop_before, true);
-    call staging.attach_validated_partition('transactions', p_batch_id);
+    call staging.build_validated_partition(
+        'transactions', p_batch_id,
+        format('staging.typed_transactions(%s, %L::text[], %L::text[], %L::timestamptz)',
+               p_batch_id, v_payment_codes, v_status_codes, v_load_ts),
+        v_staged);
 
     -- the quarantine's rows reference this batch (locked here once, as the foreign key's
     -- trigger would lock it for each row) and no resolution: when the owner may set
