@@ -59,7 +59,8 @@ declare
     v_first_day          date;
     v_last_day           date;
     v_change_id          bigint;
-    v_recorded           bigint := 0;
+    v_repoint_deltas     bigint := 0;
+    v_line_deltas        bigint := 0;
 begin
     if not exists (select 1 from etl.batch b where b.batch_id = p_batch_id) then
         raise exception 'load_fact_sales: batch % does not exist', p_batch_id;
@@ -159,7 +160,7 @@ begin
                warehouse.record_fact_change(p_batch_id, v_change_id,
                                             array(select ol.line from old_lines ol),
                                             array(select nl.line from new_lines nl))
-        into v_customer_repointed, v_product_repointed, v_recorded
+        into v_customer_repointed, v_product_repointed, v_repoint_deltas
         from repointed r;
     end if;
 
@@ -305,7 +306,7 @@ begin
                                                       array(select ol.line from old_lines ol),
                                                       array(select nl.line from new_lines nl))
                end
-        into v_inserted, v_updated, v_recorded;
+        into v_inserted, v_updated, v_line_deltas;
     end if;
 
     -- into an empty fact (the initial load, or a fact truncated to be rebuilt): no deltas,
@@ -338,8 +339,10 @@ begin
     where q.batch_id = p_batch_id and q.grain = 'day' and q.refreshed_at is null;
 
     raise notice 'load_fact_sales batch %: fact_sales % row(s) inserted, % updated, % '
-                 're-pointed to a new customer version, % to a new product version',
-        p_batch_id, v_inserted, v_updated, v_customer_repointed, v_product_repointed;
+                 're-pointed to a new customer version, % to a new product version; % '
+                 'aggregate delta row(s) recorded',
+        p_batch_id, v_inserted, v_updated, v_customer_repointed, v_product_repointed,
+        v_repoint_deltas + v_line_deltas;
 
     insert into etl.batch_step (batch_id, step, rows, completed_at)
     values (p_batch_id, 'load_fact_sales',
