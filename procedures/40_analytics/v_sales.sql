@@ -5,6 +5,8 @@
 -- Left joins (every key has a dimension row, -1 included) let the planner drop the
 -- dimensions a query does not use; a filter on sales_date reaches the fact through
 -- dim_date and the fact's date_key index.
+-- No direct identifier (DATA_CONTRACT.md, "Personal data"): the customer is its id and its
+-- non-identifying attributes; names, e-mail and phone stay in the tables readers cannot read.
 -- Dropped and recreated on every apply.
 drop view if exists analytics.v_sales;
 
@@ -18,9 +20,6 @@ select
     d.year as sales_year,
     f.status_code as status,
     c.customer_id,
-    c.first_name,
-    c.last_name,
-    c.email,
     c.city,
     c.state,
     c.country,
@@ -47,7 +46,8 @@ left join warehouse.dim_payment_method pm on pm.payment_method_key = f.payment_m
 
 comment on view analytics.v_sales is
     'Order lines (one per fact row, every status) with customer, product, payment and date '
-    'attributes as valid at the transaction time, for drill-down';
+    'attributes as valid at the transaction time, for drill-down; the customer by id and '
+    'non-identifying attributes only (no name, e-mail or phone)';
 comment on column analytics.v_sales.item_id is 'Order line id';
 comment on column analytics.v_sales.transaction_id is 'Order (transaction) id';
 comment on column analytics.v_sales.transaction_ts is 'Transaction time';
@@ -56,10 +56,8 @@ comment on column analytics.v_sales.sales_month is 'First day of the UTC month';
 comment on column analytics.v_sales.sales_year is 'Calendar year (UTC)';
 comment on column analytics.v_sales.status is
     'Transaction status: completed, pending, cancelled or refunded (metrics count completed)';
-comment on column analytics.v_sales.customer_id is 'Customer id';
-comment on column analytics.v_sales.first_name is 'Customer first name at transaction time';
-comment on column analytics.v_sales.last_name is 'Customer last name at transaction time';
-comment on column analytics.v_sales.email is 'Customer e-mail at transaction time';
+comment on column analytics.v_sales.customer_id is
+    'Customer id (pseudonymous: names, e-mail and phone are not in analytics)';
 comment on column analytics.v_sales.city is 'Customer city at transaction time';
 comment on column analytics.v_sales.state is 'Customer state at transaction time';
 comment on column analytics.v_sales.country is 'Customer country at transaction time';
