@@ -36,7 +36,7 @@ from runner import migrate
 from runner.config import PROJECT_ROOT, load_config
 from runner.db import connect, database_url
 from runner.ingest import ingest_batch
-from runner.steps import STEPS
+from runner.steps import read_steps
 
 OUT = PROJECT_ROOT / "bench" / "out"
 BENCH_DB = "warehouse_bench"
@@ -216,7 +216,9 @@ def run_steps(url: str, batch_id: int) -> list[Stage]:
     stages = []
     conn = connect(url, autocommit=True)
     try:
-        for step in STEPS:
+        for step in read_steps(conn):
+            if not step.per_batch:
+                continue
             started = time.perf_counter()
             with conn.cursor() as cur:
                 cur.execute(step.sql, {"batch_id": batch_id})

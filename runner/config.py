@@ -6,8 +6,9 @@ Variables (all optional):
   under ``.pgdata/`` in the project is used (created and started on demand).
 - ``WAREHOUSE_LANDING``: landing directory of ``run`` (default ``data/``).
 - ``WAREHOUSE_PGDATA``: where the embedded cluster lives (default ``<project>/.pgdata``).
-- ``WAREHOUSE_RETRY_ATTEMPTS`` (default 5), ``WAREHOUSE_RETRY_BASE_DELAY`` seconds (0.5),
-  ``WAREHOUSE_RETRY_MAX_DELAY`` seconds (30): retries of transient errors.
+- ``WAREHOUSE_RETRY_ATTEMPTS``, ``WAREHOUSE_RETRY_BASE_DELAY`` seconds,
+  ``WAREHOUSE_RETRY_MAX_DELAY`` seconds: override, for this process, the retry policy of the
+  database's ``etl.retry_policy`` (5 attempts, 0.5 s, 30 s as seeded; runner/retry.py).
 - ``WAREHOUSE_MAX_AGE``: freshness limit of ``status``, e.g. ``26h``, ``90m`` (default 26h).
 - ``WAREHOUSE_MAX_DATA_AGE``: limit on the age of the newest sale in ``status`` (default: the
   same as ``WAREHOUSE_MAX_AGE``; ``off`` disables the check, e.g. for historical data).
@@ -45,9 +46,17 @@ def parse_duration(text: str) -> timedelta:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    attempts: int = 5
-    base_delay: float = 0.5
-    max_delay: float = 30.0
+    """Overrides of the database's retry policy (``etl.retry_policy``); None: its value."""
+
+    attempts: int | None = None
+    base_delay: float | None = None
+    max_delay: float | None = None
+
+
+def _optional(env: Mapping[str, str], name: str, kind: type[int] | type[float]
+              ) -> int | float | None:
+    text = env.get(name)
+    return kind(text) if text else None
 
 
 @dataclass(frozen=True)
@@ -79,9 +88,9 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         pgdata=Path(env.get("WAREHOUSE_PGDATA") or root / ".pgdata"),
         landing=Path(env.get("WAREHOUSE_LANDING") or root / "data"),
         retry=RetryPolicy(
-            attempts=int(env.get("WAREHOUSE_RETRY_ATTEMPTS", "5")),
-            base_delay=float(env.get("WAREHOUSE_RETRY_BASE_DELAY", "0.5")),
-            max_delay=float(env.get("WAREHOUSE_RETRY_MAX_DELAY", "30")),
+            attempts=_optional(env, "WAREHOUSE_RETRY_ATTEMPTS", int),
+            base_delay=_optional(env, "WAREHOUSE_RETRY_BASE_DELAY", float),
+            max_delay=_optional(env, "WAREHOUSE_RETRY_MAX_DELAY", float),
         ),
         max_age=parse_duration(env.get("WAREHOUSE_MAX_AGE", "26h")),
         max_data_age=parse_optional_duration(

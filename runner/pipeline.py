@@ -8,6 +8,9 @@
   step's success is recorded in ``etl.step_run`` inside that same transaction, so the record
   and the work commit together: a run killed at any moment leaves no step done but
   unrecorded. The next run resumes every pending batch after its last recorded step.
+- The steps and the retry policy are the database's (``etl.pipeline_step``,
+  ``etl.retry_policy``, ``etl.transient_sqlstate``; runner/steps.py, runner/retry.py), read
+  on taking the lock: the same chain and policy as ``etl.process_pending()``.
 - Transient errors are retried (runner/retry.py) after reconnecting a broken connection; any
   other error fails the run at once, recording the step, batch, SQLSTATE and message.
 - A stop request (SIGTERM/SIGINT, set on the ``stop`` event) lets the current step finish,
@@ -36,8 +39,17 @@ import psycopg2.extensions
 from runner.config import RetryPolicy
 from runner.db import connect
 from runner.ingest import BatchRefused, IngestReport, ingest_paths
-from runner.retry import Attempted, GaveUp, Retrier, describe, is_transient, sqlstate
-from runner.steps import INGEST_STEP, STEPS, Step
+from runner.retry import (
+    FIRST_CONTACT,
+    POLICY_SQL,
+    Attempted,
+    GaveUp,
+    Policy,
+    Retrier,
+    policy_from_row,
+    sqlstate,
+)
+from runner.steps import INGEST_STEP, STEPS_SQL, Step, steps_from_rows
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +145,9 @@ class RunResult:
 @dataclass(frozen=True)
 class RunOptions:
     landing: Path | None  # None: ingest nothing, process what is pending
-    retry: RetryPolicy
+    retry: RetryPolicy  # overrides of the database's etl.retry_policy
     trigger: str = "cli"
     wait: bool = False  # wait for the lock instead of returning busy
-    steps: tuple[Step, ...] = STEPS
 
 
 class Session:
@@ -224,7 +235,7 @@ class Control:
                 with self.session.connection().cursor() as cur:
                     cur.execute("select pg_advisory_unlock(etl.pipeline_lock_key())")
             except psycopg2.Error as error:  # the lock goes with the session anyway
-                log.debug("unlock failed: %s", describe(error))
+                log.debug("unlock failed: %s", self.policy.describe(error))
             self.locked = False
         self.session.discard()
 
@@ -245,6 +256,15 @@ class Control:
                     "where run_id = %s", (self.run_id,)
                 )
         log.info("control connection re-established, pipeline lock taken again")
+
+    @property
+    def policy(self) -> Policy:
+        return self.retrier.policy
+
+    def read_chain(self, overrides: RetryPolicy) -> tuple[Step, ...]:
+        """The database's retry policy (put in force, with ``overrides``) and steps."""
+        self.retrier.policy = policy_from_row(self.fetch(POLICY_SQL)[0], overrides)
+        return steps_from_rows(self.fetch(STEPS_SQL))
 
     # -- statements, retried -----------------------------------------------------------
     def fetch(self, sql: str, params: dict[str, Any] | tuple = ()) -> list[tuple]:
@@ -293,13 +313,13 @@ class Control:
         self.fetch(
             "update etl.step_run set attempts = %s, sqlstate = %s, error = %s "
             "where step_run_id = %s",
-            (attempts, sqlstate(error), describe(error), step_run_id),
+            (attempts, sqlstate(error), self.policy.describe(error), step_run_id),
         )
 
     def end_step(self, step_run_id: int, status: str, attempts: int, *,
                  rows: int | None = None, error: BaseException | str | None = None) -> None:
         code = sqlstate(error) if isinstance(error, BaseException) else None
-        text = describe(error) if isinstance(error, BaseException) else error
+        text = self.policy.describe(error) if isinstance(error, BaseException) else error
         self.fetch(
             "update etl.step_run set status = %s, ended_at = clock_timestamp(), "
             "attempts = %s, rows = coalesce(%s, rows), sqlstate = coalesce(%s, sqlstate), "
@@ -349,12 +369,13 @@ class Run:
         self.url = url
         self.options = options
         self.stop = stop
-        self.retrier = Retrier(options.retry, sleep=stop.wait)
+        self.retrier = Retrier(FIRST_CONTACT.overridden(options.retry), sleep=stop.wait)
         self.control = Control(url, self.retrier)
         self.work = Session(url, WORK_APPLICATION, autocommit=False)
         self.work.on_connect = _abort_when_client_dies
         self.result = RunResult(status="running", exit_code=EXIT_OK)
         self.began = time.monotonic()
+        self.steps: tuple[Step, ...] = ()
 
     # -- the whole run -----------------------------------------------------------------
     def execute(self) -> RunResult:
@@ -362,6 +383,7 @@ class Run:
         try:
             if not self._take_lock():
                 return self.result
+            self.steps = self.control.read_chain(self.options.retry)
             self.result.run_id = self.control.start_run(self.options.trigger)
             log.debug("run %s started (%s)", self.result.run_id, self.options.trigger)
             self._run_locked()
@@ -396,6 +418,10 @@ class Run:
                 refusal = self._ingest(self.options.landing)
             for batch in self.control.pending_batches():
                 self._process_batch(batch)
+            for step in self.steps:
+                if not step.per_batch:
+                    self._check_stop(step.name, None)
+                    self._run_step(step, None)
             if refusal is not None:
                 raise RunFailed(INGEST_STEP, None, refusal, exit_code=EXIT_REFUSED)
         except RunFailed as failure:
@@ -442,9 +468,9 @@ class Run:
         done = self.control.done_steps(batch[0])
         if done:
             log.info("batch %s (%s): resuming after %s", batch[0], batch[1],
-                     ", ".join(s.name for s in self.options.steps if s.name in done))
-        for step in self.options.steps:
-            if step.name in done:
+                     ", ".join(s.name for s in self.steps if s.name in done))
+        for step in self.steps:
+            if step.name in done or not step.per_batch:
                 continue
             self._check_stop(step.name, batch)
             self._run_step(step, batch)
@@ -455,9 +481,9 @@ class Run:
             raise RunFailed(step, batch, "stopped by a signal before this step; the next run "
                             "carries on from here", status="cancelled", exit_code=EXIT_STOPPED)
 
-    def _run_step(self, step: Step, batch: tuple[int, str]) -> None:
-        batch_id = batch[0]
-        if batch_id not in self.result.touched:
+    def _run_step(self, step: Step, batch: tuple[int, str] | None) -> None:
+        batch_id = batch[0] if batch else None
+        if batch_id is not None and batch_id not in self.result.touched:
             self.result.touched.append(batch_id)
         step_run_id = self.control.start_step(step.name, batch_id)
         began = time.monotonic()
@@ -558,9 +584,9 @@ def run_pipeline(url: str, options: RunOptions, stop: threading.Event | None = N
 def _unstarted(result: RunResult, gave_up: GaveUp) -> RunResult:
     result.status, result.exit_code = "failed", EXIT_FAILED
     if gave_up.sqlstate in NOT_MIGRATED_SQLSTATES:
-        result.error = (f"the database is not migrated ({describe(gave_up.cause)}): "
+        result.error = (f"the database is not migrated ({gave_up.described}): "
                         "run `python -m runner migrate` first")
-    elif is_transient(gave_up.cause):
+    elif gave_up.transient:
         result.error = f"cannot reach the database: {gave_up.summary()}"
     else:
         result.error = gave_up.summary()

@@ -6,7 +6,6 @@ or made by terminating the step's server process from another connection.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 
@@ -21,9 +20,10 @@ from runner.pipeline import (
     RunOptions,
     run_pipeline,
 )
-from runner.routines import PROCEDURES_DIR
-from runner.steps import STEPS, step_names
+from runner.retry import read_policy
+from runner.steps import read_steps
 from tests.test_runner_stubs import (
+    STEPS,
     STUB_ROWS,
     STUBBED,
     Gate,
@@ -36,6 +36,7 @@ from tests.test_runner_stubs import (
     fetch,
     inject,
     install_stub_steps,
+    step_names,
 )
 
 
@@ -260,12 +261,53 @@ def test_unreachable_database_is_retried_then_reported() -> None:
 
 # -- etl.process_pending: the same chain in PL/pgSQL ------------------------------------------
 
-def test_process_pending_calls_the_same_steps_as_the_runner() -> None:
-    sql = (PROCEDURES_DIR / "90_pipeline" / "process_pending.sql").read_text()
-    chain = re.findall(r"\((\d+), '([a-z_]+)', '([a-z_.]+)'\)", sql)
-    assert [(name, procedure) for _, name, procedure in chain] == [
-        (step.name, step.procedure) for step in STEPS]
-    assert [int(n) for n, _, _ in chain] == list(range(1, len(STEPS) + 1))
+def test_the_chain_is_the_seeded_table(conn) -> None:  # noqa: ANN001
+    assert read_steps(conn) == STEPS
+    assert fetch(conn, "select step_order from etl.pipeline_step order by step_order") == [
+        (10 * n,) for n in range(1, len(STEPS) + 1)]
+    policy = read_policy(conn)
+    assert (policy.attempts, policy.base_delay, policy.max_delay) == (5, 0.5, 30.0)
+    assert sorted(policy.transient) == ["08000", "08001", "08003", "08006", "40001", "40P01",
+                                        "53300", "55P03", "57P01", "57P02", "57P03"]
+
+
+_ADDED_STEPS_SQL = """
+create table runner_test.added_call (
+    call_id  bigint generated always as identity primary key,
+    batch_id bigint,
+    step     text not null
+);
+create procedure runner_test.check_batch(p_batch_id bigint) language sql as $$
+    insert into runner_test.added_call (batch_id, step) values (p_batch_id, 'check_batch')
+$$;
+create procedure runner_test.after_batches() language sql as $$
+    insert into runner_test.added_call (batch_id, step) values (null, 'after_batches')
+$$;
+insert into etl.pipeline_step (step_order, step, procedure, per_batch, description) values
+    (15, 'check_batch', 'runner_test.check_batch', true, 'between validate and merge'),
+    (90, 'after_batches', 'runner_test.after_batches', false, 'once a run, after the batches');
+"""
+
+
+@pytest.mark.parametrize("runner", ["python", "process_pending"])
+def test_a_step_is_one_row_for_both_runners(stubbed, db_url, runner: str) -> None:  # noqa: ANN001
+    batches = add_batches(stubbed, 2)
+    with stubbed.cursor() as cur:
+        cur.execute(_ADDED_STEPS_SQL)
+    if runner == "python":
+        assert run_pipeline(db_url, options()).status == "succeeded"
+    else:
+        with stubbed.cursor() as cur:
+            cur.execute("call etl.process_pending()")
+    chain = [*step_names()[:1], "check_batch", *step_names()[1:]]
+    ((run_id,),) = fetch(stubbed, "select run_id from etl.pipeline_run")
+    assert [(s[0], s[1], s[2]) for s in step_runs(stubbed, run_id)] == [
+        *((name, b, "succeeded") for b in batches for name in chain),
+        ("after_batches", None, "succeeded")]
+    assert fetch(stubbed, "select batch_id, step from runner_test.added_call order by 1") == [
+        (batches[0], "check_batch"), (batches[1], "check_batch"), (None, "after_batches")]
+    assert committed_calls(stubbed) == expected_calls(batches)
+    assert fetch(stubbed, "select batches_processed from etl.pipeline_run") == [(2,)]
 
 
 def test_process_pending_runs_every_batch_and_records_the_run(stubbed) -> None:  # noqa: ANN001

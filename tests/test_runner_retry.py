@@ -8,7 +8,7 @@ import psycopg2
 import pytest
 
 from runner.config import RetryPolicy, load_config
-from runner.retry import GaveUp, Retrier, backoff_delay, describe, is_transient
+from runner.retry import GaveUp, Retrier, backoff_delay, read_policy
 
 
 def raised_by_server(conn, sqlstate: str) -> psycopg2.Error:  # noqa: ANN001
@@ -23,6 +23,7 @@ def raised_by_server(conn, sqlstate: str) -> psycopg2.Error:  # noqa: ANN001
 
 
 def test_transient_sqlstates_are_transient_and_others_permanent(conn) -> None:  # noqa: ANN001
+    is_transient = read_policy(conn).is_transient
     transient = ["40001", "40P01", "55P03", "57P01", "57P02", "57P03", "53300"]
     permanent = ["23505", "23503", "22P02", "P0001", "42883", "57014", "40002"]
     assert [is_transient(raised_by_server(conn, code)) for code in transient] == [True] * 7
@@ -30,6 +31,7 @@ def test_transient_sqlstates_are_transient_and_others_permanent(conn) -> None:  
 
 
 def test_lost_and_refused_connections_are_transient(conn) -> None:  # noqa: ANN001
+    is_transient = read_policy(conn).is_transient
     with pytest.raises(psycopg2.OperationalError) as refused:
         psycopg2.connect("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")
     assert is_transient(refused.value)
@@ -41,6 +43,7 @@ def test_lost_and_refused_connections_are_transient(conn) -> None:  # noqa: ANN0
 
 
 def test_describe_names_sqlstate_and_message_without_plpgsql_context(conn) -> None:  # noqa: ANN001
+    describe = read_policy(conn).describe
     error = raised_by_server(conn, "40001")
     assert describe(error) == "SQLSTATE 40001 serialization_failure: boom 40001"
     assert describe(raised_by_server(conn, "23505")) == "SQLSTATE 23505: boom 23505"
@@ -63,8 +66,8 @@ def test_transient_errors_are_retried_up_to_the_configured_attempts(conn) -> Non
         calls.append(1)
         raise raised_by_server(conn, "40001")
 
-    retrier = Retrier(RetryPolicy(attempts=4, base_delay=1, max_delay=2), sleep=slept.append,
-                      rng=random.Random(1))
+    retrier = Retrier(read_policy(conn, RetryPolicy(attempts=4, base_delay=1, max_delay=2)),
+                      sleep=slept.append, rng=random.Random(1))
     with pytest.raises(GaveUp) as gave_up:
         retrier.call(always_serialization_failure, what="test")
     assert (len(calls), gave_up.value.attempts, len(slept)) == (4, 4, 3)
@@ -82,7 +85,7 @@ def test_permanent_error_is_not_retried(conn) -> None:  # noqa: ANN001
         raise raised_by_server(conn, "23505")
 
     with pytest.raises(GaveUp) as gave_up:
-        Retrier(RetryPolicy(), sleep=slept.append).call(unique_violation, what="test")
+        Retrier(read_policy(conn), sleep=slept.append).call(unique_violation, what="test")
     assert (len(calls), slept, gave_up.value.attempts, gave_up.value.sqlstate) == (
         1, [], 1, "23505")
 
@@ -97,7 +100,7 @@ def test_success_after_a_transient_error_reports_the_attempts(conn) -> None:  # 
             raise error
         return "done"
 
-    done = Retrier(RetryPolicy(base_delay=0), sleep=lambda _: None).call(
+    done = Retrier(read_policy(conn, RetryPolicy(base_delay=0)), sleep=lambda _: None).call(
         flaky, what="test", on_transient=lambda error, attempt: seen.append(attempt))
     assert (done.value, done.attempts, seen) == ("done", 2, [1])
 
@@ -110,7 +113,7 @@ def test_stop_during_the_wait_gives_up_without_another_attempt(conn) -> None:  #
         raise raised_by_server(conn, "40001")
 
     with pytest.raises(GaveUp) as gave_up:
-        Retrier(RetryPolicy(), sleep=lambda _: True).call(failing, what="test")
+        Retrier(read_policy(conn), sleep=lambda _: True).call(failing, what="test")
     assert (len(calls), gave_up.value.stopped) == (1, True)
 
 

@@ -1,7 +1,7 @@
 """Test-only step procedures and helpers for the runner's tests (no tests in this module).
 
 ``install_stub_steps`` replaces, in the test's own database, every step procedure of
-runner/steps.py (but etl.mark_batch_processed, the real one) with a stub that:
+etl.pipeline_step (but etl.mark_batch_processed, the real one) with a stub that:
 
 - counts every call in a sequence (``runner_test.calls_<step>``): sequences are not
   transactional, so calls rolled back by a failure are counted too;
@@ -27,8 +27,20 @@ import psycopg2
 import psycopg2.extensions
 
 from runner.config import PROJECT_ROOT, RetryPolicy
-from runner.steps import STEPS
+from runner.steps import Step
 
+# The chain as alembic/versions/0007_pipeline_chain.py seeds etl.pipeline_step (the runners
+# read the table; test_the_chain_is_the_seeded_table checks it against this list).
+STEPS: tuple[Step, ...] = (
+    Step("validate", "staging.validate_batch"),
+    Step("merge", "production.merge_batch"),
+    Step("reprocess_rejects", "etl.reprocess_rejects"),
+    Step("load_dimensions", "warehouse.load_dimensions"),
+    Step("load_fact_sales", "warehouse.load_fact_sales"),
+    Step("refresh_aggregates", "warehouse.refresh_batch_aggregates"),
+    Step("check_reconciliation", "warehouse.check_reconciliation"),
+    Step("mark_processed", "etl.mark_batch_processed"),
+)
 STUBBED = [step for step in STEPS if step.procedure != "etl.mark_batch_processed"]
 STUB_ROWS = 10
 
@@ -162,6 +174,10 @@ def call_count(conn: psycopg2.extensions.connection, step: str) -> int:
     """Calls of ``step`` including those rolled back."""
     ((last, called),) = fetch(conn, f"select last_value, is_called from runner_test.calls_{step}")
     return last if called else 0
+
+
+def step_names() -> list[str]:
+    return [step.name for step in STEPS]
 
 
 def expected_calls(batch_ids: Sequence[int]) -> list[tuple[int, str]]:

@@ -1,6 +1,7 @@
 -- The pipeline's control routines: one run at a time, run history, and the whole chain of
 -- steps for DBAs. The Python runner (runner/pipeline.py) uses the same lock, the same
--- history tables and the same step order (runner/steps.py; a test keeps both lists equal).
+-- history tables, and reads the same chain (etl.pipeline_step) and retry policy
+-- (etl.retry_policy, etl.transient_sqlstate).
 --
 -- etl.pipeline_lock_key() returns bigint
 --   The key of the session advisory lock that every pipeline run holds while it runs.
@@ -22,13 +23,15 @@
 --   Raises no_data_found when the batch does not exist.
 --
 -- etl.process_pending()
---   For DBAs: CALL etl.process_pending(); runs the steps for every batch not yet processed,
---   in batch_id order, with a COMMIT after each step, recording the run in etl.pipeline_run
+--   For DBAs: CALL etl.process_pending(); runs the steps of etl.pipeline_step for every
+--   batch not yet processed, in batch_id order (then the steps that run once a run, without
+--   a batch), with a COMMIT after each step, recording the run in etl.pipeline_run
 --   (trigger 'process_pending') and each step in etl.step_run exactly like the runner.
 --   Steps recorded as succeeded for a batch (by an earlier run that stopped half-way) are
 --   skipped; every step is safe to call again, so a step whose run died before recording
---   it is simply called again. Serialization failures, deadlocks and lock timeouts are
---   retried (3 attempts); any other error stops the run, is recorded, and is raised again
+--   it is simply called again. The SQLSTATEs of etl.transient_sqlstate are retried as
+--   etl.retry_policy says (attempts, backoff with full jitter, like the runner); any other
+--   error stops the run, is recorded, and is raised again
 --   with its SQLSTATE, naming the step and batch. Refuses to start (SQLSTATE 55P03) while
 --   another run holds the lock. Takes no SET search_path clause, because a procedure with
 --   one cannot COMMIT: every name in it is schema-qualified instead.
@@ -184,10 +187,9 @@ create or replace procedure etl.process_pending()
 language plpgsql
 as $$
 declare
-    c_attempts constant integer := 3;
-    c_transient constant text[] := array['40001', '40P01', '55P03'];
+    v_policy etl.retry_policy;
+    v_transient text[];
     v_run_id bigint;
-    v_batch record;
     v_step record;
     v_step_run_id bigint;
     v_attempt integer;
@@ -210,6 +212,9 @@ begin
             using errcode = 'lock_not_available';
     end if;
 
+    select p.* into strict v_policy from etl.retry_policy p;
+    select pg_catalog.array_agg(t.sqlstate) into v_transient from etl.transient_sqlstate t;
+
     perform etl.fail_abandoned_runs();
     insert into etl.pipeline_run (trigger, hostname, pid, backend_pid)
     values ('process_pending', coalesce(pg_catalog.host(pg_catalog.inet_client_addr()),
@@ -218,85 +223,94 @@ begin
     returning run_id into v_run_id;
     commit;
 
-    <<batches>>
-    for v_batch in
-        select b.batch_id, b.batch_name
-        from etl.batch b
-        where b.status <> 'processed'
-        order by b.batch_id
+    -- The plan: each pending batch through the per-batch steps it has not yet succeeded in,
+    -- then the once-a-run steps. Read once: the loop COMMITs, so its rows are kept at start.
+    <<steps>>
+    for v_step in
+        with pending as (
+            select b.batch_id, b.batch_name
+            from etl.batch b
+            where b.status <> 'processed'
+        ),
+        batch_steps as (
+            select 1 as phase, pending.batch_id, pending.batch_name, s.step_order, s.step,
+                   s.procedure, true as per_batch,
+                   s.step_order = max(s.step_order) over () as closes_batch
+            from etl.pipeline_step s
+            cross join pending
+            where s.per_batch
+        )
+        select *
+        from batch_steps
+        where not exists (
+            select 1
+            from etl.step_run done
+            where done.batch_id = batch_steps.batch_id
+              and done.step = batch_steps.step
+              and done.status = 'succeeded'
+        )
+        union all
+        select 2, null, null, s.step_order, s.step, s.procedure, false, false
+        from etl.pipeline_step s
+        where not s.per_batch
+        order by 1, 2, 4
     loop
-        for v_step in
-            select chain.step_no, chain.step, chain.procedure
-            from (values
-                (1, 'validate', 'staging.validate_batch'),
-                (2, 'merge', 'production.merge_batch'),
-                (3, 'reprocess_rejects', 'etl.reprocess_rejects'),
-                (4, 'load_dimensions', 'warehouse.load_dimensions'),
-                (5, 'load_fact_sales', 'warehouse.load_fact_sales'),
-                (6, 'refresh_aggregates', 'warehouse.refresh_batch_aggregates'),
-                (7, 'check_reconciliation', 'warehouse.check_reconciliation'),
-                (8, 'mark_processed', 'etl.mark_batch_processed')
-            ) as chain (step_no, step, procedure)
-            where not exists (
-                select 1
-                from etl.step_run done
-                where done.batch_id = v_batch.batch_id
-                  and done.step = chain.step
-                  and done.status = 'succeeded'
-            )
-            order by chain.step_no
+        v_attempt := 0;
+        <<attempts>>
         loop
-            v_attempt := 0;
-            <<attempts>>
-            loop
-                v_attempt := v_attempt + 1;
-                begin
-                    insert into etl.step_run (run_id, step, batch_id, attempts)
-                    values (v_run_id, v_step.step, v_batch.batch_id, v_attempt)
-                    returning step_run_id into v_step_run_id;
+            v_attempt := v_attempt + 1;
+            begin
+                insert into etl.step_run (run_id, step, batch_id, attempts)
+                values (v_run_id, v_step.step, v_step.batch_id, v_attempt)
+                returning step_run_id into v_step_run_id;
 
+                if v_step.per_batch then
                     execute pg_catalog.format('call %s($1)', v_step.procedure)
-                        using v_batch.batch_id;
+                        using v_step.batch_id;
+                else
+                    execute pg_catalog.format('call %s()', v_step.procedure);
+                end if;
 
-                    select sum(bs.rows) into v_rows
-                    from etl.batch_step bs
-                    where bs.batch_id = v_batch.batch_id and bs.completed_at >= now();
+                select sum(bs.rows) into v_rows
+                from etl.batch_step bs
+                where bs.batch_id = v_step.batch_id and bs.completed_at >= now();
 
-                    update etl.step_run
-                    set status = 'succeeded', ended_at = pg_catalog.clock_timestamp(),
-                        rows = v_rows
-                    where step_run_id = v_step_run_id;
+                update etl.step_run
+                set status = 'succeeded', ended_at = pg_catalog.clock_timestamp(),
+                    rows = v_rows
+                where step_run_id = v_step_run_id;
+                exit attempts;
+            exception when others then
+                get stacked diagnostics v_sqlstate = returned_sqlstate,
+                                        v_message = message_text;
+                if v_sqlstate = any (v_transient) and v_attempt < v_policy.attempts then
+                    raise warning 'etl.process_pending: step % of batch % attempt %: '
+                                  'SQLSTATE %: %; retrying',
+                                  v_step.step, v_step.batch_id, v_attempt,
+                                  v_sqlstate, v_message;
+                    -- full jitter under an exponential cap, as runner/retry.py
+                    perform pg_catalog.pg_sleep(pg_catalog.random() * least(
+                        v_policy.max_delay_s, v_policy.base_delay_s * 2 ^ (v_attempt - 1)));
+                else
+                    v_failed := true;
+                    v_failed_step := v_step.step;
+                    v_failed_batch := v_step.batch_id;
+                    v_failed_attempts := v_attempt;
                     exit attempts;
-                exception when others then
-                    get stacked diagnostics v_sqlstate = returned_sqlstate,
-                                            v_message = message_text;
-                    if v_sqlstate = any (c_transient) and v_attempt < c_attempts then
-                        raise warning 'etl.process_pending: step % of batch % attempt %: '
-                                      'SQLSTATE %: %; retrying',
-                                      v_step.step, v_batch.batch_id, v_attempt,
-                                      v_sqlstate, v_message;
-                        perform pg_catalog.pg_sleep(0.1 * pg_catalog.random() * 2 ^ v_attempt);
-                    else
-                        v_failed := true;
-                        v_failed_step := v_step.step;
-                        v_failed_batch := v_batch.batch_id;
-                        v_failed_attempts := v_attempt;
-                        exit attempts;
-                    end if;
-                end;
-            end loop attempts;
-            exit batches when v_failed;
-            if v_step.step = 'mark_processed' then
-                v_batches := v_batches + 1;
-                update etl.pipeline_run set batches_processed = v_batches
-                where run_id = v_run_id;
-            end if;
-            commit;
-            raise notice 'etl.process_pending: run %, batch % (%), step % done: % rows',
-                         v_run_id, v_batch.batch_id, v_batch.batch_name, v_step.step,
-                         coalesce(v_rows::text, 'unreported');
-        end loop;
-    end loop batches;
+                end if;
+            end;
+        end loop attempts;
+        exit steps when v_failed;
+        if v_step.closes_batch then
+            v_batches := v_batches + 1;
+            update etl.pipeline_run set batches_processed = v_batches
+            where run_id = v_run_id;
+        end if;
+        commit;
+        raise notice 'etl.process_pending: run %, batch % (%), step % done: % rows',
+                     v_run_id, v_step.batch_id, v_step.batch_name, v_step.step,
+                     coalesce(v_rows::text, 'unreported');
+    end loop steps;
 
     if v_failed then
         rollback;
