@@ -2,7 +2,7 @@
 
 The policy is data, shared with ``etl.process_pending()``: ``etl.retry_policy`` (attempts,
 base and largest delay) and ``etl.transient_sqlstate`` (the SQLSTATEs retried), seeded by
-alembic/versions/0007_pipeline_chain.py. ``read_policy`` reads them; the environment's
+alembic/versions/0008_pipeline_chain.py. ``read_policy`` reads them; the environment's
 ``WAREHOUSE_RETRY_*`` (runner/config.py, ``RetryPolicy``) override the numbers for this
 process only.
 

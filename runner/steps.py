@@ -1,6 +1,6 @@
 """The ordered procedure calls that process batches, as the database lists them.
 
-The chain is data: ``etl.pipeline_step`` (seeded by alembic/versions/0007_pipeline_chain.py)
+The chain is data: ``etl.pipeline_step`` (seeded by alembic/versions/0008_pipeline_chain.py)
 lists the steps in order with the procedure each calls and whether it runs per batch. This
 module reads it for the Python runner (runner/pipeline.py); ``etl.process_pending()``
 (procedures/90_pipeline/process_pending.sql) reads the same table. Adding a step is one row

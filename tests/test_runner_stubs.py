@@ -29,7 +29,7 @@ import psycopg2.extensions
 from runner.config import PROJECT_ROOT, RetryPolicy
 from runner.steps import Step
 
-# The chain as alembic/versions/0007_pipeline_chain.py seeds etl.pipeline_step (the runners
+# The chain as alembic/versions/0008_pipeline_chain.py seeds etl.pipeline_step (the runners
 # read the table; test_the_chain_is_the_seeded_table checks it against this list).
 STEPS: tuple[Step, ...] = (
     Step("validate", "staging.validate_batch"),

@@ -16,15 +16,15 @@ The Python runner (runner/pipeline.py through runner/steps.py and runner/retry.p
 
 A DBA reads the whole pipeline with ``select * from etl.pipeline_step order by step_order``.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 
 from alembic import op
 from runner.routines import FORGET_ROUTINES_SQL
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
