@@ -12,10 +12,17 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from runner import commands_db, commands_ingest, commands_pipeline, commands_reports
+from runner import (
+    commands_db,
+    commands_ingest,
+    commands_pipeline,
+    commands_privacy,
+    commands_reports,
+)
 from runner.config import load_config
 
-COMMAND_MODULES = [commands_db, commands_ingest, commands_reports, commands_pipeline]
+COMMAND_MODULES = [commands_db, commands_ingest, commands_reports, commands_pipeline,
+                   commands_privacy]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,11 @@
 --   delivered_batch_id; a later batch updates what an earlier one wrote, never the
 --   reverse). Then upserts etl.batch_step (batch_id, 'merge', rows inserted + changed).
 --   RAISE NOTICE per table: rows inserted and changed.
+-- Erased customers (etl.erasure) that the batch delivers again: before anything is written,
+--   etl.forget_erased_identifiers blanks their identifiers in the batch's typed rows, staged
+--   rows and quarantined rows (and the addresses it delivered for them in other rows), so
+--   production and the warehouse get the customer without them (DATA_CONTRACT.md,
+--   "Personal data").
 -- Preconditions: the batch was validated (etl.batch_step 'validate'), else it raises
 --   object_not_in_prerequisite_state. The typed rows live in UNLOGGED tables, which a
 --   server crash empties: when they are gone although the batch accepted rows, the batch is
@@ -81,6 +86,9 @@ begin
                      'validating it again', p_batch_id;
         call staging.validate_batch(p_batch_id);
     end if;
+
+    -- an erased customer delivered again: validated as usual, stored without identifiers
+    perform etl.forget_erased_identifiers(p_batch_id);
 
     -- references proved by validation: skip the per-row foreign-key triggers when allowed
     if etl.skip_fk_triggers(array(select c.oid::regclass from pg_class c

@@ -7,7 +7,9 @@
 --   Writes:
 --   - warehouse.dim_customer, warehouse.dim_product as SCD type 2. Tracked attributes are
 --     every column of the file but the key and updated_at, as typed production values;
---     attr_hash = md5 of their row text. A key's first version is valid from -infinity.
+--     attr_hash = md5 of their row text (customers: warehouse.customer_attr_hash, which
+--     etl.erase_customer shares; an erased customer's identifiers are null in production,
+--     so they make no version). A key's first version is valid from -infinity.
 --     A row whose hash differs from the current version's closes it (valid_to = the new
 --     valid_from, is_current false) and adds a version valid from its updated_at (the
 --     batch's load time when empty), or one microsecond after the current version's start
@@ -61,9 +63,9 @@ begin
         select
             c.customer_id, c.first_name, c.last_name, c.email, c.phone, c.city, c.state,
             c.country, c.signup_date,
-            decode(md5(row(c.first_name, c.last_name, c.email, c.phone, c.city, c.state,
-                           c.country, to_char(c.signup_date::timestamp, 'YYYY-MM-DD')
-                       )::text), 'hex') as attr_hash,
+            warehouse.customer_attr_hash(c.first_name, c.last_name, c.email, c.phone,
+                                         c.city, c.state, c.country, c.signup_date)
+                as attr_hash,
             coalesce(c.source_updated_at, v_load_ts) as changed_at
         from production.customers c
         where c.source_batch_id = p_batch_id
