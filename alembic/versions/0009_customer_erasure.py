@@ -12,15 +12,15 @@ The downgrade cannot give identifiers back: an erased customer's row gets the vi
 'erased' and the address erased-<id>@erased.invalid (RFC 2606's reserved domain), which the
 older schema's NOT NULL and e-mail CHECK accept.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 """
 
 from alembic import op
 from runner.routines import FORGET_ROUTINES_SQL
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
