@@ -7,7 +7,7 @@
 --   round resolves nothing (a handful: an orphan transaction resolved in a round frees its
 --   orphan items in the same round, the batch's own orphans included):
 --   1. transactions.csv orphans, then transaction_items.csv orphans, parsed again from their
---      raw values (the parsers of validation: procedures/10_staging/contract_parsers.sql);
+--      raw values (the parsers of validation: procedures/00_common/contract_parsers.sql);
 --   2. an orphan whose key production already holds from a later delivery
 --      (delivered_batch_id > its batch) is resolved 'superseded', never merged: the later
 --      batch wins; so is one whose key has a resolvable orphan from a later batch;
