@@ -1,7 +1,7 @@
 """The command line: ``python -m runner COMMAND``.
 
-Each command lives in the module that knows its subject and registers itself here through
-a ``register(subparsers)`` function; its handler takes the parsed arguments and the
+Each command lives in runner/commands/, in the module of its subject, and registers itself
+here through a ``register(subparsers)`` function; its handler takes the parsed arguments and the
 configuration and returns the process exit code.
 """
 
@@ -12,17 +12,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from runner import (
-    commands_db,
-    commands_ingest,
-    commands_pipeline,
-    commands_privacy,
-    commands_reports,
-)
+from runner.commands import db, ingest, pipeline, privacy, reports
 from runner.config import load_config
 
-COMMAND_MODULES = [commands_db, commands_ingest, commands_reports, commands_pipeline,
-                   commands_privacy]
+COMMAND_MODULES = [db, ingest, reports, pipeline, privacy]
 
 
 def build_parser() -> argparse.ArgumentParser:

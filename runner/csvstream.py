@@ -48,6 +48,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from runner.contract import FileSpec
+
 BOM = b"\xef\xbb\xbf"
 READ_SIZE = 256 * 1024  # bytes read (and hashed, checked, parsed) at a time
 SEND_SIZE = 64 * 1024  # bytes handed to COPY per read(): COPY overlaps the next parse
@@ -60,49 +62,6 @@ _NL, _COMMA = ord("\n"), ord(",")
 # run of consecutive numbers are a slice of it
 _DIGITS4 = np.frombuffer(b"".join(b"%04d" % i for i in range(10_000)), dtype=np.uint32)
 _DIGITS4_RUN = np.tile(_DIGITS4, 8)
-
-
-# -- the whitelist: file name -> staging table and columns -----------------------------------
-
-
-@dataclass(frozen=True)
-class FileSpec:
-    """One contract file: the staging table it loads and its columns (fixed identifiers)."""
-
-    file_name: str
-    table: str  # staging.<table>
-    columns: tuple[str, ...]
-    optional: frozenset[str] = frozenset()
-
-    @property
-    def required(self) -> tuple[str, ...]:
-        return tuple(c for c in self.columns if c not in self.optional)
-
-
-FILE_SPECS: tuple[FileSpec, ...] = (  # the order files of a batch are loaded in
-    FileSpec(
-        "customers.csv", "customers",
-        ("customer_id", "first_name", "last_name", "email", "phone", "city", "state",
-         "country", "signup_date", "updated_at"),
-        frozenset({"phone", "city", "state", "updated_at"}),
-    ),
-    FileSpec(
-        "products.csv", "products",
-        ("product_id", "product_name", "category", "brand", "unit_price", "cost",
-         "updated_at"),
-        frozenset({"brand", "updated_at"}),
-    ),
-    FileSpec(
-        "transactions.csv", "transactions",
-        ("transaction_id", "customer_id", "transaction_ts", "payment_method", "status"),
-    ),
-    FileSpec(
-        "transaction_items.csv", "transaction_items",
-        ("item_id", "transaction_id", "product_id", "quantity", "unit_price", "discount"),
-        frozenset({"discount"}),
-    ),
-)
-SPEC_BY_FILE = {spec.file_name: spec for spec in FILE_SPECS}
 
 
 # -- problems that refuse a batch ------------------------------------------------------------

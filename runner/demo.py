@@ -25,7 +25,8 @@ from pathlib import Path
 from runner.config import Config
 from runner.db import connect, database_url
 from runner.pipeline import EXIT_OK, RunOptions, run_pipeline, stop_on_signals
-from runner.status import format_table, run_summary
+from runner.run_summary import run_summary
+from runner.status import format_table
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ own transaction, and ``BatchRefused`` is raised. ``ingest_paths`` stops there: t
 before it stay committed, none after it is taken.
 
 Safety: file names and paths never reach SQL text. Identifiers come from the whitelist
-``csvstream.FILE_SPECS``; names from the files are matched against it and only the
-whitelist's names are written into the COPY statement; everything else is a parameter.
+``FILE_SPECS`` of runner/contract.py; names from the files are matched against it and only
+the whitelist's names are written into the COPY statement; everything else is a parameter.
 """
 
 from __future__ import annotations
@@ -47,12 +47,11 @@ from typing import IO, Protocol
 import psycopg2
 import psycopg2.extensions
 
+from runner.contract import FILE_SPECS, FileSpec
 from runner.csvstream import (
-    FILE_SPECS,
     SEND_SIZE,
     CopyStream,
     FileProblem,
-    FileSpec,
     Header,
     Layout,
     plan_layout,

@@ -56,14 +56,6 @@ WAREHOUSE_SETTINGS: dict[str, str] = {
     "unix_socket_permissions": "0700",
 }
 
-# A test cluster trades durability for speed: it is thrown away after the session.
-TEST_SETTINGS: dict[str, str] = {
-    **WAREHOUSE_SETTINGS,
-    "shared_buffers": "256MB",
-    "fsync": "off",
-    "full_page_writes": "off",
-}
-
 INSTALL_HINT = (
     "PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found on PATH, through "
     "`pg_config --bindir`, or under /usr/lib/postgresql/*/bin. Install them, e.g. "

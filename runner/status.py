@@ -28,8 +28,7 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 
-from runner.db import connect
-from runner.pipeline import NOT_MIGRATED_SQLSTATES, RunResult
+from runner.pipeline import NOT_MIGRATED_SQLSTATES
 
 EXIT_HEALTHY = 0
 EXIT_FAILED = 1
@@ -394,55 +393,3 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return float(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-# -- the summary of a run ---------------------------------------------------------------
-
-def run_summary(url: str, result: RunResult) -> str:
-    """What ``run`` prints: the outcome, the batches' reconciliation, the time per step."""
-    if result.status == "busy":
-        return (f"another run holds the pipeline lock: {result.holder_text()}.\n"
-                "Try again later, or pass --wait. (exit 75)")
-    lines = [f"run {result.run_id or '-'}: {result.status} in {result.seconds:.1f}s, "
-             f"{len(result.batches)} batch(es) processed"]
-    if result.error:
-        lines.append(f"error: {result.error}")
-    if result.touched:
-        lines += ["", "Batches (etl.v_batch_reconciliation)", reconciliation_table(
-            url, result.touched)]
-    if result.steps:
-        lines += ["", "Time per step", step_table(result)]
-    return "\n".join(lines)
-
-
-def reconciliation_table(url: str, batch_ids: list[int]) -> str:
-    try:
-        conn = connect(url, autocommit=True, application_name="warehouse-runner-summary")
-    except psycopg2.Error as error:
-        return f"(not available: {error})"
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                "select batch_id, batch_name, file_name, rows_in_file, rows_accepted, "
-                "rows_rejected, rows_pending, balanced from etl.v_batch_reconciliation "
-                "where batch_id = any(%s) order by batch_id, array_position("
-                "array['customers.csv','products.csv','transactions.csv',"
-                "'transaction_items.csv'], file_name::text)",
-                (batch_ids,),
-            )
-            rows = cur.fetchall()
-    except psycopg2.Error as error:
-        return f"(not available: {' '.join(str(error).split())})"
-    finally:
-        conn.close()
-    if not rows:
-        return "(no files)"
-    return format_table(["batch", "name", "file", "in file", "accepted", "rejected", "pending",
-                         "balanced"], rows)
-
-
-def step_table(result: RunResult) -> str:
-    steps = [StepRow(s.step, s.batch_id, s.status, s.seconds, s.attempts, s.rows, None, None)
-             for s in result.steps]
-    return format_table(["step", "batches", "status", "seconds", "attempts", "rows"],
-                        step_totals(steps))

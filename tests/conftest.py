@@ -25,7 +25,15 @@ import pytest
 from pytest_postgresql import factories
 
 from runner import migrate
-from runner.localdb import SUPERUSER, TEST_SETTINGS, LocalCluster
+from runner.localdb import SUPERUSER, WAREHOUSE_SETTINGS, LocalCluster
+
+# A test cluster trades durability for speed: it is thrown away after the session.
+TEST_SETTINGS: dict[str, str] = {
+    **WAREHOUSE_SETTINGS,
+    "shared_buffers": "256MB",
+    "fsync": "off",
+    "full_page_writes": "off",
+}
 
 _BASE = Path(tempfile.gettempdir()) / f"warehouse-test-{uuid.uuid4().hex[:8]}"
 CLUSTER = LocalCluster(_BASE, dbname="postgres", settings=TEST_SETTINGS, fast_init=True)

@@ -19,7 +19,7 @@ import pytest
 
 from runner import csvstream
 from runner.config import PROJECT_ROOT
-from runner.csvstream import FILE_SPECS
+from runner.contract import FILE_SPECS
 from runner.ingest import BatchRefused, FileResult, IngestError, ingest_batch, ingest_paths
 
 CUSTOMERS = "customer_id,first_name,last_name,email,phone,city,state,country,signup_date,updated_at"

@@ -18,6 +18,7 @@ from runner import demo, status
 from runner.config import Config, parse_duration, parse_optional_duration
 from runner.db import connect, database_url
 from runner.pipeline import RunOptions, run_pipeline, stop_on_signals
+from runner.run_summary import run_summary
 from runner.scheduler import Schedule, Service
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def run_run(args: argparse.Namespace, config: Config) -> int:
     url = database_url(config)
     with stop_on_signals(threading.Event()) as stop:
         result = run_pipeline(url, options, stop)
-    print(status.run_summary(url, result))
+    print(run_summary(url, result))
     return result.exit_code
 
 
