@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
+from collections.abc import Iterator
 
 import psycopg2
 import psycopg2.errors
@@ -25,6 +25,7 @@ from psycopg2 import sql
 
 from runner.config import PROJECT_ROOT
 from runner.localdb import find_bindir
+from tests.roles import login_member
 from tests.staging_data import call, create_batch, customer, fetch, item, product, transaction
 
 Conn = psycopg2.extensions.connection
@@ -248,17 +249,9 @@ def test_a_later_delivery_of_an_erased_customer_stores_no_identifier(
 
 
 @pytest.fixture
-def etl_login(conn: Conn, db_url: str):  # noqa: ANN201
-    role = f"etl_{uuid.uuid4().hex[:8]}"
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("create role {} login in role warehouse_etl")
-                    .format(sql.Identifier(role)))
-    login = psycopg2.connect(db_url, user=role)
-    login.autocommit = True
-    yield login
-    login.close()
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("drop owned by {0}; drop role {0}").format(sql.Identifier(role)))
+def etl_login(conn: Conn, db_url: str) -> Iterator[Conn]:
+    with login_member(conn, db_url, "warehouse_etl") as login:
+        yield login
 
 
 def test_the_pipeline_role_forgets_an_erased_customer_delivered_again(

@@ -11,7 +11,6 @@ The same scan as the owner finds them, so the test can fail.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import psycopg2
@@ -19,6 +18,7 @@ import psycopg2.extensions
 import pytest
 from psycopg2 import sql
 
+from tests.roles import login_member
 from tests.staging_data import call, create_batch, customer, fetch, item, product, transaction
 
 Conn = psycopg2.extensions.connection
@@ -57,18 +57,8 @@ def load_personal_data(conn: Conn) -> None:
 @pytest.fixture
 def reader(conn: Conn, db_url: str) -> Iterator[Conn]:
     """A login member of warehouse_reader, as a BI tool would connect."""
-    role = f"bi_{uuid.uuid4().hex[:8]}"
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("create role {} login in role warehouse_reader")
-                    .format(sql.Identifier(role)))
-    login = psycopg2.connect(db_url, user=role)
-    login.autocommit = True
-    try:
+    with login_member(conn, db_url, "warehouse_reader") as login:
         yield login
-    finally:
-        login.close()
-        with conn.cursor() as cur:
-            cur.execute(sql.SQL("drop owned by {0}; drop role {0}").format(sql.Identifier(role)))
 
 
 def _try(conn: Conn, query: sql.Composable) -> list[tuple] | None:
