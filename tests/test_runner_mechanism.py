@@ -23,6 +23,7 @@ from runner.pipeline import (
 from runner.retry import read_policy
 from runner.steps import read_steps
 from tests.test_runner_stubs import (
+    RUN_STEPS,
     STEPS,
     STUB_ROWS,
     STUBBED,
@@ -75,16 +76,17 @@ def test_every_pending_batch_goes_through_every_step_in_order(stubbed, db_url) -
     assert runs == [("succeeded", "test", 2, None, True)]
     history = step_runs(stubbed, result.run_id)
     assert [(s[0], s[1]) for s in history] == [
-        (name, b) for b in batches for name in step_names()]
+        *((name, b) for b in batches for name in step_names()), *RUN_STEPS]
     assert {(s[2], s[3]) for s in history} == {("succeeded", 1)}
     rows = {s[0]: s[4] for s in history}
-    assert rows == {**{s.name: STUB_ROWS for s in STUBBED}, "mark_processed": 1}
+    assert rows == {**{s.name: STUB_ROWS for s in STUBBED}, "mark_processed": 1,
+                    **{name: None for name, _ in RUN_STEPS}}
 
 
 def test_nothing_pending_is_a_successful_empty_run(stubbed, db_url) -> None:  # noqa: ANN001
     result = run_pipeline(db_url, options())
-    assert (result.status, result.exit_code, result.batches, result.steps) == (
-        "succeeded", EXIT_OK, [], [])
+    assert (result.status, result.exit_code, result.batches) == ("succeeded", EXIT_OK, [])
+    assert [(s.step, s.batch_id) for s in result.steps] == RUN_STEPS  # once a run, still
     assert committed_calls(stubbed) == []
 
 
@@ -285,7 +287,7 @@ create procedure runner_test.after_batches() language sql as $$
 $$;
 insert into etl.pipeline_step (step_order, step, procedure, per_batch, description) values
     (15, 'check_batch', 'runner_test.check_batch', true, 'between validate and merge'),
-    (90, 'after_batches', 'runner_test.after_batches', false, 'once a run, after the batches');
+    (95, 'after_batches', 'runner_test.after_batches', false, 'once a run, after the batches');
 """
 
 
@@ -303,6 +305,7 @@ def test_a_step_is_one_row_for_both_runners(stubbed, db_url, runner: str) -> Non
     ((run_id,),) = fetch(stubbed, "select run_id from etl.pipeline_run")
     assert [(s[0], s[1], s[2]) for s in step_runs(stubbed, run_id)] == [
         *((name, b, "succeeded") for b in batches for name in chain),
+        *((name, b, "succeeded") for name, b in RUN_STEPS),
         ("after_batches", None, "succeeded")]
     assert fetch(stubbed, "select batch_id, step from runner_test.added_call order by 1") == [
         (batches[0], "check_batch"), (batches[1], "check_batch"), (None, "after_batches")]
@@ -318,7 +321,8 @@ def test_process_pending_runs_every_batch_and_records_the_run(stubbed) -> None: 
     assert fetch(stubbed, "select status, trigger, batches_processed from etl.pipeline_run") == [
         ("succeeded", "process_pending", 2)]
     assert fetch(stubbed, "select count(*), count(*) filter (where status = 'succeeded') "
-                          "from etl.step_run") == [(2 * len(STEPS), 2 * len(STEPS))]
+                          "from etl.step_run") == [(2 * len(step_names()) + len(RUN_STEPS),
+                                                   2 * len(step_names()) + len(RUN_STEPS))]
     assert fetch(stubbed, "select count(*) from etl.batch where status = 'processed'") == [(2,)]
     assert fetch(stubbed, "select * from etl.pipeline_lock_holder()") == []
 

@@ -1,7 +1,7 @@
 """Test-only step procedures and helpers for the runner's tests (no tests in this module).
 
-``install_stub_steps`` replaces, in the test's own database, every step procedure of
-etl.pipeline_step (but etl.mark_batch_processed, the real one) with a stub that:
+``install_stub_steps`` replaces, in the test's own database, every per-batch step procedure
+of etl.pipeline_step (but etl.mark_batch_processed, the real one) with a stub that:
 
 - counts every call in a sequence (``runner_test.calls_<step>``): sequences are not
   transactional, so calls rolled back by a failure are counted too;
@@ -40,8 +40,12 @@ STEPS: tuple[Step, ...] = (
     Step("refresh_aggregates", "warehouse.refresh_batch_aggregates"),
     Step("check_reconciliation", "warehouse.check_reconciliation"),
     Step("mark_processed", "etl.mark_batch_processed"),
+    Step("apply_retention", "etl.apply_retention", per_batch=False),  # 0010_retention.py
 )
-STUBBED = [step for step in STEPS if step.procedure != "etl.mark_batch_processed"]
+BATCH_STEPS = tuple(step for step in STEPS if step.per_batch)
+# the once-a-run retention step stays real: with the seeded settings (null) it changes nothing
+STUBBED = [step for step in BATCH_STEPS if step.procedure != "etl.mark_batch_processed"]
+RUN_STEPS = [(step.name, None) for step in STEPS if not step.per_batch]
 STUB_ROWS = 10
 
 _SETUP_SQL = """
@@ -177,7 +181,8 @@ def call_count(conn: psycopg2.extensions.connection, step: str) -> int:
 
 
 def step_names() -> list[str]:
-    return [step.name for step in STEPS]
+    """The per-batch chain's step names, in order."""
+    return [step.name for step in BATCH_STEPS]
 
 
 def expected_calls(batch_ids: Sequence[int]) -> list[tuple[int, str]]:

@@ -49,7 +49,7 @@ comment on column etl.rejected_row.raw_purged_at is
     'When retention (etl.retention.reject_raw_days) set raw and raw_text null; null: kept';
 
 insert into etl.pipeline_step (step_order, step, procedure, per_batch, description) values
-    (100, 'apply_retention', 'etl.apply_retention', false,
+    (90, 'apply_retention', 'etl.apply_retention', false,
      'Deletes staging rows and blanks raw values of final rejects older than etl.retention '
      'says');
 """
