@@ -13,7 +13,12 @@ import sys
 from collections.abc import Sequence
 
 from runner.commands import db, ingest, pipeline, privacy, reports
-from runner.config import load_config
+from runner.config import ConfigError, load_config
+from runner.redact import RedactingFormatter, redact
+
+EXIT_USAGE = 2  # argparse's own code for a bad option; ours for a bad setting too
+EXIT_ERROR = 1
+log = logging.getLogger("runner")
 
 COMMAND_MODULES = [db, ingest, reports, pipeline, privacy]
 
@@ -44,12 +49,21 @@ def command_names() -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        handlers=[handler])
     try:
-        return int(args.handler(args, load_config()) or 0)
+        config = load_config()
+    except ConfigError as error:
+        print(f"python -m runner {args.command}: {redact(str(error))}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.handler(args, config) or 0)
     except KeyboardInterrupt:
         return 130
+    except Exception as error:  # a message, not a traceback (which -v adds to the log)
+        log.debug("%s failed", args.command, exc_info=True)
+        print(f"python -m runner {args.command}: {type(error).__name__}: "
+              f"{redact(' '.join(str(error).split()))}", file=sys.stderr)
+        return EXIT_ERROR

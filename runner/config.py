@@ -18,17 +18,26 @@ Variables (all optional):
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+T = TypeVar("T")
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class ConfigError(ValueError):
+    """A setting (an environment variable or an option) holds a value that cannot be used;
+    the message names the setting and the value. The CLI exits 2 (a usage error) on it."""
 
 
 def parse_optional_duration(text: str) -> timedelta | None:
@@ -44,6 +53,49 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 
+def duration_option(text: str) -> timedelta:
+    """``parse_duration`` for argparse: a bad value is a usage error naming it (exit 2)."""
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def optional_duration_option(text: str) -> timedelta | None:
+    """``parse_optional_duration`` for argparse (``off`` allowed)."""
+    try:
+        return parse_optional_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{error}, or off") from None
+
+
+def _setting(env: Mapping[str, str], name: str, default: str, parse: Callable[[str], T],
+             check: Callable[[T], bool] = lambda value: True, rule: str = "") -> T:
+    """``env[name]`` parsed, or ConfigError naming the variable, its value and the rule."""
+    text = env.get(name) or default
+    try:
+        value = parse(text)
+    except ValueError as error:
+        raise ConfigError(f"{name}={text!r} is not valid: {error}") from None
+    if not check(value):
+        raise ConfigError(f"{name}={text!r} is not valid: {rule}")
+    return value
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError("not a whole number") from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError("not a number of seconds") from None
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Overrides of the database's retry policy (``etl.retry_policy``); None: its value."""
@@ -53,10 +105,10 @@ class RetryPolicy:
     max_delay: float | None = None
 
 
-def _optional(env: Mapping[str, str], name: str, kind: type[int] | type[float]
-              ) -> int | float | None:
-    text = env.get(name)
-    return kind(text) if text else None
+def _override(env: Mapping[str, str], name: str, parse: Callable[[str], T],
+              check: Callable[[T], bool], rule: str) -> T | None:
+    """``env[name]`` parsed and checked as ``_setting`` does; None when it is unset."""
+    return _setting(env, name, "", parse, check, rule) if env.get(name) else None
 
 
 @dataclass(frozen=True)
@@ -70,6 +122,7 @@ class Config:
     max_data_age: timedelta | None
     metrics_host: str
     metrics_port: int
+    landing_set: bool = False  # WAREHOUSE_LANDING was given (then it must exist)
 
     @property
     def embedded(self) -> bool:
@@ -78,24 +131,31 @@ class Config:
 
 
 def load_config(env: Mapping[str, str] | None = None) -> Config:
-    """Build the configuration from ``env`` (the process environment by default)."""
+    """Build the configuration from ``env`` (the process environment by default); raises
+    ConfigError naming the variable and value that cannot be used."""
     env = os.environ if env is None else env
     root = PROJECT_ROOT
     url = env.get("DATABASE_URL") or None
+    max_age = _setting(env, "WAREHOUSE_MAX_AGE", "26h", parse_duration)
+    data_age_name = "WAREHOUSE_MAX_DATA_AGE" if env.get("WAREHOUSE_MAX_DATA_AGE") else (
+        "WAREHOUSE_MAX_AGE")
     return Config(
         database_url=url,
         project_root=root,
         pgdata=Path(env.get("WAREHOUSE_PGDATA") or root / ".pgdata"),
         landing=Path(env.get("WAREHOUSE_LANDING") or root / "data"),
+        landing_set=bool(env.get("WAREHOUSE_LANDING")),
         retry=RetryPolicy(
-            attempts=_optional(env, "WAREHOUSE_RETRY_ATTEMPTS", int),
-            base_delay=_optional(env, "WAREHOUSE_RETRY_BASE_DELAY", float),
-            max_delay=_optional(env, "WAREHOUSE_RETRY_MAX_DELAY", float),
+            attempts=_override(env, "WAREHOUSE_RETRY_ATTEMPTS", _whole_number,
+                               lambda n: n >= 1, "at least 1 (1 means no retry)"),
+            base_delay=_override(env, "WAREHOUSE_RETRY_BASE_DELAY", _seconds,
+                                 lambda s: s >= 0, "0 or more seconds"),
+            max_delay=_override(env, "WAREHOUSE_RETRY_MAX_DELAY", _seconds,
+                                lambda s: s >= 0, "0 or more seconds"),
         ),
-        max_age=parse_duration(env.get("WAREHOUSE_MAX_AGE", "26h")),
-        max_data_age=parse_optional_duration(
-            env.get("WAREHOUSE_MAX_DATA_AGE") or env.get("WAREHOUSE_MAX_AGE", "26h")
-        ),
+        max_age=max_age,
+        max_data_age=_setting(env, data_age_name, "26h", parse_optional_duration),
         metrics_host=env.get("WAREHOUSE_METRICS_HOST", "127.0.0.1"),
-        metrics_port=int(env.get("WAREHOUSE_METRICS_PORT", "9108")),
+        metrics_port=_setting(env, "WAREHOUSE_METRICS_PORT", "9108", _whole_number,
+                              lambda p: 0 <= p <= 65535, "a TCP port, 0 to 65535 (0: off)"),
     )

@@ -40,6 +40,8 @@ columns, and records holding quotes or backslashes take a per-record Python path
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +57,9 @@ READ_SIZE = 256 * 1024  # bytes read (and hashed, checked, parsed) at a time
 SEND_SIZE = 64 * 1024  # bytes handed to COPY per read(): COPY overlaps the next parse
 MAX_HEADER_BYTES = 1024 * 1024
 MAX_RECORD_BYTES = 256 * 1024 * 1024  # a longer record refuses the batch (memory bound)
+# A record spanning more physical lines than this is reported (a stray quote, such as an
+# unquoted 12" in a product name, turns the rest of a file into one record).
+LONG_RECORD_LINES = 5
 ASCII_WHITESPACE = " \t\r\n"
 
 _NL, _COMMA = ord("\n"), ord(",")
@@ -75,10 +80,112 @@ class FileProblem(Exception):
         super().__init__(message)
         self.file_name = file_name
         self.problem = problem  # missing_header, missing_column, duplicate_column,
-        #                         invalid_utf8, nul_byte, record_too_long
+        #                         invalid_utf8, nul_byte, record_too_long, cr_line_ends,
+        #                         not_regular_file, symlink, unreadable, file_changed
         self.message = message
         self.line_no = line_no
         self.byte_offset = byte_offset
+
+
+def unreadable(file_name: str, error: OSError) -> FileProblem:
+    """A file that cannot be opened or read refuses its batch like any other bad file."""
+    return FileProblem(file_name, "unreadable",
+                       f"{file_name} cannot be read: {error.strerror or error} (check its "
+                       "owner and permissions)")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What identifies a file's content without reading it: a file whose snapshot differs
+    after its read changed while it was read (truncated, appended to, rewritten, replaced)."""
+
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+    device: int
+
+    @classmethod
+    def of(cls, info: os.stat_result) -> Snapshot:
+        return cls(info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev)
+
+    @classmethod
+    def of_path(cls, path: Path, file_name: str) -> Snapshot:
+        """The snapshot of a regular file; FileProblem for a link, a non-file, no access."""
+        try:
+            info = os.lstat(path)
+        except OSError as error:
+            raise unreadable(file_name, error) from None
+        if stat.S_ISLNK(info.st_mode):
+            raise FileProblem(
+                file_name, "symlink",
+                f"{file_name} is a symbolic link (to {os.readlink(path)}): only regular files "
+                "inside the landing directory are loaded; copy the file into the batch")
+        if not stat.S_ISREG(info.st_mode):
+            raise FileProblem(file_name, "not_regular_file",
+                              f"{file_name} is not a regular file")
+        return cls.of(info)
+
+    def differences(self, other: Snapshot) -> str:
+        """How ``other`` differs, for the message (empty when it does not)."""
+        found = []
+        if other.size != self.size:
+            found.append(f"size {self.size:,} -> {other.size:,} bytes")
+        if other.mtime_ns != self.mtime_ns or other.ctime_ns != self.ctime_ns:
+            found.append("modified")
+        if (other.inode, other.device) != (self.inode, self.device):
+            found.append("replaced by another file")
+        return ", ".join(found)
+
+
+def open_snapshot(path: Path, file_name: str, expected: Snapshot) -> BinaryIO:
+    """``path`` opened for reading, never through a link, still as ``expected`` says."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError as error:
+        raise unreadable(file_name, error) from None
+    handle = os.fdopen(fd, "rb")
+    check_unchanged(handle, path, file_name, expected)
+    return handle
+
+
+def check_unchanged(handle: BinaryIO, path: Path, file_name: str, expected: Snapshot,
+                    bytes_read: int | None = None) -> None:
+    """FileProblem ``file_changed`` unless the open file and the path still match
+    ``expected`` (and, after the whole read, ``bytes_read`` is its size)."""
+    now = Snapshot.of(os.fstat(handle.fileno()))
+    try:
+        at_path = Snapshot.of(os.lstat(path))
+    except OSError:
+        at_path = None
+    changes = expected.differences(now)
+    if not changes and at_path is not None:
+        changes = expected.differences(at_path)
+    elif at_path is None:
+        changes = changes or "removed"
+    if not changes and bytes_read is not None and bytes_read != expected.size:
+        changes = f"{bytes_read:,} bytes read of {expected.size:,}"
+    if changes:
+        handle.close()
+        raise FileProblem(
+            file_name, "file_changed",
+            f"{file_name} changed while it was being read ({changes}): nothing of the batch "
+            "was loaded; it is taken again, whole, by the next run once the file is complete")
+
+
+@dataclass(frozen=True)
+class LongRecord:
+    """A record spanning many physical lines: where its quote opened, and how many lines."""
+
+    line_no: int
+    lines: int
+    closed: bool  # False: the quote was still open at the end of the file
+
+    def describe(self, file_name: str) -> str:
+        end = "to the end of the file" if not self.closed else "before its quotes balance"
+        return (f"{file_name}: the record starting at line {self.line_no} spans {self.lines:,} "
+                f"physical lines {end}: a quote opened on line {self.line_no} (a stray \" in a "
+                "value?) makes the lines after it one record")
 
 
 # -- the header -------------------------------------------------------------------------------
@@ -110,10 +217,17 @@ class Layout:
     absent_optional: tuple[str, ...]  # optional contract columns the file lacks (NULL)
 
 
-def read_header(path: Path, file_name: str | None = None) -> Header:
-    """The header of ``path``; raises FileProblem when there is none or it is not text."""
+def read_header(path: Path, file_name: str | None = None, snapshot: Snapshot | None = None
+                ) -> Header:
+    """The header of ``path``; raises FileProblem when there is none or it is not text.
+    With ``snapshot`` the file is opened without following links and must still match it."""
     name = file_name or path.name
-    with open(path, "rb") as handle:
+    try:
+        handle = (open_snapshot(path, name, snapshot) if snapshot is not None
+                  else open(path, "rb"))  # noqa: SIM115 - closed by the with below
+    except OSError as error:
+        raise unreadable(name, error) from None
+    with handle:
         data = handle.read(64 * 1024)
         if not data:
             raise FileProblem(name, "missing_header",
@@ -128,6 +242,12 @@ def read_header(path: Path, file_name: str | None = None) -> Header:
                 end = len(data)
                 break
             data += more
+    if end is None and b"\r" in data:
+        raise FileProblem(
+            name, "cr_line_ends",
+            f"{name}: no line feed within its first {MAX_HEADER_BYTES} bytes but carriage "
+            "returns: the line ends are CR only (an old Mac file?); convert them to LF or "
+            "CRLF and deliver the batch again", line_no=1)
     if end is None:
         raise FileProblem(name, "missing_header",
                           f"{name}: no end of the header line within its first "
@@ -136,6 +256,12 @@ def read_header(path: Path, file_name: str | None = None) -> Header:
     check_text(name, raw, 0, 1)
     record = raw[start:-1] if raw.endswith(b"\n") else raw[start:]
     record = record[:-1] if record.endswith(b"\r") else record
+    if any(b"\r" in part for part in record.split(b'"')[0::2]):
+        raise FileProblem(
+            name, "cr_line_ends",
+            f"{name}: the header (line 1) holds a carriage return that is not part of a CRLF "
+            "line end: the line ends are CR only (an old Mac file?); convert them to LF or "
+            "CRLF and deliver the batch again", line_no=1)
     if not record:
         what = "the file holds only a byte-order mark" if start and end == start else (
             "its first line is empty")
@@ -352,7 +478,8 @@ class CopyStream:
 
     def __init__(self, path: Path, layout: Layout, batch_id: int, *,
                  on_malformed: Callable[[int, bytes], None],
-                 on_progress: Callable[[int, int], None] | None = None) -> None:
+                 on_progress: Callable[[int, int], None] | None = None,
+                 snapshot: Snapshot | None = None) -> None:
         self.layout = layout
         self.file_name = layout.spec.file_name
         self.counts = StreamCounts()
@@ -368,11 +495,21 @@ class CopyStream:
         self._leftover = bytearray()  # a line begun but not ended in the bytes read so far
         self._open: _OpenRecord | None = None
         self._eof = False
-        self._file: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by close()
-        head = self._file.read(layout.header.data_offset)
+        self.long_records: list[LongRecord] = []
+        self._path = path
+        self._snapshot = snapshot or Snapshot.of_path(path, self.file_name)
+        self._file: BinaryIO = open_snapshot(path, self.file_name, self._snapshot)
+        try:
+            head = self._file.read(layout.header.data_offset)
+        except OSError as error:
+            self._file.close()
+            raise unreadable(self.file_name, error) from None
         if head != layout.header.raw:
             self._file.close()
-            raise RuntimeError(f"{path} changed while it was being ingested")
+            raise FileProblem(self.file_name, "file_changed",
+                              f"{self.file_name} changed while it was being read (its header "
+                              "differs from the one read first): nothing of the batch was "
+                              "loaded; it is taken again, whole, by the next run")
         self._consume_bytes(head)
         self._offset = len(head)  # file offset of the next byte to parse
         self._line = layout.header.lines + 1  # physical line number of that byte
@@ -402,7 +539,13 @@ class CopyStream:
         self.counts.bytes_read += len(data)
 
     def _fill(self) -> None:
-        data = self._file.read(READ_SIZE)
+        try:
+            data = self._file.read(READ_SIZE)
+        except OSError as error:
+            raise unreadable(self.file_name, error) from None
+        if not data:  # the end: the file must be as it was when its read began
+            check_unchanged(self._file, self._path, self.file_name, self._snapshot,
+                            self.counts.bytes_read)
         if data:
             self._consume_bytes(data)
             cut = data.rfind(b"\n") + 1  # the leftover never holds a line end
@@ -427,6 +570,9 @@ class CopyStream:
             self._too_long(self._open.first_line if self._open else self._line)
         if self._eof and self._open is not None:  # still inside quotes at the end
             record, self._open = self._open, None
+            if len(record.lines) > LONG_RECORD_LINES:
+                self.long_records.append(LongRecord(record.first_line, len(record.lines),
+                                                    closed=False))
             self.counts.rows += 1
             self._malformed(record.first_line, b"\n".join(record.lines))
         if self._on_progress is not None:
@@ -513,6 +659,9 @@ class CopyStream:
                 self._too_long(record.first_line)
             if record.quotes % 2 == 0:
                 self._open = None
+                if len(record.lines) > LONG_RECORD_LINES:
+                    self.long_records.append(LongRecord(record.first_line, len(record.lines),
+                                                        closed=True))
                 self._quoted_record(record.first_line, b"\n".join(record.lines), out)
                 return pos
         return pos

@@ -192,7 +192,7 @@ def collect_data(
     return {
         "generated_at": _iso_utc(generated_at),
         "top_products": TOP_PRODUCTS,
-        "max_age_seconds": max_age.total_seconds() if max_age else None,
+        "max_age_seconds": max_age.total_seconds() if max_age is not None else None,
         "freshness": _freshness_json(freshness),
         "freshness_error": freshness_error,
         "daily": _columns(daily, ["date", "orders", "units", "revenue", "discount", "margin"]),

@@ -36,13 +36,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import stat
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, NoReturn, Protocol
 
 import psycopg2
 import psycopg2.extensions
@@ -54,10 +56,14 @@ from runner.csvstream import (
     FileProblem,
     Header,
     Layout,
+    LongRecord,
+    Snapshot,
     plan_layout,
     read_header,
+    unreadable,
 )
 from runner.db import connect
+from runner.redact import is_printable, printable
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +71,10 @@ INGEST_LOCK_KEY = 720_300_004  # pg_advisory_xact_lock key held by each batch's 
 MALFORMED_RULES = "{malformed_row}"
 _SPOOL_IN_MEMORY = 8 * 1024 * 1024  # malformed records beyond this spill to a temp file
 _HASH_BLOCK = 1024 * 1024
+# Names a batch may hold beside the contract files without a warning: the manifest and the
+# marker a delivery writes when it is complete (DESIGN.md, "watch").
+EXPECTED_EXTRA_FILES = frozenset({"manifest.json", "_READY"})
+SPEC_BY_FILE = {spec.file_name: spec for spec in FILE_SPECS}
 
 _COPY_REJECTS_SQL = (
     "copy etl.rejected_row (batch_id, file_name, line_no, rules, raw_text) "
@@ -117,6 +127,7 @@ class FileResult:
     seconds: float = 0.0
     loaded_in_batch_id: int | None = None  # the batch holding the file
     loaded_in_batch_name: str | None = None
+    long_records: tuple[LongRecord, ...] = ()  # records spanning many lines (stray quotes?)
 
     @property
     def rows_per_second(self) -> float:
@@ -137,7 +148,9 @@ class FileResult:
         if self.absent_optional:
             parts.append(f"absent optional ({', '.join(self.absent_optional)}) left empty")
         parts.append(f"{self.seconds:.2f} s ({self.rows_per_second:,.0f} rows/s)")
-        return f"{where}: " + ", ".join(parts)
+        warnings = "".join(f"\n  WARNING {record.describe(self.file_name)}"
+                           for record in self.long_records)
+        return f"{where}: " + ", ".join(parts) + warnings
 
 
 @dataclass(frozen=True)
@@ -260,34 +273,82 @@ class SilentProgress:
 # -- finding batches ---------------------------------------------------------------------------
 
 
+def _entries(path: Path) -> list[str] | None:
+    """Names in directory ``path``; None when it cannot be listed."""
+    try:
+        return os.listdir(path)
+    except OSError:
+        return None
+
+
 def is_batch_dir(path: Path) -> bool:
-    """True when ``path`` holds at least one contract file itself."""
-    return any((path / spec.file_name).is_file() for spec in FILE_SPECS)
+    """True when ``path`` holds at least one contract file itself (a link named like one
+    counts: it is refused when the batch is taken)."""
+    names = _entries(path)
+    return names is not None and any(name in SPEC_BY_FILE for name in names)
+
+
+def _is_candidate(path: Path) -> bool:
+    """A landing entry that may be a batch: a directory, a link, or one that cannot be read
+    (the last two are refused in order, naming them, rather than skipped unseen)."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    if stat.S_ISLNK(info.st_mode):
+        return path.is_dir()
+    return stat.S_ISDIR(info.st_mode)
 
 
 def discover_batches(paths: Iterable[Path | str]) -> list[Path]:
     """Batch directories of ``paths``, in order: a batch itself, or a landing directory's
-    batch directories by name (sub-directories without a contract file are skipped)."""
+    batch directories by name (sub-directories without a contract file are skipped, with a
+    warning naming what they hold; those that cannot be listed are kept, to be refused)."""
     batches: list[Path] = []
     for given in paths:
         path = Path(given)
         if not path.is_dir():
-            raise IngestError(f"{path} is not a directory: give a batch directory or a "
-                              "landing directory of batch directories")
-        if is_batch_dir(path):
+            raise IngestError(f"{printable(str(path))} is not a directory: give a batch "
+                              "directory or a landing directory of batch directories")
+        names = _entries(path)
+        if names is None:
+            raise IngestError(f"{printable(str(path))} cannot be read (check its owner and "
+                              "permissions)")
+        if any(name in SPEC_BY_FILE for name in names):
             batches.append(path)
             continue
-        children = sorted((c for c in path.iterdir() if c.is_dir()
-                           and not c.name.startswith(".")), key=lambda c: c.name)
+        children = sorted((path / name for name in names if not name.startswith(".")
+                           and _is_candidate(path / name)), key=lambda c: c.name)
         for child in children:
-            if is_batch_dir(child):
+            if is_batch_dir(child) or _entries(child) is None or child.is_symlink():
                 batches.append(child)
             else:
-                log.warning("%s holds no contract file (%s): skipped", child,
-                            ", ".join(s.file_name for s in FILE_SPECS))
+                log.warning("%s holds no contract file%s: skipped", printable(str(child)),
+                            _unknown_files_note(_entries(child) or []))
         if not children:
-            log.warning("%s holds neither contract files nor batch directories", path)
+            log.warning("%s holds neither contract files nor batch directories",
+                        printable(str(path)))
     return batches
+
+
+def unknown_files(names: Iterable[str]) -> list[str]:
+    """Names in a batch directory that are neither contract files nor expected extras."""
+    return sorted(name for name in names if name not in SPEC_BY_FILE
+                  and name not in EXPECTED_EXTRA_FILES and not name.startswith("."))
+
+
+def _unknown_files_note(names: Iterable[str]) -> str:
+    """`` (it holds X, Y: ...)`` telling that names are matched exactly; empty for none."""
+    unknown = unknown_files(names)
+    if not unknown:
+        return ""
+    described = []
+    for name in unknown:
+        near = next((spec.file_name for spec in FILE_SPECS
+                     if spec.file_name == name.strip().lower()), None)
+        described.append(printable(name) + (f" (not {near})" if near else ""))
+    return (f" ({', '.join(described)} ignored: file names are matched exactly, case "
+            f"included: {', '.join(s.file_name for s in FILE_SPECS)})")
 
 
 # -- the API -----------------------------------------------------------------------------------
@@ -369,15 +430,23 @@ class _New:
     spec: FileSpec
     path: Path
     layout: Layout
+    snapshot: Snapshot  # the file as planned: its read must end with the file still so
 
 
 def _ingest_batch(conn: psycopg2.extensions.connection, batch_dir: Path,
                   progress: IngestProgress | None) -> BatchResult:
     progress = progress or SilentProgress()
-    batch_name, source_path = batch_dir.name, str(batch_dir.resolve())
+    batch_name, source_path = batch_dir.name, printable(str(batch_dir.absolute()))
     began = time.monotonic()
+    problem = _batch_dir_problem(batch_dir)
+    if problem is not None:
+        _refuse(conn, Refusal(printable(batch_name), source_path, None, *problem))
+    names = _entries(batch_dir) or []
     files = [(spec, batch_dir / spec.file_name) for spec in FILE_SPECS
-             if (batch_dir / spec.file_name).is_file()]
+             if spec.file_name in names]
+    note = _unknown_files_note(names)
+    if note:
+        log.warning("%s: not every file was taken%s", batch_name, note)
     if not files:
         log.warning("%s: no contract file, skipped", batch_dir)
         return BatchResult(batch_name, source_path, "empty", None)
@@ -401,7 +470,7 @@ def _ingest_batch(conn: psycopg2.extensions.connection, batch_dir: Path,
                     result = _known_result(item)
                 else:
                     progress.file_started(batch_name, item.spec.file_name,
-                                          item.path.stat().st_size)
+                                          item.snapshot.size)
                     result = _load_file(cur, batch_id, batch_name, item, progress)
                 results.append(result)
                 progress.file_finished(batch_name, result)
@@ -410,13 +479,10 @@ def _ingest_batch(conn: psycopg2.extensions.connection, batch_dir: Path,
                 return BatchResult(batch_name, source_path, "already_loaded", None,
                                    tuple(results), time.monotonic() - began)
         conn.commit()
-    except FileProblem as problem:
+    except FileProblem as bad_file:
         conn.rollback()
-        refusal = Refusal(batch_name, source_path, problem.file_name, problem.problem,
-                          problem.message, problem.line_no, problem.byte_offset)
-        _record_refusal(conn, refusal)
-        log.error("%s", refusal.describe())
-        raise BatchRefused(refusal) from None
+        _refuse(conn, Refusal(batch_name, source_path, bad_file.file_name, bad_file.problem,
+                              bad_file.message, bad_file.line_no, bad_file.byte_offset))
     except BaseException:
         conn.rollback()
         raise
@@ -426,18 +492,47 @@ def _ingest_batch(conn: psycopg2.extensions.connection, batch_dir: Path,
     return batch
 
 
+def _batch_dir_problem(batch_dir: Path) -> tuple[str, str] | None:
+    """(problem, message) when a batch directory cannot be taken: a name that is not valid
+    UTF-8 or holds a control character (it would reach the database, logs and alerts), a
+    link, or a directory that cannot be read."""
+    shown = printable(batch_dir.name)
+    if not is_printable(batch_dir.name):
+        return ("bad_batch_name",
+                f"the batch directory name {shown!r} is not valid UTF-8 or holds a control "
+                "character (shown escaped); rename the directory")
+    if batch_dir.is_symlink():
+        return ("symlink", f"the batch directory {shown} is a symbolic link (to "
+                f"{printable(os.readlink(batch_dir))}): only directories inside the landing "
+                "directory are taken; move the batch there")
+    if _entries(batch_dir) is None:
+        return ("unreadable", f"the batch directory {shown} cannot be read (check its owner "
+                "and permissions)")
+    return None
+
+
+def _refuse(conn: psycopg2.extensions.connection, refusal: Refusal) -> NoReturn:
+    _record_refusal(conn, refusal)
+    log.error("%s", refusal.describe())
+    raise BatchRefused(refusal)
+
+
 def _plan_file(cur: psycopg2.extensions.cursor, spec: FileSpec, path: Path) -> _Known | _New:
-    """Already loaded (by hash), or new with its header matched; FileProblem refuses."""
-    size = path.stat().st_size
-    cur.execute(_LOADED_WITH_SIZE_SQL, (size,))
+    """Already loaded (by hash), or new with its header matched; FileProblem refuses (a link,
+    not a regular file, unreadable, a bad header)."""
+    snapshot = Snapshot.of_path(path, spec.file_name)
+    cur.execute(_LOADED_WITH_SIZE_SQL, (snapshot.size,))
     same_size = cur.fetchall()
     if same_size:  # hash the file only when a loaded file has its size
-        digest = file_sha256(path)
+        try:
+            digest = file_sha256(path)
+        except OSError as error:
+            raise unreadable(spec.file_name, error) from None
         for sha256, batch_id, batch_name in same_size:
             if sha256 == digest:
-                return _Known(spec, digest, size, batch_id, batch_name)
-    header: Header = read_header(path, spec.file_name)
-    return _New(spec, path, plan_layout(spec, header))
+                return _Known(spec, digest, snapshot.size, batch_id, batch_name)
+    header: Header = read_header(path, spec.file_name, snapshot)
+    return _New(spec, path, plan_layout(spec, header), snapshot)
 
 
 def _known_result(item: _Known) -> FileResult:
@@ -476,7 +571,7 @@ def _load_file(cur: psycopg2.extensions.cursor, batch_id: int, batch_name: str, 
             item.path, layout, batch_id,
             on_malformed=lambda line_no, raw: _spool_reject(spool, batch_id, spec, line_no,
                                                             raw),
-            on_progress=progress.file_advanced,
+            on_progress=progress.file_advanced, snapshot=item.snapshot,
         )
         try:
             cur.copy_expert(copy_sql(layout), stream, size=SEND_SIZE)
@@ -499,6 +594,8 @@ def _load_file(cur: psycopg2.extensions.cursor, batch_id: int, batch_name: str, 
         cur.execute("rollback to savepoint ingest_file")
         return FileResult(spec.file_name, "already_loaded", stream.sha256, counts.bytes_read,
                           loaded_in_batch_id=earlier[0], loaded_in_batch_name=earlier[1])
+    for record in stream.long_records:
+        log.warning("%s/%s", batch_name, record.describe(spec.file_name))
     cur.execute(_INSERT_LEDGER_SQL, (
         batch_id, spec.file_name, stream.sha256, counts.bytes_read,
         list(layout.header.names), list(layout.extra_columns), list(layout.absent_optional),
@@ -510,7 +607,7 @@ def _load_file(cur: psycopg2.extensions.cursor, batch_id: int, batch_name: str, 
         rows_in_file=counts.rows, rows_staged=counts.staged, rows_malformed=counts.malformed,
         extra_columns=layout.extra_columns, absent_optional=layout.absent_optional,
         seconds=time.monotonic() - began, loaded_in_batch_id=batch_id,
-        loaded_in_batch_name=batch_name,
+        loaded_in_batch_name=batch_name, long_records=tuple(stream.long_records),
     )
 
 

@@ -39,6 +39,7 @@ import psycopg2.extensions
 from runner.config import RetryPolicy
 from runner.db import Session
 from runner.ingest import BatchRefused, IngestReport, ingest_paths
+from runner.redact import redact
 from runner.retry import (
     FIRST_CONTACT,
     POLICY_SQL,
@@ -242,11 +243,19 @@ class Control:
 
     def finish_run(self, status: str, batches: int, *, error: str | None = None,
                    step: str | None = None, batch_id: int | None = None) -> None:
+        """The run's end, and the end of any of its steps still 'running' (a step whose
+        connection was lost for good, or whose run lost the lock, is not left running)."""
+        self.fetch(
+            "update etl.step_run set status = 'failed', ended_at = clock_timestamp(), "
+            "error = coalesce(error, %s) where run_id = %s and status = 'running'",
+            (f"the run ended ({status}) during this step before the step's end was recorded"
+             + (f": {redact(error)}" if error else ""), self.run_id),
+        )
         self.fetch(
             "update etl.pipeline_run set status = %s, ended_at = clock_timestamp(), "
             "batches_processed = %s, error = %s, error_step = %s, error_batch_id = %s "
             "where run_id = %s",
-            (status, batches, error, step, batch_id, self.run_id),
+            (status, batches, redact(error) if error else error, step, batch_id, self.run_id),
         )
 
     def start_step(self, step: str, batch_id: int | None) -> int:
@@ -267,6 +276,7 @@ class Control:
                  rows: int | None = None, error: BaseException | str | None = None) -> None:
         code = sqlstate(error) if isinstance(error, BaseException) else None
         text = self.policy.describe(error) if isinstance(error, BaseException) else error
+        text = redact(text) if text else text
         self.fetch(
             "update etl.step_run set status = %s, ended_at = clock_timestamp(), "
             "attempts = %s, rows = coalesce(%s, rows), sqlstate = coalesce(%s, sqlstate), "

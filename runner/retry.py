@@ -28,6 +28,7 @@ import psycopg2
 import psycopg2.extensions
 
 from runner.config import RetryPolicy
+from runner.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def server_message(error: BaseException) -> str:
                            if part)
     else:
         message = str(error)
-    return " ".join(message.split()) or type(error).__name__
+    return redact(" ".join(message.split())) or type(error).__name__
 
 
 def backoff_delay(retry_number: int, policy: Backoff, rng: random.Random) -> float:

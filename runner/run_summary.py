@@ -7,6 +7,7 @@ import psycopg2
 
 from runner.db import connect
 from runner.pipeline import RunResult
+from runner.redact import redact
 from runner.status import StepRow, format_table, step_totals
 
 
@@ -18,7 +19,7 @@ def run_summary(url: str, result: RunResult) -> str:
     lines = [f"run {result.run_id or '-'}: {result.status} in {result.seconds:.1f}s, "
              f"{len(result.batches)} batch(es) processed"]
     if result.error:
-        lines.append(f"error: {result.error}")
+        lines.append(f"error: {redact(result.error)}")
     if result.touched:
         lines += ["", "Batches (etl.v_batch_reconciliation)", reconciliation_table(
             url, result.touched)]
@@ -31,7 +32,7 @@ def reconciliation_table(url: str, batch_ids: list[int]) -> str:
     try:
         conn = connect(url, autocommit=True, application_name="warehouse-runner-summary")
     except psycopg2.Error as error:
-        return f"(not available: {error})"
+        return f"(not available: {redact(str(error))})"
     try:
         with conn.cursor() as cur:
             cur.execute(
@@ -44,7 +45,7 @@ def reconciliation_table(url: str, batch_ids: list[int]) -> str:
             )
             rows = cur.fetchall()
     except psycopg2.Error as error:
-        return f"(not available: {' '.join(str(error).split())})"
+        return f"(not available: {redact(' '.join(str(error).split()))})"
     finally:
         conn.close()
     if not rows:

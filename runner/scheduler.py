@@ -128,13 +128,23 @@ def _age(instant: datetime | None) -> float:
     return float("nan") if instant is None else time.time() - instant.timestamp()
 
 
+class MetricsPortBusy(RuntimeError):
+    """The metrics address cannot be bound (in use, or not ours to take)."""
+
+
 class MetricsServer:
     """``/metrics`` (Prometheus text format) and ``/healthz`` on a background thread."""
 
     def __init__(self, host: str, port: int, metrics: Metrics,
                  healthy: threading.Event) -> None:
         handler = _handler_class(metrics, healthy)
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+        try:
+            self.httpd = ThreadingHTTPServer((host, port), handler)
+        except OSError as error:
+            raise MetricsPortBusy(
+                f"cannot serve /metrics on {host}:{port}: {error.strerror or error} (another "
+                "schedule service running? choose another port with --metrics-port or "
+                "WAREHOUSE_METRICS_PORT, or 0 to serve none)") from None
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="metrics",
                                        daemon=True)

@@ -29,6 +29,7 @@ import psycopg2
 import psycopg2.extensions
 
 from runner.pipeline import NOT_MIGRATED_SQLSTATES
+from runner.redact import redact
 
 EXIT_HEALTHY = 0
 EXIT_FAILED = 1
@@ -219,7 +220,7 @@ def judge(report: Report, limits: Limits) -> Health:
 
 
 def unavailable(error: BaseException) -> Health:
-    text = " ".join(str(error).split())
+    text = redact(" ".join(str(error).split()))
     if getattr(error, "pgcode", None) in NOT_MIGRATED_SQLSTATES:
         text = f"the database is not migrated ({text}): run `python -m runner migrate`"
     return Health(EXIT_UNAVAILABLE, text)
@@ -293,7 +294,7 @@ def render_text(report: Report, health: Health, limits: Limits) -> str:
             ["what", "at (UTC)", "age", "limit"],
             [["newest sale", fresh.newest_transaction_ts,
               human_age(fresh.newest_transaction_age),
-              human_age(limits.max_data_age) if limits.max_data_age else "off"],
+              human_age(limits.max_data_age) if limits.max_data_age is not None else "off"],
              ["last successful run", fresh.last_successful_run_at,
               human_age(fresh.last_successful_run_age), human_age(limits.max_age)]],
         )
@@ -358,7 +359,7 @@ def to_json(report: Report | None, health: Health, limits: Limits) -> str:
         "limits": {
             "max_age_seconds": limits.max_age.total_seconds(),
             "max_data_age_seconds": limits.max_data_age.total_seconds()
-            if limits.max_data_age else None,
+            if limits.max_data_age is not None else None,
         },
     }
     if report is not None:

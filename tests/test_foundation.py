@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 
 import psycopg2
+import psycopg2.errors
 import pytest
 import yaml
 from alembic.script import ScriptDirectory
@@ -115,6 +116,26 @@ def test_downgrade_to_base_then_upgrade_to_head(db_url: str) -> None:
     ]
 
 
+def test_upgrade_from_0006_with_its_routines_in_place_widens_the_sums(db_url: str) -> None:
+    """0007 changes column types that views and SQL functions of procedures/ read: it drops
+    them and the same upgrade recreates them."""
+    migrate.downgrade(db_url, "0006")
+    engine = create_engine(sqlalchemy_url(db_url), poolclass=NullPool)
+    with engine.begin() as connection:
+        apply_routines(connection)  # a deployment at 0006 has every routine in place
+    engine.dispose()
+    assert fetch(db_url, "select count(*) from pg_proc "
+                         "where proname = 'record_fact_change'") == [(1,)]
+    migrate.upgrade(db_url)
+    assert fetch(db_url, "select format_type(atttypid, atttypmod) from pg_attribute "
+                         "where attrelid = 'warehouse.agg_daily_sales'::regclass "
+                         "and attname = 'revenue'") == [("numeric",)]
+    assert fetch(db_url, "select count(*) from pg_views where viewname = 'v_monthly_sales'"
+                 ) == [(1,)]
+    assert fetch(db_url, "select count(*) from etl.routine_checksum") == [
+        (len(routine_files()),)]
+
+
 def test_edited_routine_file_is_reapplied_on_next_upgrade(db_url: str, tmp_path: Path) -> None:
     root = tmp_path / "procedures"
     shutil.copytree(PROCEDURES_DIR, root)
@@ -176,6 +197,28 @@ def test_warehouse_etl_role_can_write_pipeline_tables(conn) -> None:  # noqa: AN
         cur.execute("select warehouse.ensure_dim_date('2031-01-01', '2031-01-03')")
         assert cur.fetchone() == (3,)
         cur.execute("reset role")
+
+
+@pytest.mark.parametrize("statement", [
+    "update etl.routine_checksum set sha256 = repeat('0', 64)",
+    "delete from etl.routine_checksum",
+    "insert into etl.routine_checksum (path, sha256) values ('x.sql', repeat('0', 64))",
+    "truncate etl.routine_checksum",
+])
+def test_only_the_migration_owner_writes_the_routine_checksums(conn, statement) -> None:  # noqa: ANN001
+    with conn.cursor() as cur:
+        cur.execute("select count(*) from etl.routine_checksum")
+        (files,) = cur.fetchone()
+        cur.execute("set role warehouse_etl")
+        try:
+            cur.execute("select count(*) from etl.routine_checksum")  # reading stays allowed
+            assert cur.fetchone() == (files,)
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cur.execute(statement)
+        finally:
+            cur.execute("reset role")
+        cur.execute("select count(*) from etl.routine_checksum where sha256 <> repeat('0', 64)")
+        assert cur.fetchone() == (files,)
 
 
 def test_dim_date_filler_has_no_fixed_range(conn) -> None:  # noqa: ANN001

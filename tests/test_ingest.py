@@ -568,3 +568,169 @@ def test_generator_output_is_staged_as_its_manifest_predicts(db_url, conn, tmp_p
                 where b.batch_name = %s and f.file_name = %s""",
                         (manifest["batch"], file_name)) == [
                 (counts["rows"], len(predicted), predicted)], (manifest["batch"], file_name)
+
+
+# -- hostile deliveries (issue 18) -------------------------------------------------------------
+
+
+def refusals(conn) -> list[tuple]:
+    return rows(conn, "select batch_name, file_name, problem from etl.batch_refusal "
+                      "order by refusal_id")
+
+
+class ChangeFileMidRead:
+    """Progress that, after the first chunk of ``file_name``, has another process change it."""
+
+    def __init__(self, path: Path, script: str) -> None:
+        self.path, self.script, self.done = path, script, False
+
+    def file_started(self, batch_name: str, file_name: str, size_bytes: int) -> None:
+        pass
+
+    def file_advanced(self, bytes_read: int, rows: int) -> None:
+        if not self.done:
+            self.done = True
+            subprocess.run([sys.executable, "-c", self.script, str(self.path)], check=True)
+
+    def file_finished(self, batch_name: str, result: FileResult) -> None:
+        pass
+
+
+@pytest.mark.parametrize("change", [
+    "import os, sys; os.truncate(sys.argv[1], 300_000)",
+    "import sys; open(sys.argv[1], 'a').write('99999,Late,Row,late@example.com,,,,X,"
+    "2024-01-01,\\n' * 50)",
+], ids=["truncated", "appended"])
+def test_a_file_that_changes_while_it_is_read_is_refused_naming_it_and_nothing_is_staged(
+        db_url, conn, tmp_path, change):
+    batch = clean_batch(tmp_path, customers=3)
+    lines = "".join(customer(i) + "\n" for i in range(4, 30_000))  # ~2.2 MB: several chunks
+    with open(batch / "customers.csv", "a") as handle:
+        handle.write(lines)
+    before = (batch / "customers.csv").stat().st_size
+    progress = ChangeFileMidRead(batch / "customers.csv", change)
+    with pytest.raises(BatchRefused) as refused:
+        ingest_paths(db_url, [tmp_path], progress=progress)
+    assert progress.done
+    after = (batch / "customers.csv").stat().st_size
+    assert refused.value.refusal.message == (
+        f"customers.csv changed while it was being read (size {before:,} -> {after:,} bytes, "
+        "modified): nothing of the batch was loaded; it is taken again, whole, by the next run "
+        "once the file is complete")
+    assert nothing_staged(conn)
+    assert refusals(conn) == [("batch_0001", "customers.csv", "file_changed")]
+    # the file, now complete, loads whole on the next call
+    report = ingest_paths(db_url, [tmp_path])
+    loaded = report.batches[0].files[0]
+    assert loaded.size_bytes == after
+    assert loaded.rows_staged == value(conn, "select count(*) from staging.customers") > 3
+
+
+def test_cr_only_line_ends_refuse_the_batch_and_no_value_is_named_as_a_column(db_url, conn,
+                                                                               tmp_path):
+    body = "\r".join([CUSTOMERS, customer(1), customer(2).replace("Norway", "United States"),
+                      customer(3).replace("Norway", "United States")]) + "\r"
+    write_batch(tmp_path, "batch_0001", {"customers.csv": body})
+    with pytest.raises(BatchRefused) as refused:
+        ingest_paths(db_url, [tmp_path])
+    message = refused.value.refusal.message
+    assert message == ("customers.csv: the header (line 1) holds a carriage return that is not "
+                       "part of a CRLF line end: the line ends are CR only (an old Mac file?); "
+                       "convert them to LF or CRLF and deliver the batch again")
+    assert refusals(conn) == [("batch_0001", "customers.csv", "cr_line_ends")]
+    assert nothing_staged(conn)
+
+
+def test_a_stray_quote_is_reported_naming_the_line_where_it_opened(db_url, conn, tmp_path,
+                                                                   caplog):
+    body = PRODUCTS + "\n" + "".join(
+        f'{i},Pipe {i},Home,Acme,1.00,0.50,\n' for i in range(1, 4)) + (
+        '4,Pipe 12" long,Home,Acme,1.00,0.50,\n') + "".join(
+        f'{i},Pipe {i},Home,Acme,1.00,0.50,\n' for i in range(5, 47))
+    batch = write_batch(tmp_path, "batch_0001", {"products.csv": body})
+    with caplog.at_level("WARNING", logger="runner.ingest"):
+        result = ingest_batch(db_url, batch)
+    (products,) = result.files
+    assert (products.rows_in_file, products.rows_staged, products.rows_malformed) == (4, 3, 1)
+    assert [(r.line_no, r.lines, r.closed) for r in products.long_records] == [(5, 43, False)]
+    expected = ("products.csv: the record starting at line 5 spans 43 physical lines to the end "
+                'of the file: a quote opened on line 5 (a stray " in a value?) makes the lines '
+                "after it one record")
+    assert "WARNING " + expected in products.summary("batch_0001")
+    assert f"batch_0001/{expected}" in caplog.messages
+
+
+def test_records_of_a_few_lines_are_not_reported_as_stray_quotes(db_url, conn, tmp_path):
+    body = PRODUCTS + '\n1,"Lamp\nwith\nthree lines",Home,Acme,1.00,0.50,\n'
+    result = ingest_batch(db_url, write_batch(tmp_path, "batch_0001", {"products.csv": body}))
+    assert result.files[0].long_records == ()
+    assert result.files[0].rows_staged == 1
+
+
+def test_a_batch_name_that_is_not_utf8_is_refused_escaped_after_the_batches_before_it(
+        db_url, conn, tmp_path):
+    clean_batch(tmp_path, "batch_0001")
+    bad = os.fsdecode(os.fsencode(str(tmp_path)) + b"/batch_0002\xff\xfe")
+    clean_batch(Path(bad).parent, Path(bad).name)
+    clean_batch(tmp_path, "batch_0003")
+    done = run_cli(db_url, str(tmp_path))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert ("REFUSED batch batch_0002\\xff\\xfe (" in done.stderr
+            and "the batch directory name 'batch_0002\\\\xff\\\\xfe' is not valid UTF-8"
+            in done.stderr)
+    assert rows(conn, "select batch_name from etl.batch") == [("batch_0001",)]
+    assert refusals(conn) == [("batch_0002\\xff\\xfe", None, "bad_batch_name")]
+
+
+def test_a_newline_in_a_batch_name_cannot_forge_a_log_line(db_url, conn, tmp_path):
+    clean_batch(tmp_path, "batch_0001\n2026-01-01 ERROR forged")
+    done = run_cli(db_url, str(tmp_path))
+    assert done.returncode == 2
+    assert not any(line.startswith("2026-01-01 ERROR forged") for line in
+                   (done.stdout + done.stderr).splitlines())
+    assert "batch_0001\\n2026-01-01 ERROR forged" in done.stderr
+    assert refusals(conn) == [("batch_0001\\n2026-01-01 ERROR forged", None, "bad_batch_name")]
+
+
+def test_symbolic_links_in_the_landing_are_refused_and_never_read(db_url, conn, tmp_path):
+    secret = tmp_path / "outside" / "secret.csv"
+    secret.parent.mkdir()
+    secret.write_text(CUSTOMERS + "\n" + customer(1) + "\n")
+    secret.chmod(0o600)
+    landing = tmp_path / "landing"
+    clean_batch(landing, "batch_0001")
+    link_batch = landing / "batch_0002"
+    link_batch.mkdir()
+    (link_batch / "customers.csv").symlink_to(secret)
+    (landing / "batch_0003").symlink_to(clean_batch(tmp_path / "elsewhere", "b"))
+    with pytest.raises(BatchRefused) as refused:
+        ingest_paths(db_url, [landing])
+    assert refused.value.refusal.message == (
+        f"customers.csv is a symbolic link (to {secret}): only regular files inside the "
+        "landing directory are loaded; copy the file into the batch")
+    assert [b.batch_name for b in refused.value.report.batches] == ["batch_0001"]
+    (link_batch / "customers.csv").unlink()
+    (link_batch / "customers.csv").write_text(CUSTOMERS + "\n" + customer(7) + "\n")
+    with pytest.raises(BatchRefused) as refused:
+        ingest_paths(db_url, [landing])
+    assert refused.value.refusal.message.startswith(
+        "the batch directory batch_0003 is a symbolic link (to ")
+    assert refusals(conn) == [("batch_0002", "customers.csv", "symlink"),
+                              ("batch_0003", None, "symlink")]
+    assert rows(conn, "select customer_id from staging.customers order by 1") == [
+        ("1",), ("2",), ("3",), ("7",)]
+
+
+def test_unknown_files_in_a_batch_are_warned_about_names_matched_exactly(db_url, conn,
+                                                                        tmp_path):
+    batch = clean_batch(tmp_path)
+    (batch / "transactions.csv").rename(batch / "TRANSACTIONS.CSV")
+    (batch / "notes.txt").write_text("hello")
+    (batch / "manifest.json").write_text("{}")
+    done = run_cli(db_url, str(batch))
+    assert done.returncode == 0, done.stderr
+    assert ("batch_0001: not every file was taken (TRANSACTIONS.CSV (not transactions.csv), "
+            "notes.txt ignored: file names are matched exactly, case included: customers.csv, "
+            "products.csv, transactions.csv, transaction_items.csv)") in done.stderr
+    assert value(conn, "select count(*) from staging.transactions") == 0

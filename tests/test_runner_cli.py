@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +20,9 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from runner import cli
 from runner.config import PROJECT_ROOT
+from runner.localdb import server_user
 from runner.pipeline import CONTROL_APPLICATION, EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
 from tests.conftest import url_for
 from tests.test_runner_stubs import (
@@ -31,6 +34,8 @@ from tests.test_runner_stubs import (
     inject,
     install_stub_steps,
     run_cli,
+    runner_command,
+    runner_env,
     start_cli,
 )
 
@@ -243,3 +248,110 @@ def test_refused_batch_fails_the_run_after_processing_the_batches_before_it(
     assert again.returncode == EXIT_OK, again.stdout + again.stderr
     assert fetch(stubbed, "select batch_name, status from etl.batch order by batch_id") == [
         ("batch_0001", "processed"), ("batch_0002", "processed"), ("batch_0003", "processed")]
+
+
+# -- usage errors, unreadable files, passwords (issue 18) ---------------------------------------
+
+
+@pytest.mark.parametrize("args, env, named", [
+    (["status", "--max-data-age", "soon"], {},
+     "argument --max-data-age: not a duration: 'soon' (use e.g. 30s, 15m, 26h, 2d), or off"),
+    (["status", "--max-age", "5 weeks"], {},
+     "argument --max-age: not a duration: '5 weeks' (use e.g. 30s, 15m, 26h, 2d)"),
+    (["status"], {"WAREHOUSE_MAX_AGE": "a day"},
+     "python -m runner status: WAREHOUSE_MAX_AGE='a day' is not valid: not a duration: "
+     "'a day' (use e.g. 30s, 15m, 26h, 2d)"),
+    (["run", "--no-ingest"], {"WAREHOUSE_RETRY_ATTEMPTS": "five"},
+     "python -m runner run: WAREHOUSE_RETRY_ATTEMPTS='five' is not valid: not a whole number"),
+    (["run", "--no-ingest"], {"WAREHOUSE_RETRY_ATTEMPTS": "0"},
+     "python -m runner run: WAREHOUSE_RETRY_ATTEMPTS='0' is not valid: at least 1 (1 means no "
+     "retry)"),
+    (["run", "/does/not/exist"], {},
+     "run: the landing directory /does/not/exist does not exist: give a batch directory or a "
+     "directory of batch directories"),
+    (["run"], {"WAREHOUSE_LANDING": "/does/not/exist"},
+     "run: the landing directory /does/not/exist (WAREHOUSE_LANDING) does not exist"),
+    (["schedule", "--every", "0s", "--metrics-port", "0"], {},
+     "schedule: --every must be longer than 0s (got 0:00:00)"),
+], ids=["max-data-age", "max-age", "WAREHOUSE_MAX_AGE", "RETRY_ATTEMPTS", "RETRY_ATTEMPTS=0",
+        "run-missing-dir", "WAREHOUSE_LANDING", "every-0s"])
+def test_usage_errors_exit_2_naming_the_bad_value(db_url, args, env, named) -> None:  # noqa: ANN001
+    done = subprocess.run(runner_command(*args), cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=60, env={**runner_env(db_url), **env})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert named in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+
+
+def test_status_max_age_0s_is_honoured(stubbed, db_url) -> None:  # noqa: ANN001
+    add_batches(stubbed, 1)
+    assert run_cli(db_url, "run", "--no-ingest").returncode == EXIT_OK
+    fresh = run_cli(db_url, "status", "--max-age", "1h", "--max-data-age", "off", "--quiet")
+    stale = run_cli(db_url, "status", "--max-age", "0s", "--max-data-age", "off", "--quiet")
+    assert (fresh.returncode, stale.returncode) == (4, 3), fresh.stdout + stale.stdout
+    assert stale.stdout.startswith("stale: ") and "(limit 0s)" in stale.stdout
+
+
+@pytest.mark.parametrize("args, quoted", [
+    (["status"], True), (["status", "--json"], True), (["run", "--no-ingest"], True),
+    (["dashboard"], True), (["migrate"], False),  # SQLAlchemy names the scheme only
+])
+def test_a_malformed_database_url_never_prints_its_password(args, quoted) -> None:  # noqa: ANN001
+    secret = "S3cr3t-pw"
+    bad_url = f"postgresq://warehouse:{secret}@db.example:5432/warehouse"  # a typo: libpq
+    # reads it as key=value pairs and quotes it whole in its "invalid dsn" message
+    done = run_cli(bad_url, *args, timeout=60)
+    assert done.returncode != 0
+    assert secret not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert ("warehouse:***@db.example" in done.stdout + done.stderr) == quoted
+
+
+def as_unprivileged_user(function, output: Path) -> int:  # noqa: ANN001
+    """Run ``function()`` in a forked child as an unprivileged user (the server's when we are
+    root, since root reads any file), its stdout and stderr into ``output``; returns its exit
+    code."""
+    user = server_user()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns to pytest
+        code = 1
+        try:
+            handle = open(output, "w", buffering=1)  # noqa: SIM115 - flushed below
+            sys.stdout = sys.stderr = handle
+            if not user.is_self:
+                os.setgroups([])
+                os.setgid(user.gid)
+                os.setuid(user.uid)
+            code = function()
+        finally:
+            sys.stdout.flush()
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def test_an_unreadable_file_is_refused_like_a_bad_one_after_the_batches_before_it(
+        stubbed, db_url, tiny_landing) -> None:  # noqa: ANN001
+    delivery = Path(tempfile.mkdtemp(prefix="warehouse-unreadable-"))
+    try:
+        shutil.copytree(tiny_landing, delivery, dirs_exist_ok=True)
+        for path in [delivery, *delivery.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        (delivery / "batch_0002" / "products.csv").chmod(0o000)
+        out = delivery / "out.txt"
+
+        def run_as_user() -> int:
+            os.environ.update(runner_env(db_url))
+            return cli.main(["run", str(delivery)])
+
+        code = as_unprivileged_user(run_as_user, out)
+        text = out.read_text()
+        assert code == EXIT_REFUSED, text
+        assert ("batch batch_0002 (" in text and "products.csv cannot be read: Permission denied "
+                "(check its owner and permissions)" in text)
+        assert fetch(stubbed, "select batch_name, status from etl.batch order by batch_id") == [
+            ("batch_0001", "processed")]
+        assert fetch(stubbed, "select batch_name, file_name, problem from etl.batch_refusal") == [
+            ("batch_0002", "products.csv", "unreadable")]
+    finally:
+        shutil.rmtree(delivery)

@@ -13,6 +13,7 @@ import psycopg2
 import pytest
 
 from runner.pipeline import (
+    CONTROL_APPLICATION,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_STOPPED,
@@ -366,3 +367,41 @@ def test_process_pending_refuses_while_a_run_holds_the_lock(stubbed, db_url) -> 
                 cur.execute("call etl.process_pending()")
     finally:
         holder.close()
+
+
+def test_a_step_whose_run_lost_its_connection_and_lock_is_not_left_running(stubbed, db_url
+                                                                           ) -> None:  # noqa: ANN001
+    (batch,) = add_batches(stubbed, 1)
+    inject(stubbed, "merge", sleep_s=30, sleep_calls=1)
+    thief = psycopg2.connect(db_url)
+    thief.autocommit = True
+
+    def lose_both_connections_and_the_lock() -> None:
+        with thief.cursor() as cur:
+            def merge_is_running() -> bool:
+                cur.execute("select count(*) from pg_stat_activity where application_name = %s "
+                            "and state = 'active' and query like 'call production.merge_batch%%'",
+                            (WORK_APPLICATION,))
+                return cur.fetchone()[0] == 1
+            wait_for(merge_is_running)
+            cur.execute("select pg_terminate_backend(pid) from pg_stat_activity "
+                        "where application_name = %s", (CONTROL_APPLICATION,))
+            cur.execute("select pg_advisory_lock(etl.pipeline_lock_key())")
+            cur.execute("select pg_terminate_backend(pid) from pg_stat_activity "
+                        "where application_name = %s", (WORK_APPLICATION,))
+
+    thread = threading.Thread(target=lose_both_connections_and_the_lock)
+    thread.start()
+    try:
+        result = run_pipeline(db_url, options())
+    finally:
+        thread.join()
+        thief.close()
+    assert result.status == "failed"
+    assert "another run took the lock meanwhile" in result.error
+    steps = step_runs(stubbed, result.run_id)
+    assert [(s[0], s[2]) for s in steps] == [("validate", "succeeded"), ("merge", "failed")]
+    assert steps[1][6].startswith("the run ended (failed) during this step before the step's "
+                                  "end was recorded: step merge of batch 1 (batch_0001): ")
+    assert fetch(stubbed, "select status from etl.pipeline_run") == [("failed",)]
+    assert batch == 1

@@ -154,3 +154,19 @@ def test_interval_grace_is_one_interval_capped_and_cron_is_utc() -> None:
         Schedule(cron="not a cron").trigger()
     with pytest.raises(ValueError, match="positive"):
         Schedule(every=timedelta(0)).trigger()
+
+
+def test_a_busy_metrics_port_is_a_clear_message_not_a_traceback(db_url, tmp_path) -> None:  # noqa: ANN001
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        service = start_cli(db_url, "schedule", "--every", "1h", "--metrics-port", str(port),
+                            str(tmp_path))
+        out, err = service.communicate(timeout=60)
+    assert service.returncode == 2, err
+    assert "Traceback" not in err
+    assert err.strip().endswith(
+        f"schedule: cannot serve /metrics on 127.0.0.1:{port}: Address already in use (another "
+        "schedule service running? choose another port with --metrics-port or "
+        "WAREHOUSE_METRICS_PORT, or 0 to serve none)")

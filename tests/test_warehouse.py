@@ -620,3 +620,24 @@ def test_the_pipeline_role_can_run_every_warehouse_step(shop: Shop) -> None:
     assert fact(shop, 1000)["line_cost"] == Decimal("10.00")
     assert shop.rows("select revenue, margin from analytics.v_daily_sales") == [
         (Decimal("20.00"), Decimal("10.00"))]
+
+
+def test_sums_at_the_contract_bounds_do_not_overflow_the_aggregates(shop: Shop) -> None:
+    """1,001 lines of 1000 x 9,999,999,999.99 on one day: 10,009,999,999,989,990.00, beyond
+    numeric(18,2); every aggregate and view holds it exactly."""
+    batch = shop.batch("2025-03-01 00:00+00")
+    shop.customer(batch, 1)
+    shop.product(batch, 10, price="9999999999.99", cost="0.00")
+    shop.transaction(batch, 100, 1, "2025-02-10 12:00")
+    for item_id in range(1, 1002):
+        shop.item(batch, item_id, 100, 10, quantity=1000, price="9999999999.99")
+    shop.load(batch)
+    total = Decimal("10009999999989990.00")
+    assert daily(shop) == {date(2025, 2, 10): (1, 1_001_000, total, Decimal("0.00"), total)}
+    assert shop.rows("select revenue, margin, avg_order_value from analytics.v_daily_sales") == [
+        (total, total, total)]
+    assert shop.rows("select revenue, margin from analytics.v_monthly_sales") == [(total, total)]
+    assert shop.rows("select revenue, margin from analytics.v_product_performance") == [
+        (total, total)]
+    assert shop.rows("select revenue, revenue_share from analytics.v_payment_methods") == [
+        (total, Decimal(1))]

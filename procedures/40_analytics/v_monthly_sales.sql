@@ -30,9 +30,9 @@ monthly as (
         c.month,
         coalesce(s.orders, 0) as orders,
         coalesce(s.units, 0) as units,
-        coalesce(s.revenue, 0)::numeric(18,2) as revenue,
-        coalesce(s.discount, 0)::numeric(18,2) as discount,
-        coalesce(s.margin, 0)::numeric(18,2) as margin
+        round(coalesce(s.revenue, 0), 2) as revenue,
+        round(coalesce(s.discount, 0), 2) as discount,
+        round(coalesce(s.margin, 0), 2) as margin
     from calendar c
     left join sales_by_month s on s.month = c.month
 )

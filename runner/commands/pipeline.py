@@ -15,13 +15,16 @@ from pathlib import Path
 import psycopg2
 
 from runner import demo, status
-from runner.config import Config, parse_duration, parse_optional_duration
+from runner.config import Config, duration_option, optional_duration_option, parse_duration
 from runner.db import connect, database_url
 from runner.pipeline import RunOptions, run_pipeline, stop_on_signals
 from runner.run_summary import run_summary
-from runner.scheduler import Schedule, Service
+from runner.scheduler import MetricsPortBusy, Schedule, Service
 
 log = logging.getLogger(__name__)
+
+EXIT_USAGE = 2
+UNSET = object()  # --max-data-age not given (None is its value 'off')
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,10 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "step finishes and the service exits 0).",
     )
     when = sched.add_mutually_exclusive_group()
-    when.add_argument("--every", type=parse_duration, default=None,
+    when.add_argument("--every", type=duration_option, default=None,
                       help="interval, e.g. 30s, 15m, 1h (default 15m); first run at start")
     when.add_argument("--cron", default=None, help='crontab expression in UTC, e.g. "*/15 * * * *"')
-    sched.add_argument("--misfire-grace", type=parse_duration, default=None,
+    sched.add_argument("--misfire-grace", type=duration_option, default=None,
                        help="run a late tick if it is late by less than this (default: one "
                        "interval, at most 10m; 5m for cron)")
     sched.add_argument("--metrics-port", type=int, default=None,
@@ -64,10 +67,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Exit codes: 0 healthy, 1 the last run failed, 3 stale, 4 empty (no sales "
         "yet), 5 database unavailable or not migrated.",
     )
-    stat.add_argument("--max-age", type=parse_duration, default=None,
+    stat.add_argument("--max-age", type=duration_option, default=None,
                       help="limit on the last successful run's age (default WAREHOUSE_MAX_AGE "
                       "or 26h)")
-    stat.add_argument("--max-data-age", default=None, metavar="DURATION|off",
+    stat.add_argument("--max-data-age", type=optional_duration_option, default=UNSET,
+                      metavar="DURATION|off",
                       help="limit on the newest sale's age, or 'off' (default "
                       "WAREHOUSE_MAX_DATA_AGE, else the same as --max-age)")
     stat.add_argument("--runs", type=int, default=10, help="how many runs to list (10)")
@@ -96,7 +100,23 @@ def run_options(config: Config, landing: Path | None, *, trigger: str,
                       retry=config.retry, trigger=trigger, wait=wait)
 
 
+def landing_problem(config: Config, landing: Path | None, command: str) -> str | None:
+    """Why the landing directory cannot be used, when it was named (as an argument or in
+    WAREHOUSE_LANDING) and is not a directory; the default data/ may be missing."""
+    path = landing if landing is not None else config.landing
+    if (landing is None and not config.landing_set) or path.is_dir():
+        return None
+    what = "does not exist" if not path.exists() else "is not a directory"
+    source = "" if landing is not None else " (WAREHOUSE_LANDING)"
+    return (f"{command}: the landing directory {path}{source} {what}: give a batch directory "
+            "or a directory of batch directories")
+
+
 def run_run(args: argparse.Namespace, config: Config) -> int:
+    problem = None if args.no_ingest else landing_problem(config, args.landing, "run")
+    if problem:
+        print(problem, file=sys.stderr)
+        return EXIT_USAGE
     options = run_options(config, args.landing, trigger="cli", wait=args.wait)
     if args.no_ingest:
         options = RunOptions(landing=None, retry=config.retry, trigger="cli", wait=args.wait)
@@ -113,26 +133,36 @@ def run_schedule(args: argparse.Namespace, config: Config) -> int:
     if not logging.getLogger().isEnabledFor(logging.DEBUG):  # one log line per run
         for chatty in ("apscheduler", "runner.ingest"):
             logging.getLogger(chatty).setLevel(logging.WARNING)
-    schedule = Schedule(every=args.every if args.every or args.cron else parse_duration("15m"),
-                        cron=args.cron, misfire_grace=args.misfire_grace)
+    problem = landing_problem(config, args.landing, "schedule")
+    if args.every is not None and args.every.total_seconds() <= 0:
+        problem = f"schedule: --every must be longer than 0s (got {args.every})"
+    if problem:
+        print(problem, file=sys.stderr)
+        return EXIT_USAGE
+    every = args.every if args.every is not None or args.cron else parse_duration("15m")
+    schedule = Schedule(every=every, cron=args.cron, misfire_grace=args.misfire_grace)
     try:
         schedule.trigger()
     except ValueError as error:
         print(f"schedule: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     port = config.metrics_port if args.metrics_port is None else args.metrics_port
     service = Service(database_url(config), run_options(config, args.landing,
                                                          trigger="schedule"),
                       schedule, config.metrics_host, port)
-    return service.serve()
+    try:
+        return service.serve()
+    except MetricsPortBusy as busy:
+        print(f"schedule: {busy}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 # -- status -----------------------------------------------------------------------------------
 
 def run_status(args: argparse.Namespace, config: Config) -> int:
-    max_age = args.max_age or config.max_age
-    if args.max_data_age is not None:
-        max_data_age = parse_optional_duration(args.max_data_age)
+    max_age = config.max_age if args.max_age is None else args.max_age
+    if args.max_data_age is not UNSET:
+        max_data_age = args.max_data_age
     elif args.max_age is not None and config.max_data_age == config.max_age:
         max_data_age = args.max_age  # one --max-age moves both limits unless set apart
     else:
