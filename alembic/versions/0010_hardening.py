@@ -17,15 +17,15 @@ Downgrade: the columns go back to numeric(18,2) (it fails, changing nothing, whi
 beyond that width), the pipeline role gets its write grants back, and the old reasons check
 is restored as NOT VALID so refusals recorded meanwhile stay.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0010
+Revises: 0009
 """
 
 from alembic import op
 from runner.routines import FORGET_ROUTINES_SQL
 
-revision = "0007"
-down_revision = "0006"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
