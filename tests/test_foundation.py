@@ -116,10 +116,12 @@ def test_downgrade_to_base_then_upgrade_to_head(db_url: str) -> None:
     ]
 
 
-def test_upgrade_from_0006_with_its_routines_in_place_widens_the_sums(db_url: str) -> None:
-    """0007 changes column types that views and SQL functions of procedures/ read: it drops
-    them and the same upgrade recreates them."""
-    migrate.downgrade(db_url, "0006")
+def test_upgrade_with_the_routines_in_place_widens_the_sums(db_url: str) -> None:
+    """The hardening revision changes column types that views and SQL functions of
+    procedures/ read: it drops them and the same upgrade recreates them."""
+    scripts = ScriptDirectory.from_config(migrate.alembic_config(db_url))
+    (hardening,) = [r for r in scripts.walk_revisions() if "hardening" in r.module.__name__]
+    migrate.downgrade(db_url, hardening.down_revision)
     engine = create_engine(sqlalchemy_url(db_url), poolclass=NullPool)
     with engine.begin() as connection:
         apply_routines(connection)  # a deployment at 0006 has every routine in place

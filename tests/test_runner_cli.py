@@ -186,13 +186,14 @@ def test_kill_9_mid_run_then_run_again_equals_a_clean_run(stubbed, db_url, secon
     assert killed_step == [("failed",)]
 
 
-def test_run_without_a_landing_directory_processes_what_is_pending(stubbed, db_url,
-                                                                   tmp_path) -> None:  # noqa: ANN001
+def test_run_on_a_landing_directory_that_does_not_exist_is_a_usage_error(stubbed, db_url,
+                                                                         tmp_path) -> None:  # noqa: ANN001
     add_batches(stubbed, 1)
-    done = run_cli(db_url, "-v", "run", str(tmp_path / "nowhere"))
-    assert done.returncode == EXIT_OK, done.stderr
-    assert "does not exist: nothing to ingest" in done.stderr
-    assert fetch(stubbed, "select status from etl.batch") == [("processed",)]
+    done = run_cli(db_url, "run", str(tmp_path / "nowhere"))
+    assert done.returncode == 2, done.stderr
+    assert f"the landing directory {tmp_path / 'nowhere'} does not exist" in done.stderr
+    assert fetch(stubbed, "select status from etl.batch") == [("ingested",)]  # not processed
+    assert fetch(stubbed, "select count(*) from etl.pipeline_run") == [(0,)]
 
 
 def test_sigterm_during_run_finishes_the_step_and_exits_130(stubbed, db_url) -> None:  # noqa: ANN001
