@@ -14,6 +14,10 @@ Variables (all optional):
   same as ``WAREHOUSE_MAX_AGE``; ``off`` disables the check, e.g. for historical data).
 - ``WAREHOUSE_METRICS_HOST`` / ``WAREHOUSE_METRICS_PORT``: the scheduler's /healthz and
   /metrics (default 127.0.0.1:9108).
+- ``WAREHOUSE_RUNNER_PASSWORD`` / ``WAREHOUSE_BI_PASSWORD``: passwords of the runner's and
+  BI's logins, for ``python -m runner logins`` (runner/logins.py).
+
+A value that cannot be used raises ConfigError naming the variable; the CLI exits 2.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ import argparse
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
+
+from runner.logins import LOGINS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,6 +129,9 @@ class Config:
     metrics_host: str
     metrics_port: int
     landing_set: bool = False  # WAREHOUSE_LANDING was given (then it must exist)
+    # WAREHOUSE_RUNNER_PASSWORD / WAREHOUSE_BI_PASSWORD: variable -> password of the logins
+    # that `python -m runner logins` creates (runner/logins.py); never printed
+    login_passwords: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def embedded(self) -> bool:
@@ -145,6 +154,8 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         pgdata=Path(env.get("WAREHOUSE_PGDATA") or root / ".pgdata"),
         landing=Path(env.get("WAREHOUSE_LANDING") or root / "data"),
         landing_set=bool(env.get("WAREHOUSE_LANDING")),
+        login_passwords={login.password_variable: env[login.password_variable]
+                         for login in LOGINS if env.get(login.password_variable)},
         retry=RetryPolicy(
             attempts=_override(env, "WAREHOUSE_RETRY_ATTEMPTS", _whole_number,
                                lambda n: n >= 1, "at least 1 (1 means no retry)"),

@@ -57,6 +57,12 @@ READ_SIZE = 256 * 1024  # bytes read (and hashed, checked, parsed) at a time
 SEND_SIZE = 64 * 1024  # bytes handed to COPY per read(): COPY overlaps the next parse
 MAX_HEADER_BYTES = 1024 * 1024
 MAX_RECORD_BYTES = 256 * 1024 * 1024  # a longer record refuses the batch (memory bound)
+# A field longer than this makes its record malformed (quarantined with its raw text, never
+# staged): no contract column needs more, and every later step must process whatever is
+# staged. A value over ~2,700 bytes cannot enter a btree index (production.customers' e-mail,
+# production.categories' name): the merge would fail on every run, a batch blocking every
+# later one. bench/bench_field_limit.py measures it (docs/performance.md, "Field limit").
+MAX_FIELD_BYTES = 2000
 # A record spanning more physical lines than this is reported (a stray quote, such as an
 # unquoted 12" in a product name, turns the rest of a file into one record).
 LONG_RECORD_LINES = 5
@@ -171,6 +177,20 @@ def check_unchanged(handle: BinaryIO, path: Path, file_name: str, expected: Snap
             file_name, "file_changed",
             f"{file_name} changed while it was being read ({changes}): nothing of the batch "
             "was loaded; it is taken again, whole, by the next run once the file is complete")
+
+
+@dataclass(frozen=True)
+class LongField:
+    """A field over MAX_FIELD_BYTES: its record was quarantined as malformed."""
+
+    line_no: int
+    column: str
+    size: int
+
+    def describe(self, file_name: str) -> str:
+        return (f"{file_name}: line {self.line_no}, column {self.column}: a value of "
+                f"{self.size:,} bytes, over the {MAX_FIELD_BYTES:,}-byte limit of a field: the "
+                "record is quarantined as malformed")
 
 
 @dataclass(frozen=True)
@@ -406,6 +426,8 @@ def prefix_lines(segment: bytes, first_line: int, batch_prefix: bytes, commas: i
     starts = np.empty(lines, dtype=np.int64)
     starts[0] = 0
     starts[1:] = line_ends[:-1] + 1
+    if (line_ends - starts).max() > MAX_FIELD_BYTES:  # a field may be too long: line by line
+        return None
     if commas:
         per_line = comma_at.reshape(lines, commas)
         # every line's own `commas` commas lie inside it: exactly `commas` in each line
@@ -496,6 +518,7 @@ class CopyStream:
         self._open: _OpenRecord | None = None
         self._eof = False
         self.long_records: list[LongRecord] = []
+        self.long_fields: list[LongField] = []
         self._path = path
         self._snapshot = snapshot or Snapshot.of_path(path, self.file_name)
         self._file: BinaryIO = open_snapshot(path, self.file_name, self._snapshot)
@@ -635,6 +658,9 @@ class CopyStream:
             if b"\r" in body or body.count(b",") != self._commas:
                 self._malformed(line_no, body)
                 continue
+            if len(body) > MAX_FIELD_BYTES and self._field_too_long(line_no, body.split(b",")):
+                self._malformed(line_no, body)
+                continue
             if self._keep is not None:
                 fields = body.split(b",")
                 body = b",".join([fields[i] for i in self._keep])
@@ -675,12 +701,25 @@ class CopyStream:
                 sum(part.count(b",") for part in outside) != self._commas):
             self._malformed(line_no, text)
             return
-        fields = split_fields(text)
+        values = [field_value(field) for field in split_fields(text)]
+        if len(text) > MAX_FIELD_BYTES and self._field_too_long(line_no, values):
+            self._malformed(line_no, text)
+            return
         if self._keep is not None:
-            fields = [fields[i] for i in self._keep]
-        text = b",".join([text_field(field_value(field)) for field in fields])
+            values = [values[i] for i in self._keep]
+        text = b",".join([text_field(value) for value in values])
         out.append(self._line_format % line_no + text + b"\n")
         self.counts.staged += 1
+
+    def _field_too_long(self, line_no: int, values: list[bytes]) -> bool:
+        """True (and noted) when a value of the record is over MAX_FIELD_BYTES."""
+        sizes = [len(value) for value in values]
+        longest = max(sizes)
+        if longest <= MAX_FIELD_BYTES:
+            return False
+        column = self.layout.header.names[sizes.index(longest)]
+        self.long_fields.append(LongField(line_no, column or "(unnamed)", longest))
+        return True
 
     def _malformed(self, line_no: int, raw: bytes) -> None:
         self.counts.malformed += 1

@@ -56,6 +56,7 @@ from runner.csvstream import (
     FileProblem,
     Header,
     Layout,
+    LongField,
     LongRecord,
     Snapshot,
     plan_layout,
@@ -128,6 +129,7 @@ class FileResult:
     loaded_in_batch_id: int | None = None  # the batch holding the file
     loaded_in_batch_name: str | None = None
     long_records: tuple[LongRecord, ...] = ()  # records spanning many lines (stray quotes?)
+    long_fields: tuple[LongField, ...] = ()  # records quarantined for a field over the limit
 
     @property
     def rows_per_second(self) -> float:
@@ -148,8 +150,8 @@ class FileResult:
         if self.absent_optional:
             parts.append(f"absent optional ({', '.join(self.absent_optional)}) left empty")
         parts.append(f"{self.seconds:.2f} s ({self.rows_per_second:,.0f} rows/s)")
-        warnings = "".join(f"\n  WARNING {record.describe(self.file_name)}"
-                           for record in self.long_records)
+        warnings = "".join(f"\n  WARNING {found.describe(self.file_name)}"
+                           for found in (*self.long_records, *self.long_fields))
         return f"{where}: " + ", ".join(parts) + warnings
 
 
@@ -594,8 +596,8 @@ def _load_file(cur: psycopg2.extensions.cursor, batch_id: int, batch_name: str, 
         cur.execute("rollback to savepoint ingest_file")
         return FileResult(spec.file_name, "already_loaded", stream.sha256, counts.bytes_read,
                           loaded_in_batch_id=earlier[0], loaded_in_batch_name=earlier[1])
-    for record in stream.long_records:
-        log.warning("%s/%s", batch_name, record.describe(spec.file_name))
+    for found in (*stream.long_records, *stream.long_fields):
+        log.warning("%s/%s", batch_name, found.describe(spec.file_name))
     cur.execute(_INSERT_LEDGER_SQL, (
         batch_id, spec.file_name, stream.sha256, counts.bytes_read,
         list(layout.header.names), list(layout.extra_columns), list(layout.absent_optional),
@@ -608,6 +610,7 @@ def _load_file(cur: psycopg2.extensions.cursor, batch_id: int, batch_name: str, 
         extra_columns=layout.extra_columns, absent_optional=layout.absent_optional,
         seconds=time.monotonic() - began, loaded_in_batch_id=batch_id,
         loaded_in_batch_name=batch_name, long_records=tuple(stream.long_records),
+        long_fields=tuple(stream.long_fields),
     )
 
 

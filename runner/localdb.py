@@ -24,6 +24,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import psycopg2
 
@@ -217,10 +218,34 @@ class LocalCluster:
         return result
 
     def _prepare_base(self) -> None:
-        self.base.mkdir(parents=True, exist_ok=True)
-        if not self.user.is_self:
-            os.chown(self.base, self.user.uid, self.user.gid)
-        os.chmod(self.base, 0o700)
+        """The folder, created private (0700) or checked to be: a directory, not a link,
+        owned by this process's user or the server's. The fallback folder's name under the
+        shared temp directory is predictable; one that another user made first (as a link to
+        files root would then chown, say) is refused, never followed."""
+        self.base.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.mkdir(self.base, 0o700)
+        except FileExistsError:
+            pass
+        try:
+            fd = os.open(self.base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError as error:
+            raise LocalDbError(f"{self.base} is not a directory of ours ({error.strerror}: a "
+                               "link or a file): refusing to use it; remove it, or set "
+                               "WAREHOUSE_PGDATA to another folder") from None
+        try:
+            info = os.fstat(fd)
+            ours = {os.geteuid()} | ({self.user.uid} if not self.user.is_self else set())
+            if info.st_uid not in ours:
+                raise LocalDbError(
+                    f"{self.base} belongs to uid {info.st_uid}, not to this user or the "
+                    "server's: refusing to use it (someone else may have created it); remove "
+                    "it, or set WAREHOUSE_PGDATA to another folder")
+            if not self.user.is_self and info.st_uid != self.user.uid:
+                os.fchown(fd, self.user.uid, self.user.gid)
+            os.fchmod(fd, 0o700)
+        finally:
+            os.close(fd)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -237,7 +262,7 @@ class LocalCluster:
         """initdb with trust on the Unix socket only (the folder is private to the user)."""
         self._prepare_base()
         args = [
-            "initdb", "-D", str(self.datadir), "-U", SUPERUSER, "-E", "UTF8", "--no-locale",
+            "initdb", "-D", str(self.datadir), "-U", SUPERUSER, "-E", "UTF8", *locale_options(),
             "--auth-local=trust", "--auth-host=scram-sha-256",
         ]
         if self.fast_init:
@@ -253,15 +278,16 @@ class LocalCluster:
         if _has_extension("pg_stat_statements"):
             settings["shared_preload_libraries"] = "'pg_stat_statements'"
         lines = [f"{key} = {_quote(value)}" for key, value in sorted(settings.items())]
-        conf = self.datadir / "warehouse.conf"
-        conf.write_text("# written by runner/localdb.py on every start\n" + "\n".join(lines) + "\n")
-        main = self.datadir / "postgresql.conf"
+        text = "# written by runner/localdb.py on every start\n" + "\n".join(lines) + "\n"
+        with _open_no_link(self.datadir / "warehouse.conf", "w") as conf:
+            conf.write(text)
+            if not self.user.is_self:
+                os.fchown(conf.fileno(), self.user.uid, self.user.gid)
         include = "include_if_exists = 'warehouse.conf'"
-        if include not in main.read_text():
-            with main.open("a") as handle:
-                handle.write(f"\n{include}\n")
-        if not self.user.is_self:
-            os.chown(conf, self.user.uid, self.user.gid)
+        with _open_no_link(self.datadir / "postgresql.conf", "a+") as main:
+            main.seek(0)
+            if include not in main.read():
+                main.write(f"\n{include}\n")
 
     def start(self) -> None:
         """Start the server (initdb first when needed) and create the database."""
@@ -323,7 +349,7 @@ class _FileLock:
         self.handle = None
 
     def __enter__(self) -> _FileLock:
-        self.handle = open(self.path, "a")  # noqa: SIM115 - closed in __exit__
+        self.handle = _open_no_link(self.path, "a")
         fcntl.flock(self.handle, fcntl.LOCK_EX)
         return self
 
@@ -331,6 +357,40 @@ class _FileLock:
         assert self.handle is not None
         fcntl.flock(self.handle, fcntl.LOCK_UN)
         self.handle.close()
+
+
+UTF8_CTYPES = ("C.UTF-8", "C.utf8", "en_US.UTF-8", "en_US.utf8")
+
+
+def locale_options() -> list[str]:
+    """initdb's locale: C sorting (fast, byte order) with a UTF-8 character type, so that
+    upper/lower and character classes know non-ASCII letters; ``--no-locale`` where the
+    machine has no UTF-8 locale (the procedures lower-case e-mails with ICU either way)."""
+    try:
+        listed = subprocess.run(["locale", "-a"], capture_output=True, text=True).stdout
+    except OSError:
+        listed = ""
+    available = {name.strip() for name in listed.splitlines()}
+    for ctype in UTF8_CTYPES:
+        if ctype in available:
+            return ["--locale=C", f"--lc-ctype={ctype}"]
+    log.warning("no UTF-8 locale (%s) on this machine: the cluster is initialised with "
+                "--no-locale", ", ".join(UTF8_CTYPES))
+    return ["--no-locale"]
+
+
+def _open_no_link(path: Path, mode: str) -> TextIO:
+    """``open(path, mode)`` that refuses a symbolic link (the server's user can write in the
+    folders where this process, maybe root, writes)."""
+    flags = {"w": os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+             "a": os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+             "a+": os.O_RDWR | os.O_CREAT | os.O_APPEND}[mode]
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW, 0o600)
+    except OSError as error:
+        raise LocalDbError(f"cannot write {path}: {error.strerror} (a link there is "
+                           "refused)") from None
+    return os.fdopen(fd, mode)
 
 
 def _quote(value: str) -> str:

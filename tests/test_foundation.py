@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 from datetime import date
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from runner import localdb, migrate
 from runner.cli import command_names
 from runner.config import PROJECT_ROOT, load_config, parse_duration
 from runner.db import libpq_url, sqlalchemy_url
+from runner.logins import LOGINS
 from runner.routines import PROCEDURES_DIR, apply_routines, files_to_apply, routine_files
 
 CONTRACT_TABLES = {
@@ -298,13 +301,64 @@ def test_embedded_cluster_runs_as_unprivileged_user(pg_cluster) -> None:  # noqa
         assert pg_cluster.datadir.stat().st_uid == pg_cluster.user.uid
 
 
+def fallback_cluster(tmp_path: Path) -> localdb.LocalCluster:
+    """A cluster whose wanted folder makes too long a socket path: it falls back to the
+    shared temp directory, under a name anyone can predict."""
+    cluster = localdb.LocalCluster(tmp_path / ("x" * 110))
+    assert cluster.base.parent == Path(tempfile.gettempdir())
+    return cluster
+
+
+def test_a_fallback_folder_made_by_someone_else_as_a_link_is_refused_not_followed(
+        tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o755)
+    (victim / "file").write_text("mine")
+    before = [(p.stat().st_uid, p.stat().st_mode) for p in (victim, victim / "file")]
+    cluster = fallback_cluster(tmp_path)
+    cluster.base.symlink_to(victim)
+    try:
+        with pytest.raises(localdb.LocalDbError, match="is not a directory of ours"):
+            cluster.start()
+    finally:
+        cluster.base.unlink()
+    assert [(p.stat().st_uid, p.stat().st_mode) for p in (victim, victim / "file")] == before
+    assert sorted(os.listdir(victim)) == ["file"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a folder of another user needs root")
+def test_a_fallback_folder_owned_by_another_user_is_refused(tmp_path: Path) -> None:
+    cluster = fallback_cluster(tmp_path)
+    cluster.base.mkdir(mode=0o777)
+    os.chown(cluster.base, 65534, 65534)  # nobody
+    try:
+        with pytest.raises(localdb.LocalDbError, match="belongs to uid 65534"):
+            cluster.start()
+        assert os.listdir(cluster.base) == []
+        assert cluster.base.stat().st_uid == 65534
+    finally:
+        cluster.base.rmdir()
+
+
+def test_the_embedded_cluster_folder_is_created_private(tmp_path: Path) -> None:
+    cluster = fallback_cluster(tmp_path)
+    try:
+        cluster._prepare_base()  # noqa: SLF001 - the folder alone, without initdb
+        info = cluster.base.lstat()
+        assert stat.S_IMODE(info.st_mode) == 0o700
+        assert info.st_uid == (cluster.user.uid if not cluster.user.is_self else os.geteuid())
+    finally:
+        cluster.base.rmdir()
+
+
 def test_compose_commands_exist_in_the_cli() -> None:
     compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
     assert services["postgres"]["image"].startswith("postgres:15")
     assert "healthcheck" in services["postgres"]
     assert any(v.split(":")[0] for v in services["postgres"]["volumes"])
-    assert services["migrate"]["command"][:3] == ["alembic", "upgrade", "head"]
+    assert services["migrate"]["command"] == [
+        "sh", "-c", "alembic upgrade head && python -m runner logins"]
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     runner = services["runner"]
     assert runner["depends_on"] == {
@@ -325,3 +379,24 @@ def test_compose_commands_exist_in_the_cli() -> None:
     assert "POSTGRES_PASSWORD=" in example
     dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
     assert "requirements.txt" in dockerfile and "python:3.11" in dockerfile
+
+
+def test_compose_runs_the_runner_as_its_login_and_the_superuser_only_migrates() -> None:
+    services = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())["services"]
+    runner_login, bi_login = LOGINS
+    superuser_url = ("postgresql://${POSTGRES_USER:-warehouse}:${POSTGRES_PASSWORD}@postgres:5432/"
+                     "${POSTGRES_DB:-warehouse}")
+    migrate_env = services["migrate"]["environment"]
+    assert migrate_env["DATABASE_URL"] == superuser_url
+    assert {runner_login.password_variable, bi_login.password_variable} <= set(migrate_env)
+    runner = services["runner"]
+    assert runner["environment"]["DATABASE_URL"] == (
+        f"postgresql://{runner_login.name}:${{{runner_login.password_variable}}}@postgres:5432/"
+        "${POSTGRES_DB:-warehouse}")
+    assert runner_login.member_of == "warehouse_etl" and bi_login.member_of == "warehouse_reader"
+    # the runner sees neither the superuser's password nor .env
+    assert "env_file" not in runner
+    assert "POSTGRES_PASSWORD" not in yaml.safe_dump(runner)
+    example = (PROJECT_ROOT / ".env.example").read_text()
+    for login in LOGINS:
+        assert f"{login.password_variable}=" in example

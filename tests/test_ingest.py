@@ -10,6 +10,7 @@ import json
 import os
 import random
 import signal
+import string
 import subprocess
 import sys
 import time
@@ -18,9 +19,10 @@ from pathlib import Path
 import pytest
 
 from runner import csvstream
-from runner.config import PROJECT_ROOT
+from runner.config import PROJECT_ROOT, RetryPolicy
 from runner.contract import FILE_SPECS
 from runner.ingest import BatchRefused, FileResult, IngestError, ingest_batch, ingest_paths
+from runner.pipeline import RunOptions, run_pipeline
 
 CUSTOMERS = "customer_id,first_name,last_name,email,phone,city,state,country,signup_date,updated_at"
 PRODUCTS = "product_id,product_name,category,brand,unit_price,cost,updated_at"
@@ -734,3 +736,44 @@ def test_unknown_files_in_a_batch_are_warned_about_names_matched_exactly(db_url,
             "notes.txt ignored: file names are matched exactly, case included: customers.csv, "
             "products.csv, transactions.csv, transaction_items.csv)") in done.stderr
     assert value(conn, "select count(*) from staging.transactions") == 0
+
+
+def test_a_field_over_the_limit_quarantines_its_record_as_malformed(db_url, conn, tmp_path):
+    limit = csvstream.MAX_FIELD_BYTES
+    at_limit, over = "p" * limit, "q" * (limit + 1)
+    body = PRODUCTS + "\n" + "".join([
+        f"1,{at_limit},Home,Acme,1.00,0.50,\n",
+        f"2,{over},Home,Acme,1.00,0.50,\n",
+        f'3,"{over[:-5]}, ""x""",Home,Acme,1.00,0.50,\n',  # quoted: its value is limit + 1
+        f'4,"{at_limit[:-3]}, """,Home,Acme,1.00,0.50,\n',  # quoted: its value is the limit
+    ])
+    result = ingest_batch(db_url, write_batch(tmp_path, "batch_0001", {"products.csv": body}))
+    (products,) = result.files
+    assert (products.rows_in_file, products.rows_staged, products.rows_malformed) == (4, 2, 2)
+    assert [(f.line_no, f.column, f.size) for f in products.long_fields] == [
+        (3, "product_name", limit + 1), (4, "product_name", limit + 1)]
+    assert staged(conn, "products", "length(product_name)") == [
+        (2, limit), (5, limit)]
+    assert malformed(conn)[0][:2] == ("products.csv", 3)
+    assert (f"WARNING products.csv: line 3, column product_name: a value of {limit + 1:,} "
+            f"bytes, over the {limit:,}-byte limit of a field: the record is quarantined as "
+            "malformed") in products.summary("batch_0001")
+
+
+def test_values_at_the_field_limit_pass_every_step(db_url, conn, tmp_path):
+    """The longest value ingestion stages goes through validation and the merge into the
+    indexed columns (e-mail, category), as random letters that do not compress."""
+    limit = csvstream.MAX_FIELD_BYTES
+    letters = "".join(random.Random(7).choices(string.ascii_letters, k=limit))
+    email = letters[:limit - len("@example.com")] + "@example.com"
+    write_batch(tmp_path, "batch_0001", {
+        "customers.csv": CUSTOMERS + f"\n1,{letters},Lee,{email},,,,Norway,2024-01-01,\n",
+        "products.csv": PRODUCTS + f"\n10,{letters},{letters},{letters},19.90,7.50,\n",
+        "transactions.csv": TRANSACTIONS + "\n100,1,2024-02-01T10:00:00Z,paypal,completed\n",
+        "transaction_items.csv": ITEMS + "\n1000,100,10,2,19.90,0\n",
+    })
+    result = run_pipeline(db_url, RunOptions(landing=tmp_path, retry=RetryPolicy(attempts=1)))
+    assert result.status == "succeeded", result.error
+    assert value(conn, "select length(email) from production.customers") == limit
+    assert value(conn, "select length(category_name) from production.categories "
+                       "where category_name <> 'Home'") == limit

@@ -356,3 +356,40 @@ def test_an_unreadable_file_is_refused_like_a_bad_one_after_the_batches_before_i
             ("batch_0002", "products.csv", "unreadable")]
     finally:
         shutil.rmtree(delivery)
+
+
+def test_the_runner_login_runs_the_pipeline_and_the_bi_login_reads_only_analytics(
+        conn, db_url, tiny_landing) -> None:  # noqa: ANN001
+    passwords = {"WAREHOUSE_RUNNER_PASSWORD": "run-pw", "WAREHOUSE_BI_PASSWORD": "bi-pw"}
+    done = run_cli(db_url, "logins", **passwords)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] in ("warehouse_runner: created, member of warehouse_etl",
+                                           "warehouse_runner: updated, member of warehouse_etl")
+    again = run_cli(db_url, "logins", **passwords)  # a second call only updates
+    assert again.stdout.splitlines() == [
+        "warehouse_runner: updated, member of warehouse_etl",
+        "warehouse_bi: updated, member of warehouse_reader"]
+    assert fetch(conn, "select rolname, rolsuper, rolcreaterole, rolcreatedb, "
+                       "rolpassword like 'SCRAM-SHA-256$%%' from pg_authid "
+                       "where rolname in ('warehouse_runner', 'warehouse_bi') order by 1") == [
+        ("warehouse_bi", False, False, False, True),
+        ("warehouse_runner", False, False, False, True)]
+    runner_url = db_url.replace("postgresql://postgres@", "postgresql://warehouse_runner@")
+    run = run_cli(runner_url, "run", str(tiny_landing))
+    assert run.returncode == EXIT_OK, run.stdout + run.stderr
+    assert fetch(conn, "select count(*), count(*) filter (where status = 'processed') "
+                       "from etl.batch") == [(3, 3)]
+    bi = connect(db_url.replace("postgresql://postgres@", "postgresql://warehouse_bi@"))
+    try:
+        assert fetch(bi, "select count(*) > 0 from analytics.v_daily_sales") == [(True,)]
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            fetch(bi, "select count(*) from production.customers")
+    finally:
+        bi.close()
+
+
+def test_logins_without_passwords_is_a_usage_error(db_url) -> None:  # noqa: ANN001
+    done = run_cli(db_url, "logins")
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("logins: set WAREHOUSE_RUNNER_PASSWORD and "
+                                   "WAREHOUSE_BI_PASSWORD (the passwords of the logins to create)")

@@ -369,6 +369,46 @@ def test_process_pending_refuses_while_a_run_holds_the_lock(stubbed, db_url) -> 
         holder.close()
 
 
+def test_process_pending_inside_a_transaction_block_refuses_up_front_and_leaves_no_lock(
+        stubbed, db_url) -> None:  # noqa: ANN001
+    add_batches(stubbed, 1)
+    dba = psycopg2.connect(db_url)  # not autocommit: psycopg2 opens a transaction block
+    try:
+        with dba.cursor() as cur:
+            cur.execute("select 1")
+            with pytest.raises(psycopg2.errors.ActiveSqlTransaction) as refused:
+                cur.execute("call etl.process_pending()")
+        assert refused.value.diag.message_primary == (
+            "etl.process_pending: called inside a transaction block; it commits after every "
+            "step, so it must be called on its own")
+        assert refused.value.diag.message_hint.startswith(
+            "ROLLBACK, then CALL etl.process_pending(); outside BEGIN ... COMMIT")
+        dba.rollback()
+        assert fetch(stubbed, "select * from etl.pipeline_lock_holder()") == []
+        result = run_pipeline(db_url, options())  # the next run is not blocked
+        assert (result.status, result.batches) == ("succeeded", [1])
+    finally:
+        dba.close()
+
+
+def test_process_pending_holds_the_lock_only_inside_its_transactions(stubbed, db_url) -> None:  # noqa: ANN001
+    """An error the procedure does not catch (here: a trigger refusing its run-history row)
+    still releases the lock with the rollback."""
+    add_batches(stubbed, 1)
+    with stubbed.cursor() as cur:
+        cur.execute("create function runner_test.refuse_run() returns trigger language plpgsql "
+                    "as $$ begin raise exception 'history unavailable'; end $$")
+        cur.execute("create trigger refuse_run before insert on etl.pipeline_run "
+                    "for each row execute function runner_test.refuse_run()")
+        with pytest.raises(psycopg2.errors.RaiseException, match="history unavailable"):
+            cur.execute("call etl.process_pending()")
+        assert fetch(stubbed, "select * from etl.pipeline_lock_holder()") == []
+        cur.execute("drop trigger refuse_run on etl.pipeline_run")
+        cur.execute("call etl.process_pending()")
+    assert fetch(stubbed, "select status, batches_processed from etl.pipeline_run") == [
+        ("succeeded", 1)]
+
+
 def test_a_step_whose_run_lost_its_connection_and_lock_is_not_left_running(stubbed, db_url
                                                                            ) -> None:  # noqa: ANN001
     (batch,) = add_batches(stubbed, 1)

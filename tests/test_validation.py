@@ -8,12 +8,16 @@ a row without rules is accepted). The batch's load time is 2025-06-01 12:00:00 U
 from __future__ import annotations
 
 import collections
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import psycopg2
 import psycopg2.extensions
 import pytest
 
+from runner import migrate
+from tests.conftest import url_for
 from tests.staging_data import (
     call,
     create_batch,
@@ -111,6 +115,41 @@ def test_invalid_email_pattern_and_lower_cased_storage(conn: Conn) -> None:
     }
     assert fetch(conn, "select email from staging.validated_customers where customer_id = 2") \
         == [("mixed.case@example.com",)]
+
+
+@pytest.fixture
+def c_ctype_conn(pg_cluster):  # noqa: ANN001, ANN201
+    """A migrated database whose lc_ctype is C, as on a cluster made with --no-locale."""
+    name = f"c_ctype_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(url_for("postgres"))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'create database "{name}" template template0 encoding \'UTF8\' '
+                    "lc_collate 'C' lc_ctype 'C'")
+    migrate.upgrade(url_for(name))
+    conn = psycopg2.connect(url_for(name), options="-c timezone=UTC")
+    conn.autocommit = True
+    yield conn
+    conn.close()
+    with admin.cursor() as cur:
+        cur.execute(f'drop database "{name}"')
+    admin.close()
+
+
+def test_the_test_cluster_has_a_utf8_character_type(conn: Conn) -> None:
+    assert fetch(conn, "select datctype ilike '%%utf%%8' from pg_database "
+                       "where datname = current_database()") == [(True,)]
+
+
+@pytest.mark.parametrize("database", ["utf8_ctype", "c_ctype"])
+def test_emails_are_lower_cased_the_same_whatever_the_servers_ctype(request, database) -> None:  # noqa: ANN001
+    conn = request.getfixturevalue("conn" if database == "utf8_ctype" else "c_ctype_conn")
+    batch = create_batch(conn, {"customers.csv": [customer(1, email="ÉMILE@BÜCHER.DE"),
+                                                  customer(2, email="émile@bücher.de")]})
+    call(conn, "staging.validate_batch", batch)
+    assert fetch(conn, "select customer_id, email from staging.validated_customers "
+                       "order by customer_id") == [(1, "émile@bücher.de"), (2, "émile@bücher.de")]
+    assert rejects(conn, batch, "customers.csv") == {3: ["email_conflict"]}  # line 3
 
 
 def test_signup_date_must_be_a_real_day_between_2000_and_the_load_date(conn: Conn) -> None:

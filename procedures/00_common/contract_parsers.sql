@@ -32,6 +32,19 @@ return nullif(btrim(p_raw, E' \t\r\n'), '');
 comment on function etl.clean_value(text) is
     'Trims ASCII white space (space, tab, CR, LF); empty becomes null (a missing value)';
 
+-- An e-mail address as stored and compared: trimmed (etl.clean_value) and lower-cased with
+-- the ICU root collation, so that the result does not depend on the server's lc_ctype (on a
+-- cluster initialised with --no-locale, lower() leaves every non-ASCII letter as it is:
+-- 'ÉMILE@BÜCHER.DE' would become 'Émile@bÜcher.de'). Every place that lower-cases an
+-- address (validation, erasure) calls this one function.
+create or replace function etl.email_value(p_raw text)
+returns text
+language sql immutable parallel safe
+return lower(etl.clean_value(p_raw) collate "und-x-icu");
+
+comment on function etl.email_value(text) is
+    'An e-mail trimmed and lower-cased by ICU (the same on every server, whatever its lc_ctype)';
+
 -- A key from a string of digits: 1 .. 9223372036854775807 (leading zeros allowed, 007 = 7);
 -- null for zero or a larger value. Input: digits only.
 create or replace function etl.key_from_digits(p_digits text)

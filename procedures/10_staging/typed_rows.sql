@@ -73,7 +73,7 @@ begin atomic
         etl.clean_value(s.first_name),
         etl.clean_value(s.last_name),
         case when etl.is_email(etl.clean_value(s.email))
-             then lower(etl.clean_value(s.email)) end,
+             then etl.email_value(s.email) end,
         etl.clean_value(s.phone),
         etl.clean_value(s.city),
         etl.clean_value(s.state),

@@ -71,7 +71,7 @@ parallel safe
 return case
     when p_text is null or coalesce(cardinality(p_emails), 0) = 0 then p_text
     else regexp_replace(
-        p_text,
+        p_text collate "und-x-icu",  -- case-insensitive as etl.email_value lower-cases
         (select string_agg(regexp_replace(e.address, '([^[:alnum:]])', '\\\1', 'g'), '|')
          from unnest(p_emails) as e (address)),
         '[erased]', 'gi')
@@ -87,18 +87,18 @@ stable
 set search_path = pg_catalog, pg_temp
 as $$
     with own_addresses as (
-        select lower(etl.clean_value(s.email)) as address
+        select etl.email_value(s.email) as address
         from staging.customers s
         where etl.key_value(s.customer_id) = any (p_customer_ids)
           and (p_batch_id is null or s.batch_id = p_batch_id)
         union all
-        select lower(etl.clean_value(v.raw_email))
+        select etl.email_value(v.raw_email)
         from staging.validated_customers v
         where (v.customer_id = any (p_customer_ids)
                or etl.key_value(v.raw_customer_id) = any (p_customer_ids))
           and (p_batch_id is null or v.batch_id = p_batch_id)
         union all
-        select lower(etl.clean_value(r.raw ->> 'email'))
+        select etl.email_value(r.raw ->> 'email')
         from etl.rejected_row r
         where r.file_name = 'customers.csv'
           and etl.key_value(r.record_key) = any (p_customer_ids)
@@ -136,7 +136,7 @@ begin
 
     update staging.customers s
     set email = null
-    where lower(etl.clean_value(s.email)) = any (p_emails)
+    where etl.email_value(s.email) = any (p_emails)
       and (p_batch_id is null or s.batch_id = p_batch_id);
     get diagnostics v_rows = row_count;
     return query select 'staging.customers (address, other ids)', v_rows;
@@ -159,7 +159,7 @@ begin
     update staging.validated_customers v
     set email = null, raw_email = null
     where v.rules is not null
-      and (v.email = any (p_emails) or lower(etl.clean_value(v.raw_email)) = any (p_emails))
+      and (v.email = any (p_emails) or etl.email_value(v.raw_email) = any (p_emails))
       and (p_batch_id is null or v.batch_id = p_batch_id);
     get diagnostics v_rows = row_count;
     return query select 'staging.validated_customers (address, other ids)', v_rows;
@@ -180,7 +180,7 @@ begin
     update etl.rejected_row r
     set raw = r.raw || jsonb_build_object('email', null)
     where r.file_name = 'customers.csv'
-      and lower(etl.clean_value(r.raw ->> 'email')) = any (p_emails)
+      and etl.email_value(r.raw ->> 'email') = any (p_emails)
       and (p_batch_id is null or r.batch_id = p_batch_id);
     get diagnostics v_rows = row_count;
     return query select 'etl.rejected_row (address, other ids)', v_rows;
@@ -191,7 +191,7 @@ begin
     where r.raw_text is not null
       and (p_batch_id is null or r.batch_id = p_batch_id)
       and exists (select 1 from unnest(p_emails) as e (address)
-                  where strpos(lower(r.raw_text), e.address) > 0);
+                  where strpos(lower(r.raw_text collate "und-x-icu"), e.address) > 0);
     get diagnostics v_rows = row_count;
     return query select 'etl.rejected_row (raw text holding an address)', v_rows;
 end
@@ -340,7 +340,7 @@ begin
             execute format(
                 'update etl.%1$I t set %2$I = etl.redact_emails(t.%2$I::text, $1)::%3$s '
                 'where exists (select 1 from unnest($1) as e (address) '
-                '              where strpos(lower(t.%2$I::text), e.address) > 0)',
+                '              where strpos(lower(t.%2$I::text collate "und-x-icu"), e.address) > 0)',
                 v_column.relname, v_column.attname, v_column.type_name)
             using v_emails;
             get diagnostics v_rows = row_count;

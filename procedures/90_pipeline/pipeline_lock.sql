@@ -3,7 +3,8 @@
 -- whose holder died.
 --
 -- etl.pipeline_lock_key() returns bigint
---   The key of the session advisory lock that every pipeline run holds while it runs.
+--   The key of the advisory lock that every pipeline run holds while it runs (the runner at
+--   session level, etl.process_pending() at transaction level).
 --
 -- etl.pipeline_lock_holder() returns table
 --   Who holds that lock now (no row: nobody): server pid, the run it is executing, host,
@@ -27,7 +28,7 @@ as $$
 $$;
 
 comment on function etl.pipeline_lock_key() is
-    'Key of the session advisory lock held by the pipeline run (one run at a time)';
+    'Key of the advisory lock held by the pipeline run (one run at a time)';
 
 create or replace function etl.pipeline_lock_holder()
 returns table (

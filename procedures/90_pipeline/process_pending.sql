@@ -13,7 +13,9 @@
 --   etl.retry_policy says (attempts, backoff with full jitter, like the runner); any other
 --   error stops the run, is recorded, and is raised again
 --   with its SQLSTATE, naming the step and batch. Refuses to start (SQLSTATE 55P03) while
---   another run holds the lock. Takes no SET search_path clause, because a procedure with
+--   another run holds the lock, and (SQLSTATE 25001) when called inside a transaction
+--   block, before taking anything. It holds the lock at transaction level, taken again
+--   after each COMMIT, so no error can leave it behind. Takes no SET search_path clause, because a procedure with
 --   one cannot COMMIT: every name in it is schema-qualified instead.
 --   Ingestion is not part of it: load files with `python -m runner ingest DIR` first.
 
@@ -37,7 +39,20 @@ declare
     v_failed_attempts integer;
     v_holder record;
 begin
-    if not pg_catalog.pg_try_advisory_lock(etl.pipeline_lock_key()) then
+    -- COMMIT is impossible inside a transaction block: say so before anything is taken. The
+    -- first statement of a transaction starts it (its timestamps are equal); a CALL after
+    -- BEGIN (or after other statements of the same transaction) comes later.
+    if pg_catalog.transaction_timestamp() <> pg_catalog.statement_timestamp() then
+        raise exception 'etl.process_pending: called inside a transaction block; it commits '
+                        'after every step, so it must be called on its own'
+            using errcode = 'active_sql_transaction',
+                  hint = 'ROLLBACK, then CALL etl.process_pending(); outside BEGIN ... COMMIT '
+                         '(psql: with AUTOCOMMIT on, its default)';
+    end if;
+    -- A transaction-level lock, taken again after every COMMIT: whatever error ends the
+    -- procedure, its rollback releases the lock (a session lock would outlive the error
+    -- and block every run until the session ends).
+    if not pg_catalog.pg_try_advisory_xact_lock(etl.pipeline_lock_key()) then
         select h.* into v_holder from etl.pipeline_lock_holder() h limit 1;
         raise exception 'etl.process_pending: another pipeline run holds the lock '
                         '(server pid %, run %, host %, pid %, started %)',
@@ -89,6 +104,17 @@ begin
         where not s.per_batch
         order by 1, 2, 4
     loop
+        if not pg_catalog.pg_try_advisory_xact_lock(etl.pipeline_lock_key()) then
+            -- another run took the lock in the instant after our last COMMIT
+            update etl.pipeline_run
+            set status = 'failed', ended_at = pg_catalog.clock_timestamp(),
+                error = 'lost the pipeline lock to another run between two steps'
+            where run_id = v_run_id and status = 'running';
+            commit;
+            raise exception 'etl.process_pending: run % lost the pipeline lock to another run '
+                            'between two steps; it stops, and the next run resumes', v_run_id
+                using errcode = 'lock_not_available';
+        end if;
         v_attempt := 0;
         <<attempts>>
         loop
@@ -158,7 +184,6 @@ begin
             error = pg_catalog.format('SQLSTATE %s: %s', v_sqlstate, v_message)
         where run_id = v_run_id;
         commit;
-        perform pg_catalog.pg_advisory_unlock(etl.pipeline_lock_key());
         raise exception 'etl.process_pending: run % failed at step % of batch %: %',
                         v_run_id, v_failed_step, v_failed_batch, v_message
             using errcode = v_sqlstate;
@@ -168,7 +193,6 @@ begin
     set status = 'succeeded', ended_at = pg_catalog.clock_timestamp()
     where run_id = v_run_id;
     commit;
-    perform pg_catalog.pg_advisory_unlock(etl.pipeline_lock_key());
     raise notice 'etl.process_pending: run % succeeded, % batch(es) processed',
                  v_run_id, v_batches;
 end

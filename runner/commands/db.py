@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from runner.config import Config
-from runner.db import database_url, local_cluster
+from runner.db import connect, database_url, local_cluster
+from runner.logins import LOGINS, ensure_logins
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,6 +18,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     db.add_argument("action", choices=["start", "stop", "status", "url"])
     db.add_argument("--port", type=int, help="also listen on TCP localhost:PORT (start)")
     db.set_defaults(handler=run_db)
+
+    logins = subparsers.add_parser(
+        "logins", help="create or update the runner's and BI's logins (after migrate)",
+        description="As the migrating superuser: create or update the login "
+        "warehouse_runner (member of warehouse_etl) with WAREHOUSE_RUNNER_PASSWORD and the "
+        "login warehouse_bi (member of warehouse_reader) with WAREHOUSE_BI_PASSWORD. Exit 2 "
+        "when neither variable is set.",
+    )
+    logins.set_defaults(handler=run_logins)
 
     mig = subparsers.add_parser(
         "migrate", help="alembic upgrade head (tables, then changed procedures/ files)"
@@ -54,4 +65,18 @@ def run_migrate(args: argparse.Namespace, config: Config) -> int:
     url = database_url(config)
     migrate.upgrade(url, args.revision)
     print(f"migrated to {args.revision}")
+    return 0
+
+
+def run_logins(args: argparse.Namespace, config: Config) -> int:
+    if not config.login_passwords:
+        names = " and ".join(login.password_variable for login in LOGINS)
+        print(f"logins: set {names} (the passwords of the logins to create)", file=sys.stderr)
+        return 2
+    conn = connect(database_url(config))
+    try:
+        for line in ensure_logins(conn, config.login_passwords):
+            print(line)
+    finally:
+        conn.close()
     return 0
