@@ -30,7 +30,7 @@ import psycopg2
 from runner import csvstream, migrate
 from runner.config import RetryPolicy
 from runner.ingest import BatchRefused, ingest_batch
-from runner.localdb import TEST_SETTINGS, LocalCluster
+from runner.localdb import WAREHOUSE_SETTINGS, LocalCluster
 from runner.pipeline import RunOptions, run_pipeline
 
 HEADERS = {
@@ -123,7 +123,9 @@ def main() -> None:
         csvstream.MAX_RECORD_BYTES = 1024 ** 3
         csvstream.MAX_FIELD_BYTES = 1024 ** 3
     cluster = LocalCluster(Path(tempfile.gettempdir()) / f"field-limit-{uuid.uuid4().hex[:8]}",
-                           dbname="postgres", settings=TEST_SETTINGS, fast_init=True)
+                           dbname="postgres", fast_init=True,
+                           settings={**WAREHOUSE_SETTINGS, "shared_buffers": "256MB",
+                                     "fsync": "off"})  # thrown away afterwards
     cluster.start()
     try:
         for size_text in args.sizes.split(","):
