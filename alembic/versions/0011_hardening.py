@@ -17,15 +17,15 @@ Downgrade: the columns go back to numeric(18,2) (it fails, changing nothing, whi
 beyond that width), the pipeline role gets its write grants back, and the old reasons check
 is restored as NOT VALID so refusals recorded meanwhile stay.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 """
 
 from alembic import op
 from runner.routines import FORGET_ROUTINES_SQL
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
