@@ -1,4 +1,4 @@
-"""Synthetic e-commerce data for the warehouse: the four CSV files of DATA_CONTRACT.md.
+"""Synthetic e-commerce data for the warehouse: the four CSV files of docs/data-contract.md.
 
 `python -m generator --help` lists the options; `generate(Options(...))` does the same from
 Python. Output is deterministic: the same options give byte-identical files and manifests.

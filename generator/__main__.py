@@ -1,4 +1,4 @@
-"""`python -m generator`: write the four CSV files (and manifests) of DATA_CONTRACT.md."""
+"""`python -m generator`: write the four CSV files (and manifests) of docs/data-contract.md."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ logger = logging.getLogger("generator")
 DEFAULT_OUT = Path("data/generated")
 
 DESCRIPTION = """\
-Write synthetic e-commerce data as the CSV files of shared/DATA_CONTRACT.md:
+Write synthetic e-commerce data as the CSV files of docs/data-contract.md:
 customers.csv, products.csv, transactions.csv and transaction_items.csv, plus a
 manifest.json per batch that predicts, record by record, what validation rejects.
 The same options always give byte-identical files."""

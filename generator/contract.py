@@ -1,4 +1,4 @@
-"""The data contract's value rules (shared/DATA_CONTRACT.md), as the generator predicts them.
+"""The data contract's value rules (docs/data-contract.md), as the generator predicts them.
 
 Pure functions over the raw text of one record. The generator runs them on every record it
 writes by hand (injected defects and valid variants); clean rows are valid by construction.

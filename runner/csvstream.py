@@ -1,6 +1,6 @@
 """Streaming CSV for COPY: one pass over a file's bytes, staged rows out, every line counted.
 
-What it does with a file (shared/DATA_CONTRACT.md, "Files and batches"):
+What it does with a file (docs/data-contract.md, "Files and batches"):
 
 - reads big binary chunks, hashes them (SHA-256 of every byte) and checks them as text
   (valid UTF-8, no NUL byte) as they arrive; the bytes of a chunk are never decoded twice;

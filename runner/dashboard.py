@@ -1,7 +1,7 @@
 """The KPI dashboard: one self-contained HTML file built from the analytics views.
 
 ``write_dashboard(conn_or_url, out_path)`` runs a handful of aggregated queries against the
-BI views of DATA_CONTRACT.md (``analytics.v_daily_sales``, ``v_monthly_sales``,
+BI views of docs/data-contract.md (``analytics.v_daily_sales``, ``v_monthly_sales``,
 ``v_product_performance``, ``v_customer_growth``, ``v_payment_methods``) and
 ``etl.v_freshness``, embeds the results as JSON in ``runner/templates/dashboard.html``
 together with plotly's bundled ``plotly.min.js``, and writes one file that opens offline.

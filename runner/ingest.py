@@ -1,7 +1,7 @@
 """Ingestion: CSV batches into ``staging``, exactly once, every line accounted for.
 
 A batch is a directory holding any of the four contract files; a landing directory holds
-batch directories, taken in the order of their names (DATA_CONTRACT.md, "Files and
+batch directories, taken in the order of their names (docs/data-contract.md, "Files and
 batches"). For each batch, in ONE transaction:
 
 1. take the ingestion lock (``pg_advisory_xact_lock``), so two ingests queue;

@@ -2,7 +2,7 @@
 
 A dirty four-batch data set is generated and run through the real pipeline
 (``python -m runner run``). Independently, this test reads the same CSV files and applies
-DATA_CONTRACT.md in plain Python: parsing, every validation rule, duplicates, e-mail
+docs/data-contract.md in plain Python: parsing, every validation rule, duplicates, e-mail
 conflicts, orphans and their resolution, last batch wins, SCD2 product costs, completed
 transactions only. Every row of every contract view (and every fact row through
 analytics.v_sales) must equal the Python figures to the cent. The only thing read from the
@@ -79,7 +79,7 @@ FILES = (
 
 
 class Refused(Exception):
-    """The whole batch is refused (DATA_CONTRACT.md, "Refusal")."""
+    """The whole batch is refused (docs/data-contract.md, "Refusal")."""
 
 
 def trim(value: str) -> str:
@@ -227,7 +227,7 @@ class Orphan:
 
 
 class Contract:
-    """Validates and merges batches in order, exactly as DATA_CONTRACT.md describes."""
+    """Validates and merges batches in order, exactly as docs/data-contract.md describes."""
 
     def __init__(self, load_times: dict[str, datetime]) -> None:
         self.load_times = load_times

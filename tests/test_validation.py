@@ -1,4 +1,4 @@
-"""staging.validate_batch: every rule of DATA_CONTRACT.md, at its boundaries.
+"""staging.validate_batch: every rule of docs/data-contract.md, at its boundaries.
 
 Each test stages the smallest batch that shows a rule (tests/staging_data.py), runs the real
 procedure, and checks the rules recorded for each line (every rule a row broke, each once;

@@ -147,8 +147,8 @@ create table etl.dq_rule (
     description text not null
 );
 comment on table etl.dq_rule is
-    'The contract''s validation rules (DATA_CONTRACT.md): id, files it applies to, meaning';
-comment on column etl.dq_rule.rule is 'Rule id, as in DATA_CONTRACT.md';
+    'The contract''s validation rules (docs/data-contract.md): id, files it applies to, meaning';
+comment on column etl.dq_rule.rule is 'Rule id, as in docs/data-contract.md';
 comment on column etl.dq_rule.description is 'What breaks the rule';
 comment on column etl.dq_rule.sort_order is 'Order of the rules in etl.rejected_row.rules';
 comment on column etl.dq_rule.file_names is 'Files whose rows the rule checks';

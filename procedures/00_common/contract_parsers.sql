@@ -1,4 +1,4 @@
--- Value parsers of DATA_CONTRACT.md ("Columns", "Value rules, precisely"), shared by the
+-- Value parsers of docs/data-contract.md ("Columns", "Value rules, precisely"), shared by the
 -- validation procedures (staging.validate_*) and etl.reprocess_rejects (which parses
 -- orphans again from their raw values), so a value means the same thing everywhere.
 --

@@ -1,4 +1,4 @@
--- The contract's control views (DATA_CONTRACT.md, "Control views"): operators, monitoring
+-- The contract's control views (docs/data-contract.md, "Control views"): operators, monitoring
 -- and tests read them. Recreated on every apply.
 --
 -- etl.v_batch_reconciliation: per batch and file, rows in the file against rows accepted

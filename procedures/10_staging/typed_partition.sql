@@ -107,7 +107,7 @@ comment on procedure staging.attach_validated_partition(text, bigint) is
     'Attaches and analyzes the typed partition a validation created for a batch';
 
 -- staging.mark_duplicate_keys(p_file, p_batch_id, p_key, duplicates out): the rule
---   duplicate_key of DATA_CONTRACT.md on the batch's partition
+--   duplicate_key of docs/data-contract.md on the batch's partition
 --   staging.validated_<file>_<batch>: every row of a key (column p_key) but the last
 --   (highest line_no) gets rules = {duplicate_key}, alone, whatever it had; the last row
 --   keeps its own. Null keys take no part. Returns the rows it marked.

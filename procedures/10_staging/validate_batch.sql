@@ -10,7 +10,7 @@
 --   the file's counts.
 --
 -- staging.validate_batch(p_batch_id bigint)
---   Contract: evaluates every rule of DATA_CONTRACT.md for every staged row of the batch,
+--   Contract: evaluates every rule of docs/data-contract.md for every staged row of the batch,
 --   files in dependency order (customers, products, transactions, items), so a transaction
 --   may refer to a customer, and an item to a transaction or product, accepted earlier in
 --   the same batch. Writes (through the four staging.validate_<file> procedures):

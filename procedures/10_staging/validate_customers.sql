@@ -1,6 +1,6 @@
 -- staging.validate_customers(p_batch_id bigint)
 --
--- Contract (DATA_CONTRACT.md, "customers.csv", "Value rules, precisely", "Validation
+-- Contract (docs/data-contract.md, "customers.csv", "Value rules, precisely", "Validation
 -- rules"): validates every staged row of customers.csv of the batch.
 --   Inputs: staging.customers (raw text) of the batch; etl.batch.load_ts (range rules:
 --   signup_date not after the load date, updated_at not after the load time, neither

@@ -1,6 +1,6 @@
 -- staging.validate_products(p_batch_id bigint)
 --
--- Contract (DATA_CONTRACT.md, "products.csv", "Value rules, precisely", "Validation
+-- Contract (docs/data-contract.md, "products.csv", "Value rules, precisely", "Validation
 -- rules"): validates every staged row of products.csv of the batch.
 --   Inputs: staging.products (raw text) of the batch; etl.batch.load_ts (range rule of
 --   updated_at: not after the load time, not before 2000-01-01 UTC).

@@ -1,6 +1,6 @@
 -- staging.validate_transaction_items(p_batch_id bigint)
 --
--- Contract (DATA_CONTRACT.md, "transaction_items.csv", "Value rules, precisely",
+-- Contract (docs/data-contract.md, "transaction_items.csv", "Value rules, precisely",
 -- "Validation rules"): validates every staged row of transaction_items.csv of the batch.
 --   Inputs: staging.transaction_items (raw text) of the batch; the transactions and products
 --   accepted earlier in the same batch (staging.validated_transactions / _products:

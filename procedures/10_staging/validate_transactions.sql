@@ -1,6 +1,6 @@
 -- staging.validate_transactions(p_batch_id bigint)
 --
--- Contract (DATA_CONTRACT.md, "transactions.csv", "Value rules, precisely", "Validation
+-- Contract (docs/data-contract.md, "transactions.csv", "Value rules, precisely", "Validation
 -- rules"): validates every staged row of transactions.csv of the batch.
 --   Inputs: staging.transactions (raw text) of the batch; etl.batch.load_ts (the range rule
 --   of transaction_ts: not after the load time, not before 2000-01-01 UTC); the customers

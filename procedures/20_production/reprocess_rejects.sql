@@ -1,6 +1,6 @@
 -- etl.reprocess_rejects(p_batch_id bigint default null)
 --
--- Contract (DATA_CONTRACT.md, "Validation rules", orphans): re-validates the quarantined
+-- Contract (docs/data-contract.md, "Validation rules", orphans): re-validates the quarantined
 --   orphans, rows whose only rules are among unknown_customer, unknown_transaction and
 --   unknown_product, still unresolved and from batches up to p_batch_id (default: the
 --   newest merged batch, the one whose merge just made parents known). In rounds, until a

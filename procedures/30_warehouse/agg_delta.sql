@@ -4,7 +4,7 @@
 --                               p_after warehouse.fact_sales[]) returns bigint
 --   Writes the deltas of one change of the fact: every line of the orders it touched as
 --   they were (p_before, sign -1) and as they are (p_after, sign +1), completed lines only
---   (DATA_CONTRACT.md, "Business rules and metrics"), one row per sign, order and product
+--   (docs/data-contract.md, "Business rules and metrics"), one row per sign, order and product
 --   version (an order's lines of a product share its time, so one version), with the fact's
 --   keys (apply_agg_delta resolves them after grouping). warehouse.load_fact_sales calls it
 --   from each statement that changes fact rows, with the lines it read in the statement's

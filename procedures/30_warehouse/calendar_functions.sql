@@ -2,7 +2,7 @@
 --
 -- warehouse.utc_date(timestamptz) returns date
 --   The calendar date of the instant in UTC, whatever the session's time zone
---   (DATA_CONTRACT.md: dates of transactions are the UTC dates of transaction_ts).
+--   (docs/data-contract.md: dates of transactions are the UTC dates of transaction_ts).
 -- warehouse.date_key(date) returns integer
 --   yyyymmdd, the key of warehouse.dim_date; null for null.
 -- warehouse.day_start(date) returns timestamptz

@@ -1,6 +1,6 @@
 -- warehouse.load_dimensions(p_batch_id bigint)
 --
--- Contract (DATA_CONTRACT.md, "Warehouse"):
+-- Contract (docs/data-contract.md, "Warehouse"):
 --   Inputs: production.customers / production.products rows whose source_batch_id is the
 --   batch (new keys, changed keys, orphans resolved by it), production.payment_methods,
 --   the dates of the batch's transactions and signups, etl.batch.load_ts of the batch.

@@ -1,6 +1,6 @@
 -- warehouse.load_fact_sales(p_batch_id bigint)
 --
--- Contract (DATA_CONTRACT.md, "Business rules and metrics", "Warehouse"):
+-- Contract (docs/data-contract.md, "Business rules and metrics", "Warehouse"):
 --   Inputs: production.transaction_items and production.transactions rows whose
 --   source_batch_id is the batch (new and changed items; transactions whose status, time,
 --   customer or payment method changed, with all their items), the dimension versions

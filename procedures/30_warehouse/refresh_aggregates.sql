@@ -1,4 +1,4 @@
--- The aggregate refresh family (DATA_CONTRACT.md, "Business rules and metrics").
+-- The aggregate refresh family (docs/data-contract.md, "Business rules and metrics").
 -- Every metric counts completed transactions only: the statuses marked is_sale in
 -- production.transaction_statuses. Orders = distinct such transactions with at least one
 -- fact row (an accepted item). Aggregate rows exist only where there is something to count.

@@ -1,7 +1,7 @@
 -- What warehouse.fact_sales must hold, computed from production and the dimensions.
 --
 -- warehouse.v_sales_lines (view): one row per production.transaction_items row with the
---   fact's columns (DATA_CONTRACT.md, "Business rules and metrics", "Warehouse"):
+--   fact's columns (docs/data-contract.md, "Business rules and metrics", "Warehouse"):
 --   keys of the dimension versions valid at the transaction time
 --   (valid_from <= transaction_ts < valid_to), -1 when none is found (never null);
 --   date_key of the UTC date; line_amount = quantity * unit_price - discount;

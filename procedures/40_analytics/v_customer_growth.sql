@@ -1,5 +1,5 @@
 -- analytics.v_customer_growth: one row per calendar month from the earliest signup month
--- to the latest month with a signup or an order (DATA_CONTRACT.md, "BI views"). Fed by
+-- to the latest month with a signup or an order (docs/data-contract.md, "BI views"). Fed by
 -- warehouse.agg_customer_monthly (new customers by signup month, active customers with a
 -- completed order); cumulative_customers is the running sum of new customers, which counts
 -- every customer because the months start at the earliest signup.

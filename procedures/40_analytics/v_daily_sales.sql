@@ -1,5 +1,5 @@
 -- analytics.v_daily_sales: one row per UTC day with at least one order
--- (DATA_CONTRACT.md, "BI views"). Fed by warehouse.agg_daily_sales, which holds completed
+-- (docs/data-contract.md, "BI views"). Fed by warehouse.agg_daily_sales, which holds completed
 -- transactions only and is refreshed for the days each batch touches.
 -- Dropped and recreated on every apply.
 drop view if exists analytics.v_daily_sales;

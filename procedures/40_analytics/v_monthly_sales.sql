@@ -1,5 +1,5 @@
 -- analytics.v_monthly_sales: one row per calendar month from the first to the last month
--- with an order, months without orders as zeros (DATA_CONTRACT.md, "BI views"). Fed by
+-- with an order, months without orders as zeros (docs/data-contract.md, "BI views"). Fed by
 -- warehouse.agg_daily_sales: orders add up over days because a transaction has one time.
 -- revenue_growth_pct compares with the previous calendar month (the previous row, since
 -- the months are contiguous); null for the first month or when the previous revenue is 0.

@@ -1,5 +1,5 @@
 -- analytics.v_payment_methods: one row per payment method and month with at least one
--- order (DATA_CONTRACT.md, "BI views"). Fed by warehouse.agg_payment_method_monthly
+-- order (docs/data-contract.md, "BI views"). Fed by warehouse.agg_payment_method_monthly
 -- (completed transactions). revenue_share = revenue of the method / revenue of the month,
 -- not rounded; null when the month's revenue is 0.
 -- Dropped and recreated on every apply.

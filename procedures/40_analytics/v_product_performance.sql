@@ -1,5 +1,5 @@
 -- analytics.v_product_performance: one row per product and month with at least one order
--- (DATA_CONTRACT.md, "BI views"). Figures from warehouse.agg_product_monthly (completed
+-- (docs/data-contract.md, "BI views"). Figures from warehouse.agg_product_monthly (completed
 -- transactions, all versions of the product); name, category and brand of the product's
 -- current version; revenue_rank_in_category = RANK() by revenue, highest first, within
 -- the month and the current category. Filters on month or category reach the aggregate

@@ -1,5 +1,5 @@
 -- analytics.v_sales: one row per fact row (order line), every status, with the attributes
--- of the dimension versions it points to, for drill-down (DATA_CONTRACT.md, "BI views").
+-- of the dimension versions it points to, for drill-down (docs/data-contract.md, "BI views").
 -- Customer and product attributes are those valid at the transaction time (SCD type 2);
 -- metrics in other views count completed transactions only, here status is a column.
 -- Left joins (every key has a dimension row, -1 included) let the planner drop the
