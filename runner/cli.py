@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(subparsers)
+    for command in subparsers.choices.values():
+        # -v is accepted after the command too (`run -v`); SUPPRESS keeps the one given
+        # before the command when it is not repeated after it.
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="debug logging: each step and the procedures' notices")
     return parser
 
 

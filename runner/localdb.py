@@ -157,7 +157,18 @@ class LocalCluster:
 
     @property
     def port(self) -> int:
-        return self.tcp_port or SOCKET_PORT
+        """The port the socket is named after: the running server's, else the one to start on."""
+        return self.running_port() or self.tcp_port or SOCKET_PORT
+
+    def running_port(self) -> int | None:
+        """The running server's port (line 4 of postmaster.pid), None when it is not running."""
+        try:
+            lines = (self.datadir / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return None
+        if len(lines) < 4 or not lines[3].strip().isdigit() or not self.is_running():
+            return None
+        return int(lines[3])
 
     def url(self, dbname: str | None = None) -> str:
         """libpq / SQLAlchemy URL of a database of this cluster, through its Unix socket."""
@@ -167,7 +178,7 @@ class LocalCluster:
         )
 
     def _reachable_base(self, wanted: Path) -> Path:
-        socket_len = len(str(wanted)) + len(f"/.s.PGSQL.{self.port}")
+        socket_len = len(str(wanted)) + len(f"/.s.PGSQL.{self.tcp_port or SOCKET_PORT}")
         if socket_len <= _MAX_SOCKET_PATH and self._user_can_reach(wanted):
             return wanted
         digest = hashlib.sha1(str(wanted).encode()).hexdigest()[:10]
@@ -295,9 +306,16 @@ class LocalCluster:
         with self._lock():
             if not self.initialized:
                 self.init()
-            if not self.is_running():
+            running = self.running_port()
+            if running and self.tcp_port and running != self.tcp_port:
+                raise LocalDbError(
+                    f"the embedded cluster in {self.base} is already running on port {running}; "
+                    f"stop it first (python -m runner db stop), then start it with --port "
+                    f"{self.tcp_port}"
+                )
+            if not running:
                 self._write_settings()
-                options = f"-k {self.socket_dir} -p {self.port}"
+                options = f"-k {self.socket_dir} -p {self.tcp_port or SOCKET_PORT}"
                 self._run(
                     "pg_ctl", "start", "-D", str(self.datadir), "-l", str(self.logfile),
                     "-w", "-t", "120", "-o", options,

@@ -7,6 +7,7 @@ import sys
 
 from runner.config import Config
 from runner.db import connect, database_url, local_cluster
+from runner.localdb import LocalDbError
 from runner.logins import LOGINS, ensure_logins
 
 
@@ -46,7 +47,11 @@ def run_db(args: argparse.Namespace, config: Config) -> int:
     if args.port:
         cluster.tcp_port = args.port
     if args.action == "start":
-        cluster.start()
+        try:
+            cluster.start()
+        except LocalDbError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
         print(f"running: {cluster.url()}")
     elif args.action == "stop":
         print("stopped" if cluster.stop() else "not running")
