@@ -1,4 +1,4 @@
-"""The contract's files (DATA_CONTRACT.md, "Files and batches"): each file's name, the
+"""The contract's files (docs/data-contract.md, "Files and batches"): each file's name, the
 staging table it loads and its columns, in the order the files of a batch are loaded.
 
 The whitelist of ingestion (runner/ingest.py): names read from files are matched against

@@ -34,8 +34,6 @@ NOT_YET_BUILT: dict[str, int] = {
     "etl.v_dq_events": 13,
     "etl.release_batch": 13,
     "etl.discard_batch": 13,
-    "etl.erase_customer": 14,
-    "etl.v_erasures": 14,
 }
 
 OBJECT = re.compile(r"\b(" + "|".join(SCHEMAS) + r")\.([a-z_][a-z0-9_]*)\b")

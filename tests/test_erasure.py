@@ -1,4 +1,4 @@
-"""Erasure of a customer (DATA_CONTRACT.md, "Personal data"): etl.erase_customer leaves no
+"""Erasure of a customer (docs/data-contract.md, "Personal data"): etl.erase_customer leaves no
 identifier of the customer in any stored row, changes no figure, and a later delivery of
 the erased id stores none again.
 

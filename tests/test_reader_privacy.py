@@ -1,4 +1,4 @@
-"""BI readers reach no direct identifier of a customer by any path (DATA_CONTRACT.md,
+"""BI readers reach no direct identifier of a customer by any path (docs/data-contract.md,
 "Personal data").
 
 The paths are taken from the catalogue, not from a list: as a login member of

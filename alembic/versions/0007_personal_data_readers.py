@@ -1,5 +1,5 @@
 """Personal data, readers: no routine is executable by PUBLIC, and every column that holds a
-direct identifier of a customer says so in its COMMENT (DATA_CONTRACT.md, "Personal data").
+direct identifier of a customer says so in its COMMENT (docs/data-contract.md, "Personal data").
 
 warehouse_reader reads analytics and nothing else (0001: no USAGE on the other schemas, no
 privilege on their tables, so pg_stats shows it no statistics of them either). What this

@@ -1,4 +1,4 @@
-"""Erasure of a customer (DATA_CONTRACT.md, "Personal data"): etl.erasure records each one,
+"""Erasure of a customer (docs/data-contract.md, "Personal data"): etl.erasure records each one,
 and production.customers may hold a customer without identifiers.
 
 - etl.erasure: one row per erased customer id (the request's reference, when, rows changed,

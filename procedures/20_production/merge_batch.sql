@@ -11,7 +11,7 @@
 -- Erased customers (etl.erasure) that the batch delivers again: before anything is written,
 --   etl.forget_erased_identifiers blanks their identifiers in the batch's typed rows, staged
 --   rows and quarantined rows (and the addresses it delivered for them in other rows), so
---   production and the warehouse get the customer without them (DATA_CONTRACT.md,
+--   production and the warehouse get the customer without them (docs/data-contract.md,
 --   "Personal data").
 -- Preconditions: the batch was validated (etl.batch_step 'validate'), else it raises
 --   object_not_in_prerequisite_state. The typed rows live in UNLOGGED tables, which a

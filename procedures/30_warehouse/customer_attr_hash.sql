@@ -2,7 +2,7 @@
 --                              p_phone text, p_city text, p_state text, p_country text,
 --                              p_signup_date date) returns bytea
 --
--- The SCD2 change detector of warehouse.dim_customer (DATA_CONTRACT.md, "Warehouse"): md5
+-- The SCD2 change detector of warehouse.dim_customer (docs/data-contract.md, "Warehouse"): md5
 -- of the row text of the tracked attributes, typed as production holds them. Two writers
 -- must agree on it byte for byte: warehouse.load_dimensions (a delivery whose hash equals
 -- the current version's makes no version) and etl.erase_customer (an erased version's hash

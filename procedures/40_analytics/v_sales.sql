@@ -5,7 +5,7 @@
 -- Left joins (every key has a dimension row, -1 included) let the planner drop the
 -- dimensions a query does not use; a filter on sales_date reaches the fact through
 -- dim_date and the fact's date_key index.
--- No direct identifier (DATA_CONTRACT.md, "Personal data"): the customer is its id and its
+-- No direct identifier (docs/data-contract.md, "Personal data"): the customer is its id and its
 -- non-identifying attributes; names, e-mail and phone stay in the tables readers cannot read.
 -- Dropped and recreated on every apply.
 drop view if exists analytics.v_sales;

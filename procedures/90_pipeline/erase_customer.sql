@@ -1,4 +1,4 @@
--- Erasure of a customer and the forgetting of later deliveries (DATA_CONTRACT.md, "Personal
+-- Erasure of a customer and the forgetting of later deliveries (docs/data-contract.md, "Personal
 -- data"; docs/privacy.md).
 --
 -- etl.redact_emails(p_text text, p_emails text[]) returns text

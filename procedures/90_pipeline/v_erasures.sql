@@ -1,4 +1,4 @@
--- etl.v_erasures: the erased customers (DATA_CONTRACT.md, "Personal data"): one row per
+-- etl.v_erasures: the erased customers (docs/data-contract.md, "Personal data"): one row per
 -- customer id erased by etl.erase_customer, with the request's reference, when it committed
 -- and how many stored rows it changed. It holds no identifier. Recreated on every apply.
 drop view if exists etl.v_erasures;
