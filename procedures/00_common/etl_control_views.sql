@@ -6,9 +6,16 @@
 --   resolved orphans excluded). rows_staged and rows_malformed show ingestion's split.
 -- etl.v_reject_summary: rows now rejected by batch, file and rule.
 -- etl.v_freshness: age of the newest sale in the warehouse and of the last successful run.
+-- etl.v_batch_status: every batch with its status in the contract's words (pending, held,
+--   released, processed, discarded) and when it last changed.
+-- etl.v_dq_events: the batch checks that fired (etl.dq_event), by batch name.
+-- A discarded batch leaves etl.v_batch_reconciliation and etl.v_reject_summary on its own:
+-- etl.discard_batch deletes its ledger rows and its quarantined rows.
 drop view if exists etl.v_batch_reconciliation cascade;
 drop view if exists etl.v_reject_summary cascade;
 drop view if exists etl.v_freshness cascade;
+drop view if exists etl.v_batch_status cascade;
+drop view if exists etl.v_dq_events cascade;
 
 create view etl.v_batch_reconciliation as
 with rejects_per_file as (
@@ -99,3 +106,54 @@ comment on column etl.v_freshness.newest_transaction_age is 'now() - newest_tran
 comment on column etl.v_freshness.last_successful_run_at is
     'End of the last pipeline run that ended without error';
 comment on column etl.v_freshness.last_successful_run_age is 'now() - last_successful_run_at';
+
+create view etl.v_batch_status as
+select
+    b.batch_id,
+    b.batch_name,
+    etl.batch_status_label(b.status) as status,
+    b.load_ts as ingested_at,
+    b.status_changed_at
+from etl.batch b;
+
+comment on view etl.v_batch_status is
+    'Every batch and its status: pending, held, released, processed or discarded';
+comment on column etl.v_batch_status.batch_id is
+    'Batch id: the argument of etl.release_batch and etl.discard_batch';
+comment on column etl.v_batch_status.batch_name is 'Batch directory name';
+comment on column etl.v_batch_status.status is
+    'pending (ingested, not yet processed), held (a check found an error), released, '
+    'processed or discarded';
+comment on column etl.v_batch_status.ingested_at is 'When the batch was ingested (load time)';
+comment on column etl.v_batch_status.status_changed_at is 'When the status last changed';
+
+create view etl.v_dq_events as
+select
+    e.event_id,
+    e.created_at,
+    b.batch_name,
+    e.file_name,
+    e.check_name as "check",
+    e.rule,
+    e.severity,
+    e.observed,
+    e.threshold,
+    e.message
+from etl.dq_event e
+join etl.batch b on b.batch_id = e.batch_id;
+
+comment on view etl.v_dq_events is
+    'Batch checks that fired: reject ratio, volume and schema change, one row per event';
+comment on column etl.v_dq_events.event_id is 'Event id, in recording order';
+comment on column etl.v_dq_events.created_at is 'When the check recorded it';
+comment on column etl.v_dq_events.batch_name is 'Batch directory name';
+comment on column etl.v_dq_events.file_name is 'File base name';
+comment on column etl.v_dq_events."check" is 'reject_ratio, volume or schema_change';
+comment on column etl.v_dq_events.rule is 'reject_ratio only: the rule counted (null: any rule)';
+comment on column etl.v_dq_events.severity is 'warn, or error (the batch is held)';
+comment on column etl.v_dq_events.observed is
+    'reject_ratio: rejected rows / rows in the file (6 decimals); volume: rows in the file; '
+    'schema_change: columns added plus removed';
+comment on column etl.v_dq_events.threshold is
+    'reject_ratio: the ratio exceeded; volume: the bound crossed; schema_change: null';
+comment on column etl.v_dq_events.message is 'What was found, naming batch, file and numbers';
