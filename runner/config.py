@@ -16,6 +16,12 @@ Variables (all optional):
   /metrics (default 127.0.0.1:9108).
 - ``WAREHOUSE_RUNNER_PASSWORD`` / ``WAREHOUSE_BI_PASSWORD``: passwords of the runner's and
   BI's logins, for ``python -m runner logins`` (runner/logins.py).
+- ``WAREHOUSE_ALERT_URLS``: Apprise URLs of the alert channels (``json://``, ``mailto://``,
+  ``slack://`` ...), separated by spaces or new lines (not commas: a URL may hold one);
+  unset: alerts are queued in ``etl.alert`` and sent nowhere.
+- ``WAREHOUSE_ALERT_TIMEOUT``: time-out of one channel, e.g. ``10s`` (default 10s).
+- ``WAREHOUSE_ALERT_RETRY_WINDOW``: an alert not delivered to a channel is retried on later
+  runs for this long after it was raised, e.g. ``3d`` (default 3d).
 
 A value that cannot be used raises ConfigError naming the variable; the CLI exits 2.
 """
@@ -118,6 +124,13 @@ def _override(env: Mapping[str, str], name: str, parse: Callable[[str], T],
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    urls: tuple[str, ...] = ()  # Apprise URLs; they may hold secrets: never log them
+    timeout: float = 10.0  # seconds, per channel
+    retry_window: timedelta = timedelta(days=3)
+
+
+@dataclass(frozen=True)
 class Config:
     database_url: str | None
     project_root: Path
@@ -132,6 +145,7 @@ class Config:
     # WAREHOUSE_RUNNER_PASSWORD / WAREHOUSE_BI_PASSWORD: variable -> password of the logins
     # that `python -m runner logins` creates (runner/logins.py); never printed
     login_passwords: Mapping[str, str] = field(default_factory=dict, repr=False)
+    alerts: AlertSettings = AlertSettings()
 
     @property
     def embedded(self) -> bool:
@@ -169,4 +183,11 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         metrics_host=env.get("WAREHOUSE_METRICS_HOST", "127.0.0.1"),
         metrics_port=_setting(env, "WAREHOUSE_METRICS_PORT", "9108", _whole_number,
                               lambda p: 0 <= p <= 65535, "a TCP port, 0 to 65535 (0: off)"),
+        alerts=AlertSettings(
+            urls=tuple((env.get("WAREHOUSE_ALERT_URLS") or "").split()),
+            timeout=_setting(env, "WAREHOUSE_ALERT_TIMEOUT", "10s", parse_duration,
+                             lambda d: d.total_seconds() > 0, "a positive duration, e.g. 10s"
+                             ).total_seconds(),
+            retry_window=_setting(env, "WAREHOUSE_ALERT_RETRY_WINDOW", "3d", parse_duration),
+        ),
     )

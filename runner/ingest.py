@@ -19,7 +19,11 @@ batches"). For each batch, in ONE transaction:
    loads the batch whole.
 
 A batch whose every file is already loaded creates no batch row; it is reported as
-``already_loaded`` with the batches that loaded its files.
+``already_loaded`` with the batches that loaded its files. A batch directory whose name was
+discarded (``etl.discard_batch``) and whose new files are all among that batch's files
+(``etl.discarded_file``, by name and hash) creates none either: it is reported as
+``discarded``, so leaving it in the landing does not hold the pipeline again. Changed files
+under that name, or the same bytes under another name, load as a new batch.
 
 Refusal (missing header, missing or repeated column, not UTF-8, a NUL byte, a record over
 256 MiB): the batch's transaction is rolled back (nothing staged, no hash recorded, so the
@@ -102,6 +106,7 @@ from etl.batch_file f
 join etl.batch b on b.batch_id = f.batch_id
 where f.sha256 = %s
 """
+_DISCARDED_SQL = "select file_name, sha256 from etl.discarded_file where batch_name = %s"
 _INSERT_REFUSAL_SQL = """
 insert into etl.batch_refusal (
     batch_name, source_path, file_name, problem, line_no, byte_offset, message
@@ -161,7 +166,8 @@ class BatchResult:
 
     batch_name: str
     source_path: str
-    status: str  # 'loaded', 'already_loaded' (every file was) or 'empty' (no contract file)
+    status: str  # 'loaded', 'already_loaded' (every file was), 'discarded' (unchanged since
+    # etl.discard_batch) or 'empty' (no contract file)
     batch_id: int | None
     files: tuple[FileResult, ...] = ()
     seconds: float = 0.0
@@ -183,6 +189,9 @@ class BatchResult:
             return f"{self.batch_name}: no contract file in {self.source_path}, skipped"
         if self.status == "already_loaded":
             return f"{self.batch_name}: every file already loaded, nothing new"
+        if self.status == "discarded":
+            return (f"{self.batch_name}: discarded (etl.discard_batch) and unchanged since, "
+                    "skipped; deliver corrected files to load it")
         skipped = len(self.files) - len(self.loaded_files)
         return (f"{self.batch_name}: batch {self.batch_id}, {len(self.loaded_files)} file(s), "
                 f"{self.rows_staged:,} rows staged, {self.rows_malformed:,} malformed"
@@ -464,6 +473,11 @@ def _ingest_batch(conn: psycopg2.extensions.connection, batch_dir: Path,
                 log.info("%s: every file already loaded, nothing new", batch_name)
                 return BatchResult(batch_name, source_path, "already_loaded", None, results,
                                    time.monotonic() - began)
+            if _unchanged_since_discarded(cur, batch_name, plan):
+                conn.rollback()
+                log.info("%s: discarded earlier and unchanged since, skipped", batch_name)
+                return BatchResult(batch_name, source_path, "discarded", None, (),
+                                   time.monotonic() - began)
             cur.execute(_INSERT_BATCH_SQL, (batch_name, source_path))
             (batch_id,) = cur.fetchone()
             results = []
@@ -535,6 +549,18 @@ def _plan_file(cur: psycopg2.extensions.cursor, spec: FileSpec, path: Path) -> _
                 return _Known(spec, digest, snapshot.size, batch_id, batch_name)
     header: Header = read_header(path, spec.file_name, snapshot)
     return _New(spec, path, plan_layout(spec, header), snapshot)
+
+
+def _unchanged_since_discarded(cur: psycopg2.extensions.cursor, batch_name: str,
+                               plan: list[_Known | _New]) -> bool:
+    """True when a batch of this name was discarded and every new file is one of its files
+    (same name, same bytes). Hashes the files only when such a batch exists."""
+    cur.execute(_DISCARDED_SQL, (batch_name,))
+    discarded = set(cur.fetchall())
+    if not discarded:
+        return False
+    return all((item.spec.file_name, file_sha256(item.path)) in discarded
+               for item in plan if isinstance(item, _New))
 
 
 def _known_result(item: _Known) -> FileResult:

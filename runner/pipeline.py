@@ -60,6 +60,7 @@ T = TypeVar("T")
 EXIT_OK = 0  # every pending batch processed (or nothing to do)
 EXIT_FAILED = 1  # a step failed: permanent error, or retries exhausted
 EXIT_REFUSED = 3  # a batch was refused at ingestion; the batches before it were processed
+EXIT_HELD = 6  # a batch is held by a batch check (etl.release_batch / etl.discard_batch)
 EXIT_BUSY = 75  # another run holds the pipeline lock (EX_TEMPFAIL: try again later)
 EXIT_STOPPED = 130  # stopped by SIGINT/SIGTERM after finishing the current step
 
@@ -292,10 +293,28 @@ class Control:
         return {row[0] for row in rows}
 
     def pending_batches(self) -> list[tuple[int, str]]:
+        """Batches not yet processed, held ones included (a held batch stops the run)."""
         return self.fetch(
-            "select batch_id, batch_name from etl.batch where status <> 'processed' "
-            "order by batch_id"
+            "select batch_id, batch_name from etl.batch "
+            "where status in ('ingested', 'held', 'released') order by batch_id"
         )
+
+    def hold_message(self, batch_id: int | None) -> str | None:
+        """Why the batch is held and how to end the hold; None when it is not held."""
+        if batch_id is None:
+            return None
+        try:
+            return self.fetch_value("select etl.hold_message(%s)", (batch_id,))
+        except (psycopg2.Error, GaveUp, LockLost) as problem:
+            log.error("could not read the status of batch %s: %s", batch_id, problem)
+            return None
+
+    def queue_run_alert(self) -> None:
+        """The failed run's alert into the outbox (etl.queue_run_alert); never raises."""
+        try:
+            self.fetch("select etl.queue_run_alert(%s)", (self.run_id,))
+        except (psycopg2.Error, GaveUp, LockLost) as problem:
+            log.error("could not queue the alert of run %s: %s", self.run_id, problem)
 
 
 def _abort_when_client_dies(conn: psycopg2.extensions.connection) -> None:
@@ -382,8 +401,13 @@ class Run:
             if refusal is not None:
                 raise RunFailed(INGEST_STEP, None, refusal, exit_code=EXIT_REFUSED)
         except RunFailed as failure:
-            self._finish(failure.status, failure.exit_code, str(failure),
-                         step=failure.step, batch_id=failure.batch_id)
+            held = self.control.hold_message(failure.batch_id)
+            if held is not None:  # the run stopped before a held batch's merge
+                self._finish("failed", EXIT_HELD, held, step=failure.step,
+                             batch_id=failure.batch_id)
+            else:
+                self._finish(failure.status, failure.exit_code, str(failure),
+                             step=failure.step, batch_id=failure.batch_id)
             return
         except (LockLost, GaveUp) as error:
             self._finish("failed", EXIT_FAILED, str(error))
@@ -400,6 +424,8 @@ class Run:
                                     batch_id=batch_id)
         except (psycopg2.Error, GaveUp, LockLost) as problem:
             log.error("could not record the end of run %s: %s", self.result.run_id, problem)
+        if status == "failed":
+            self.control.queue_run_alert()
         (log.info if status == "succeeded" else log.error)("%s", self.result.one_line())
 
     # -- ingestion ---------------------------------------------------------------------

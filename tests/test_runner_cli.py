@@ -24,6 +24,7 @@ from runner import cli
 from runner.config import PROJECT_ROOT
 from runner.localdb import server_user
 from runner.pipeline import CONTROL_APPLICATION, EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
+from runner.steps import step_names
 from tests.conftest import url_for
 from tests.test_runner_stubs import (
     Gate,
@@ -208,7 +209,7 @@ def test_sigterm_during_run_finishes_the_step_and_exits_130(stubbed, db_url) -> 
     assert fetch(stubbed, "select step, status from etl.step_run order by step_run_id") == [
         ("validate", "succeeded")]
     assert fetch(stubbed, "select status, error_step from etl.pipeline_run") == [
-        ("cancelled", "merge")]
+        ("cancelled", step_names()[step_names().index("validate") + 1])]
     assert "run 1: cancelled" in out
 
 

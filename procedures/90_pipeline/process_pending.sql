@@ -11,8 +11,11 @@
 --   skipped; every step is safe to call again, so a step whose run died before recording
 --   it is simply called again. The SQLSTATEs of etl.transient_sqlstate are retried as
 --   etl.retry_policy says (attempts, backoff with full jitter, like the runner); any other
---   error stops the run, is recorded, and is raised again
---   with its SQLSTATE, naming the step and batch. Refuses to start (SQLSTATE 55P03) while
+--   error stops the run, is recorded (with its alert, etl.queue_run_alert), and is raised
+--   again with its SQLSTATE, naming the step and batch. A held batch stops it the same way
+--   (SQLSTATE WH001 from the step 'hold', etl.stop_if_held: the message names the batch,
+--   file, rule, ratio, threshold and the two calls that end the hold); pending, held and
+--   released batches are taken in batch_id order, discarded ones never. Refuses to start (SQLSTATE 55P03) while
 --   another run holds the lock, and (SQLSTATE 25001) when called inside a transaction
 --   block, before taking anything. It holds the lock at transaction level, taken again
 --   after each COMMIT, so no error can leave it behind. Takes no SET search_path clause, because a procedure with
@@ -79,7 +82,7 @@ begin
         with pending as (
             select b.batch_id, b.batch_name
             from etl.batch b
-            where b.status <> 'processed'
+            where b.status in ('ingested', 'held', 'released')
         ),
         batch_steps as (
             select 1 as phase, pending.batch_id, pending.batch_name, s.step_order, s.step,
@@ -183,6 +186,7 @@ begin
             error_step = v_failed_step, error_batch_id = v_failed_batch,
             error = pg_catalog.format('SQLSTATE %s: %s', v_sqlstate, v_message)
         where run_id = v_run_id;
+        perform etl.queue_run_alert(v_run_id);
         commit;
         raise exception 'etl.process_pending: run % failed at step % of batch %: %',
                         v_run_id, v_failed_step, v_failed_batch, v_message
