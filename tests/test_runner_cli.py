@@ -24,7 +24,6 @@ from runner import cli
 from runner.config import PROJECT_ROOT
 from runner.localdb import server_user
 from runner.pipeline import CONTROL_APPLICATION, EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
-from runner.steps import step_names
 from tests.conftest import url_for
 from tests.test_runner_stubs import (
     Gate,
@@ -38,6 +37,7 @@ from tests.test_runner_stubs import (
     runner_command,
     runner_env,
     start_cli,
+    step_names,
 )
 
 

@@ -268,7 +268,7 @@ def test_unreachable_database_is_retried_then_reported() -> None:
 def test_the_chain_is_the_seeded_table(conn) -> None:  # noqa: ANN001
     assert read_steps(conn) == STEPS
     assert fetch(conn, "select step_order from etl.pipeline_step order by step_order") == [
-        (10 * n,) for n in range(1, len(STEPS) + 1)]
+        (order,) for order in (10, 13, 16, 20, 30, 40, 50, 60, 70, 80, 90)]
     policy = read_policy(conn)
     assert (policy.attempts, policy.base_delay, policy.max_delay) == (5, 0.5, 30.0)
     assert sorted(policy.transient) == ["08000", "08001", "08003", "08006", "40001", "40P01",
@@ -288,7 +288,7 @@ create procedure runner_test.after_batches() language sql as $$
     insert into runner_test.added_call (batch_id, step) values (null, 'after_batches')
 $$;
 insert into etl.pipeline_step (step_order, step, procedure, per_batch, description) values
-    (15, 'check_batch', 'runner_test.check_batch', true, 'between validate and merge'),
+    (18, 'check_batch', 'runner_test.check_batch', true, 'between hold and merge'),
     (95, 'after_batches', 'runner_test.after_batches', false, 'once a run, after the batches');
 """
 
@@ -303,7 +303,8 @@ def test_a_step_is_one_row_for_both_runners(stubbed, db_url, runner: str) -> Non
     else:
         with stubbed.cursor() as cur:
             cur.execute("call etl.process_pending()")
-    chain = [*step_names()[:1], "check_batch", *step_names()[1:]]
+    merge = step_names().index("merge")
+    chain = [*step_names()[:merge], "check_batch", *step_names()[merge:]]
     ((run_id,),) = fetch(stubbed, "select run_id from etl.pipeline_run")
     assert [(s[0], s[1], s[2]) for s in step_runs(stubbed, run_id)] == [
         *((name, b, "succeeded") for b in batches for name in chain),

@@ -25,9 +25,8 @@ import pytest
 
 from runner.config import PROJECT_ROOT
 from runner.pipeline import EXIT_OK
-from runner.steps import step_names
 from tests.conftest import url_for
-from tests.test_runner_stubs import fetch, run_cli, start_cli
+from tests.test_runner_stubs import fetch, run_cli, start_cli, step_names
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,6 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from runner.scheduler import Schedule
-from runner.steps import step_names
 from tests.test_runner_stubs import (
     Gate,
     add_batches,
@@ -22,6 +21,7 @@ from tests.test_runner_stubs import (
     inject,
     install_stub_steps,
     start_cli,
+    step_names,
 )
 
 

@@ -9,16 +9,19 @@
 - etl.discarded_file: the files of discarded batches by batch name and hash, so that an
   unchanged directory of that name is skipped at ingestion.
 - etl.alert (the outbox) and etl.alert_delivery (each alert once per channel).
+- Two steps slot into etl.pipeline_step between validate and merge: check
+  (etl.check_batch: the checks, events, alerts; held on an error) and hold
+  (etl.stop_if_held: stops the run before a held batch's merge).
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0009
+Revises: 0008
 """
 
 from alembic import op
 from runner.routines import FORGET_ROUTINES_SQL
 
-revision = "0007"
-down_revision = "0006"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
@@ -147,6 +150,14 @@ comment on column etl.alert_delivery.channel is
     'SHA-256 of the channel''s Apprise URL (the URL itself may hold a secret)';
 comment on column etl.alert_delivery.channel_label is 'The URL with secrets masked';
 comment on column etl.alert_delivery.delivered_at is 'When the channel accepted it (null: not)';
+
+insert into etl.pipeline_step (step_order, step, procedure, per_batch, description) values
+    (13, 'check', 'etl.check_batch', true,
+     'Batch checks (reject ratio, volume, schema change): events and alerts; a batch with '
+     'an error is held'),
+    (16, 'hold', 'etl.stop_if_held', true,
+     'Stops the run before the merge of a held batch (etl.release_batch or '
+     'etl.discard_batch ends the hold)');
 """
     )
 
@@ -155,6 +166,7 @@ def downgrade() -> None:
     op.execute(FORGET_ROUTINES_SQL)
     op.execute(
         """
+delete from etl.pipeline_step where step in ('check', 'hold');
 drop table etl.alert_delivery cascade;
 drop table etl.alert cascade;
 drop table etl.discarded_file cascade;
