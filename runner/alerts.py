@@ -69,6 +69,12 @@ set attempts = etl.alert_delivery.attempts + 1,
 """
 
 
+def channel_key(url: str) -> str:
+    """A channel's key in etl.alert_delivery: the SHA-256 of its URL (which may hold a
+    secret, so it is never stored)."""
+    return hashlib.sha256(url.encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class PendingAlert:
     alert_id: int
@@ -96,7 +102,7 @@ class Channel:
 
     @property
     def key(self) -> str:
-        return hashlib.sha256(self.url.encode()).hexdigest()
+        return channel_key(self.url)
 
     @property
     def label(self) -> str:
@@ -133,6 +139,22 @@ class DeliveryReport:
     failed: int = 0
     channels_failing: list[str] = field(default_factory=list)  # masked URLs
     skipped: str | None = None  # why nothing was tried
+
+
+def undelivered(conn: psycopg2.extensions.connection, settings: AlertSettings) -> int:
+    """Alerts of the retry window that a configured channel has not accepted yet, summed
+    over the channels (the /metrics gauge)."""
+    keys = [channel_key(url) for url in settings.urls]
+    if not keys:
+        return 0
+    with conn.cursor() as cur:
+        cur.execute(
+            "select count(*) from etl.alert a cross join unnest(%(keys)s::text[]) k (channel) "
+            "where a.created_at > now() - %(window)s and not exists ("
+            " select 1 from etl.alert_delivery d where d.alert_id = a.alert_id"
+            " and d.channel = k.channel and d.delivered_at is not null)",
+            {"keys": keys, "window": settings.retry_window})
+        return int(cur.fetchone()[0])
 
 
 def open_channels(settings: AlertSettings) -> list[Channel]:

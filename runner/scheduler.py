@@ -11,7 +11,11 @@
 - SIGTERM or SIGINT: the current step finishes, the run ends as cancelled (the next run
   resumes there), the service exits 0.
 - ``/healthz`` and Prometheus ``/metrics`` on WAREHOUSE_METRICS_HOST:PORT (``--metrics-port
-  0`` disables): runs, failures, step durations and rows, freshness in seconds.
+  0`` disables): runs, failures, step durations and rows, freshness in seconds, held
+  batches, batch-check events by check and severity, undelivered alerts.
+- After each tick: the freshness alert when a limit is passed (once per stale period,
+  ``runner.status.queue_freshness_alert``), then the alerts are sent
+  (``runner.alerts.dispatch``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
+from runner import alerts, status
+from runner.config import AlertSettings
 from runner.db import connect
 from runner.pipeline import RunOptions, RunResult, run_pipeline
 
@@ -97,6 +103,13 @@ class Metrics:
         self.freshness = Gauge("warehouse_freshness_seconds",
                                "Age of the newest sale and of the last successful run",
                                ["what"], registry=self.registry)
+        self.held = Gauge("warehouse_batches_held", "Batches held by a batch check",
+                          registry=self.registry)
+        self.dq_events = Gauge("warehouse_dq_events", "Batch-check events recorded, by check "
+                               "and severity", ["check", "severity"], registry=self.registry)
+        self.undelivered = Gauge("warehouse_alerts_undelivered", "Alerts of the retry window "
+                                 "not yet accepted by a configured channel (summed over the "
+                                 "channels)", registry=self.registry)
         self._newest_sale: datetime | None = None
         self._last_success: datetime | None = None
         self.freshness.labels("newest_sale").set_function(lambda: _age(self._newest_sale))
@@ -118,6 +131,13 @@ class Metrics:
     def set_freshness(self, newest_sale: datetime | None, last_success: datetime | None
                       ) -> None:
         self._newest_sale, self._last_success = newest_sale, last_success
+
+    def set_checks(self, held: int, events: list[tuple[str, str, int]], undelivered: int
+                   ) -> None:
+        self.held.set(held)
+        for check, severity, count in events:
+            self.dq_events.labels(check, severity).set(count)
+        self.undelivered.set(undelivered)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -193,8 +213,12 @@ class Service:
     """The scheduler service: ticks, signals, metrics."""
 
     def __init__(self, url: str, options: RunOptions, schedule: Schedule,
-                 metrics_host: str, metrics_port: int) -> None:
+                 metrics_host: str, metrics_port: int, *,
+                 alert_settings: AlertSettings | None = None,
+                 limits: status.Limits | None = None) -> None:
         self.url = url
+        self.alert_settings = alert_settings or AlertSettings()
+        self.limits = limits  # None: no freshness alert
         self.options = options
         self.schedule = schedule
         self.metrics_host = metrics_host
@@ -217,12 +241,16 @@ class Service:
                 log.info("tick skipped: the pipeline lock is held by %s", result.holder_text())
             self.metrics.observe(result)
             self._refresh_freshness()
+            alerts.dispatch(self.url, self.alert_settings)
+            self._refresh_freshness()  # undelivered alerts after the dispatch
         except Exception:  # a bug must not stop the service: log it, try again next tick
             log.exception("tick failed unexpectedly")
         finally:
             self.idle.set()
 
     def _refresh_freshness(self) -> None:
+        """Freshness, held batches, events and undelivered alerts into the metrics; the
+        freshness alert when a limit is passed."""
         try:
             conn = connect(self.url, autocommit=True, application_name="warehouse-scheduler")
         except Exception as error:  # noqa: BLE001 - metrics keep their last values
@@ -233,6 +261,14 @@ class Service:
                 cur.execute("select newest_transaction_ts, last_successful_run_at "
                             "from etl.v_freshness")
                 self.metrics.set_freshness(*cur.fetchone())
+                cur.execute("select count(*) from etl.batch where status = 'held'")
+                (held,) = cur.fetchone()
+                cur.execute('select "check", severity, count(*) from etl.v_dq_events '
+                            "group by 1, 2")
+                events = cur.fetchall()
+            self.metrics.set_checks(held, events, alerts.undelivered(conn, self.alert_settings))
+            if self.limits is not None:
+                status.queue_freshness_alert(conn, status.collect(conn, 1), self.limits)
         except Exception as error:  # noqa: BLE001
             log.debug("freshness not refreshed: %s", error)
         finally:

@@ -3,6 +3,8 @@
 The verdict is the exit code, so cron, a container health check or a monitoring tool can
 act on it (docs/operations.md, "Status, freshness and monitoring"):
 
+- 6 held: a batch is held by a batch check (an error event); the pipeline stops before it
+  until ``CALL etl.release_batch(id)`` or ``CALL etl.discard_batch(id)`` ends the hold.
 - 0 healthy: the last finished run succeeded, the last successful run is younger than
   ``max_age`` and the newest sale younger than ``max_data_age`` (when that check is on).
 - 1 failed: the last finished run failed, or was abandoned (its process was killed: it is
@@ -12,8 +14,12 @@ act on it (docs/operations.md, "Status, freshness and monitoring"):
   delivered): nothing is wrong with the pipeline, but nothing is there to serve either.
 - 5 unavailable: the database cannot be reached, or is not migrated.
 
-Checked in that order; the first that applies wins. Runs cancelled by a signal and the run
-in progress do not count as finished.
+Checked in that order (held first); the first that applies wins. Runs cancelled by a
+signal and the run in progress do not count as finished.
+
+``status`` also lists the held batches and the latest batch-check events, and raises the
+freshness alert (``queue_freshness_alert``: once per stale period) that the schedule service
+raises too.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 
+from runner import pipeline
 from runner.pipeline import NOT_MIGRATED_SQLSTATES
 from runner.redact import redact
 
@@ -36,6 +43,8 @@ EXIT_FAILED = 1
 EXIT_STALE = 3
 EXIT_EMPTY = 4
 EXIT_UNAVAILABLE = 5
+EXIT_HELD = pipeline.EXIT_HELD  # the same code as `run` stopping at a held batch
+LATEST_EVENTS = 10
 
 VERDICTS = {
     EXIT_HEALTHY: "healthy",
@@ -43,6 +52,7 @@ VERDICTS = {
     EXIT_STALE: "stale",
     EXIT_EMPTY: "empty",
     EXIT_UNAVAILABLE: "unavailable",
+    EXIT_HELD: "held",
 }
 
 _RUNS_SQL = """
@@ -80,6 +90,21 @@ _FRESHNESS_SQL = """
 select newest_transaction_ts, newest_transaction_age, last_successful_run_at,
        last_successful_run_age, clock_timestamp()
 from etl.v_freshness
+"""
+
+_HELD_SQL = """
+select b.batch_id, b.batch_name, b.status_changed_at, etl.hold_message(b.batch_id)
+from etl.batch b
+where b.status = 'held'
+order by b.batch_id
+"""
+
+_EVENTS_SQL = """
+select e.event_id, e.created_at, e.batch_name, e.file_name, e."check", e.rule, e.severity,
+       e.observed, e.threshold, e.message
+from etl.v_dq_events e
+order by e.event_id desc
+limit %(limit)s
 """
 
 _HOLDER_SQL = """
@@ -123,6 +148,28 @@ class RejectRow:
 
 
 @dataclass(frozen=True)
+class HeldBatch:
+    batch_id: int
+    batch_name: str
+    held_since: datetime
+    message: str
+
+
+@dataclass(frozen=True)
+class EventRow:
+    event_id: int
+    created_at: datetime
+    batch_name: str
+    file_name: str
+    check: str
+    rule: str | None
+    severity: str
+    observed: Decimal | None
+    threshold: Decimal | None
+    message: str
+
+
+@dataclass(frozen=True)
 class Freshness:
     newest_transaction_ts: datetime | None
     newest_transaction_age: timedelta | None
@@ -140,6 +187,8 @@ class Report:
     latest_batch: tuple[int, str] | None = None
     rejects: list[RejectRow] = field(default_factory=list)
     lock_holder: dict[str, Any] | None = None
+    held: list[HeldBatch] = field(default_factory=list)
+    events: list[EventRow] = field(default_factory=list)  # the latest, newest first
 
 
 @dataclass(frozen=True)
@@ -180,6 +229,10 @@ def collect(conn: psycopg2.extensions.connection, limit: int = 10) -> Report:
             if rows:
                 report.latest_batch = (rows[0][0], rows[0][1])
                 report.rejects = [RejectRow(*row[2:]) for row in rows if row[2] is not None]
+            cur.execute(_HELD_SQL)
+            report.held = [HeldBatch(*row) for row in cur.fetchall()]
+            cur.execute(_EVENTS_SQL, {"limit": LATEST_EVENTS})
+            report.events = [EventRow(*row) for row in cur.fetchall()]
             cur.execute(_HOLDER_SQL)
             holder = cur.fetchone()
             if holder:
@@ -192,6 +245,11 @@ def collect(conn: psycopg2.extensions.connection, limit: int = 10) -> Report:
 
 def judge(report: Report, limits: Limits) -> Health:
     """The verdict: see the module's docstring for the codes and their order."""
+    if report.held:
+        first = report.held[0]
+        more = f" (and {len(report.held) - 1} more held batch(es))" if len(report.held) > 1 \
+            else ""
+        return Health(EXIT_HELD, first.message + more)
     finished = [r for r in report.runs if r.status in ("succeeded", "failed", "abandoned")]
     if finished and finished[0].status != "succeeded":
         last = finished[0]
@@ -202,21 +260,67 @@ def judge(report: Report, limits: Limits) -> Health:
     fresh = report.freshness
     if fresh.last_successful_run_at is None and fresh.newest_transaction_ts is None:
         return Health(EXIT_EMPTY, "no successful run and no sales yet: the warehouse is empty")
+    breach = stale(report, limits)
+    if breach is not None:
+        return Health(EXIT_STALE, breach.message)
     run_age = fresh.last_successful_run_age
-    if run_age is None or run_age > limits.max_age:
-        age = "no successful run recorded" if run_age is None else \
-            f"the last successful run ended {human_age(run_age)} ago"
-        return Health(EXIT_STALE, f"{age} (limit {human_age(limits.max_age)})")
     if fresh.newest_transaction_ts is None:
         return Health(EXIT_EMPTY, f"the last run succeeded {human_age(run_age)} ago, but "
                                   "there are no sales in the warehouse yet")
     sale_age = fresh.newest_transaction_age
-    if limits.max_data_age is not None and sale_age > limits.max_data_age:
-        return Health(EXIT_STALE, f"the newest sale is {human_age(sale_age)} old (limit "
-                                  f"{human_age(limits.max_data_age)}); the last run "
-                                  f"succeeded {human_age(run_age)} ago")
     return Health(EXIT_HEALTHY, f"the last run succeeded {human_age(run_age)} ago; newest "
                                 f"sale {human_age(sale_age)} old")
+
+
+@dataclass(frozen=True)
+class Stale:
+    """A freshness limit passed: ``since`` names the stale period (the instant it follows)."""
+
+    since: str
+    message: str
+
+
+def stale(report: Report, limits: Limits) -> Stale | None:
+    """The limit the warehouse has passed, if any: the last successful run's age first, then
+    the newest sale's (when that check is on and there are sales)."""
+    fresh = report.freshness
+    run_age = fresh.last_successful_run_age
+    if run_age is None or run_age > limits.max_age:
+        age = "no successful run recorded" if run_age is None else \
+            f"the last successful run ended {human_age(run_age)} ago"
+        return Stale(f"run:{_instant(fresh.last_successful_run_at)}",
+                     f"{age} (limit {human_age(limits.max_age)})")
+    sale_age = fresh.newest_transaction_age
+    if limits.max_data_age is not None and sale_age is not None \
+            and sale_age > limits.max_data_age:
+        return Stale(f"data:{_instant(fresh.newest_transaction_ts)}",
+                     f"the newest sale is {human_age(sale_age)} old (limit "
+                     f"{human_age(limits.max_data_age)}); the last run succeeded "
+                     f"{human_age(run_age)} ago")
+    return None
+
+
+def _instant(value: datetime | None) -> str:
+    return value.astimezone(UTC).isoformat() if value else "never"
+
+
+def queue_freshness_alert(conn: psycopg2.extensions.connection, report: Report,
+                          limits: Limits) -> bool:
+    """Queue the alert of a freshness limit passed, once per stale period (its key names
+    the last success, or the newest sale, that the period follows). An empty warehouse
+    (no run and no sale ever) raises none. Returns True when queued now."""
+    fresh = report.freshness
+    breach = stale(report, limits)
+    if breach is None or (fresh.last_successful_run_at is None
+                          and fresh.newest_transaction_ts is None):
+        return False
+    body = (f"The warehouse is stale: {breach.message}. Readers see old numbers. Look at "
+            "`python -m runner status` for failed or held runs, and at the landing directory "
+            "for deliveries that did not come.")
+    with conn.cursor() as cur:
+        cur.execute("select etl.queue_alert(%s, 'freshness', 'warning', null, %s, %s)",
+                    (f"freshness:{breach.since}", "warehouse: freshness limit passed", body))
+        return bool(cur.fetchone()[0])
 
 
 def unavailable(error: BaseException) -> Health:
@@ -288,6 +392,17 @@ def render_text(report: Report, health: Health, limits: Limits) -> str:
         parts.append(f"A run is in progress: run {holder['run_id']} ({holder['trigger']}) "
                      f"on {holder['hostname']}, pid {holder['pid']}, "
                      f"started {_cell(holder['started_at'])} UTC")
+    if report.held:
+        parts.append("\nHeld batches (end a hold with CALL etl.release_batch(id) or CALL "
+                     "etl.discard_batch(id))\n" + format_table(
+                         ["batch", "name", "held since (UTC)"],
+                         [[h.batch_id, h.batch_name, h.held_since] for h in report.held]))
+        parts += [f"  {h.message}" for h in report.held]
+    if report.events:
+        parts.append("\nLatest batch-check events (etl.v_dq_events)\n" + format_table(
+            ["event", "batch", "file", "check", "rule", "severity", "observed", "threshold"],
+            [[e.event_id, e.batch_name, e.file_name, e.check, e.rule, e.severity, e.observed,
+              e.threshold] for e in report.events]))
     fresh = report.freshness
     parts.append(
         "\nFreshness\n" + format_table(
@@ -373,6 +488,8 @@ def to_json(report: Report | None, health: Health, limits: Limits) -> str:
                 "last_successful_run_age_seconds": fresh.last_successful_run_age,
             },
             "lock_holder": report.lock_holder,
+            "held": [asdict(h) for h in report.held],
+            "events": [asdict(e) for e in report.events],
             "runs": [asdict(r) for r in report.runs],
             "steps": {"run_id": report.steps_run_id, "steps": [asdict(s) for s in report.steps]},
             "rejects": {

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg2
 
-from runner import demo, status
+from runner import alerts, demo, status
 from runner.config import Config, duration_option, optional_duration_option, parse_duration
 from runner.db import connect, database_url
 from runner.pipeline import RunOptions, run_pipeline, stop_on_signals
@@ -33,7 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Ingest the new batches of LANDING, then call the steps (validate, merge, "
         "reprocess orphans, dimensions, fact, aggregates, reconciliation) for every pending "
         "batch, each in its own transaction. Exit codes: 0 done, 1 a step failed, 3 a batch "
-        "was refused, 75 another run holds the lock, 130 stopped by a signal.",
+        "was refused, 6 a batch is held by a batch check (CALL etl.release_batch(id) or "
+        "etl.discard_batch(id) ends the hold), 75 another run holds the lock, 130 stopped "
+        "by a signal. Then the alerts are sent (WAREHOUSE_ALERT_URLS).",
     )
     run.add_argument("landing", nargs="?", type=Path, default=None,
                      help="landing directory (default WAREHOUSE_LANDING, or data/)")
@@ -65,7 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stat = subparsers.add_parser(
         "status", help="last runs, steps, rejects and freshness; the exit code is the verdict",
         description="Exit codes: 0 healthy, 1 the last run failed, 3 stale, 4 empty (no sales "
-        "yet), 5 database unavailable or not migrated.",
+        "yet), 5 database unavailable or not migrated, 6 a batch is held. A freshness limit "
+        "passed raises an alert (once per stale period); the alerts are then sent.",
     )
     stat.add_argument("--max-age", type=duration_option, default=None,
                       help="limit on the last successful run's age (default WAREHOUSE_MAX_AGE "
@@ -123,6 +126,7 @@ def run_run(args: argparse.Namespace, config: Config) -> int:
     url = database_url(config)
     with stop_on_signals(threading.Event()) as stop:
         result = run_pipeline(url, options, stop)
+    alerts.dispatch(url, config.alerts)
     print(run_summary(url, result))
     return result.exit_code
 
@@ -149,7 +153,9 @@ def run_schedule(args: argparse.Namespace, config: Config) -> int:
     port = config.metrics_port if args.metrics_port is None else args.metrics_port
     service = Service(database_url(config), run_options(config, args.landing,
                                                          trigger="schedule"),
-                      schedule, config.metrics_host, port)
+                      schedule, config.metrics_host, port, alert_settings=config.alerts,
+                      limits=status.Limits(max_age=config.max_age,
+                                           max_data_age=config.max_data_age))
     try:
         return service.serve()
     except MetricsPortBusy as busy:
@@ -169,16 +175,19 @@ def run_status(args: argparse.Namespace, config: Config) -> int:
         max_data_age = config.max_data_age
     limits = status.Limits(max_age=max_age, max_data_age=max_data_age)
     report = None
+    url = database_url(config)
     try:
-        conn = connect(database_url(config), autocommit=True,
-                       application_name="warehouse-status")
+        conn = connect(url, autocommit=True, application_name="warehouse-status")
         try:
             report = status.collect(conn, args.runs)
+            _queue_freshness_alert(conn, report, limits)
         finally:
             conn.close()
         health = status.judge(report, limits)
     except psycopg2.Error as error:
         health = status.unavailable(error)
+    if report is not None:
+        alerts.dispatch(url, config.alerts)
     if args.json:
         print(status.to_json(report, health, limits))
     elif args.quiet or report is None:
@@ -186,6 +195,15 @@ def run_status(args: argparse.Namespace, config: Config) -> int:
     else:
         print(status.render_text(report, health, limits))
     return health.exit_code
+
+
+def _queue_freshness_alert(conn: psycopg2.extensions.connection, report: status.Report,
+                           limits: status.Limits) -> None:
+    """status reports even when the alert cannot be queued (a read-only standby)."""
+    try:
+        status.queue_freshness_alert(conn, report, limits)
+    except psycopg2.Error as error:
+        log.warning("freshness alert not queued: %s", " ".join(str(error).split()))
 
 
 # -- demo -------------------------------------------------------------------------------------
