@@ -1,0 +1,428 @@
+"""Holds and alerts end to end, through ``python -m runner run`` and real receivers: an HTTP
+server on 127.0.0.1 (Apprise ``json://``) and an SMTP server (aiosmtpd, Apprise
+``mailto://``) each receive each alert once; a hold stops the run until it is released or
+discarded; every event of a multi-batch dirty run is what the CSV files say."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from decimal import ROUND_HALF_UP, Decimal
+from email import message_from_bytes
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import psycopg2
+import pytest
+from aiosmtpd.controller import Controller
+
+from runner import alerts
+from runner.config import PROJECT_ROOT, AlertSettings
+from runner.pipeline import EXIT_HELD, EXIT_OK
+from runner.status import EXIT_HELD as STATUS_EXIT_HELD
+from tests.conftest import url_for
+from tests.staging_data import fetch
+from tests.test_runner_pipeline_real import snapshot
+from tests.test_runner_stubs import run_cli
+
+HEADERS = {
+    "customers.csv": "customer_id,first_name,last_name,email,phone,city,state,country,"
+                     "signup_date,updated_at",
+    "products.csv": "product_id,product_name,category,brand,unit_price,cost,updated_at",
+    "transactions.csv": "transaction_id,customer_id,transaction_ts,payment_method,status",
+    "transaction_items.csv": "item_id,transaction_id,product_id,quantity,unit_price,discount",
+}
+
+
+# -- receivers -----------------------------------------------------------------------------
+
+class HttpReceiver:
+    """Apprise json:// posts, kept in order."""
+
+    def __init__(self, port: int = 0) -> None:
+        received: list[dict] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.received = received
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"json://127.0.0.1:{self.port}/hook"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class SmtpHandler:
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001, N802
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def http_receiver() -> Iterator[HttpReceiver]:
+    receiver = HttpReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def smtp_receiver() -> Iterator[tuple[str, SmtpHandler]]:
+    handler = SmtpHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield (f"mailto://127.0.0.1:{port}?from=warehouse@example.com&to=ops@example.com",
+           handler)
+    controller.stop()
+
+
+# -- landing -------------------------------------------------------------------------------
+
+def write_batch(landing: Path, name: str, files: dict[str, list[str]]) -> Path:
+    directory = landing / name
+    directory.mkdir(parents=True, exist_ok=True)
+    for file_name, rows in files.items():
+        (directory / file_name).write_text("\n".join([HEADERS[file_name], *rows]) + "\n")
+    return directory
+
+
+def products(names: dict[int, str], bad: set[int] = frozenset()) -> list[str]:
+    return [f"{pid},{name},Books,Acme,{'12,50' if pid in bad else '19.90'},7.50,"
+            .replace("12,50", '"12,50"') for pid, name in names.items()]
+
+
+def base_batch(landing: Path) -> None:
+    """batch_0001: 10 products, 2 customers, one completed order of product 1."""
+    write_batch(landing, "batch_0001", {
+        "customers.csv": [f"{c},Ann,Lee,c{c}@example.com,,Paris,,FR,2024-01-15,"
+                          for c in (1, 2)],
+        "products.csv": products({p: f"Product {p}" for p in range(1, 11)}),
+        "transactions.csv": ["10,1,2025-05-01 10:00:00,credit_card,completed"],
+        "transaction_items.csv": ["100,10,1,2,19.90,0.00"],
+    })
+
+
+def dirty_batch(landing: Path, name: str = "batch_0002") -> Path:
+    """10 products, 9 with a price written 12,50 (invalid_amount): ratio 0.9, held; the
+    valid row renames product 1."""
+    return write_batch(landing, name, {"products.csv": products(
+        {1: "Second name", **{p: f"Product {p}" for p in range(11, 20)}},
+        bad=set(range(11, 20)))})
+
+
+def later_batch(landing: Path) -> None:
+    """batch_0003: renames product 1 again (the later batch wins)."""
+    write_batch(landing, "batch_0003", {"products.csv": products({1: "Third name"})})
+
+
+def statuses(conn) -> list[tuple]:  # noqa: ANN001
+    return fetch(conn, "select batch_name, status from etl.v_batch_status order by batch_id")
+
+
+def product_name(conn, product_id: int) -> str:  # noqa: ANN001
+    return fetch(conn, "select product_name from production.products where product_id = %s",
+                 (product_id,))[0][0]
+
+
+# -- hold, release, discard ----------------------------------------------------------------
+
+def test_a_held_batch_stops_the_run_and_a_release_lets_the_later_batch_win(
+        conn, db_url, tmp_path) -> None:  # noqa: ANN001
+    base_batch(tmp_path)
+    dirty_batch(tmp_path)
+    later_batch(tmp_path)
+    done = run_cli(db_url, "run", str(tmp_path))
+    assert done.returncode == EXIT_HELD, done.stdout + done.stderr
+    assert statuses(conn) == [("batch_0001", "processed"), ("batch_0002", "held"),
+                              ("batch_0003", "pending")]
+    assert ("error: batch 2 (batch_0002) is held: batch 2 (batch_0002): products.csv: 9 of 10 "
+            "rows rejected for any rule (ratio 0.9000), above the error threshold 0.50."
+            ) in done.stdout
+    assert "CALL etl.release_batch(2);" in done.stdout
+    assert "CALL etl.discard_batch(2);" in done.stdout
+    assert product_name(conn, 1) == "Product 1"  # nothing of batch 2 merged
+    assert fetch(conn, "select count(*) from etl.rejected_row where batch_id = 2") == [(9,)]
+
+    with pytest.raises(psycopg2.Error) as raised, conn.cursor() as cur:
+        cur.execute("call etl.process_pending()")
+    assert raised.value.pgcode == "WH001"
+    assert raised.value.diag.message_primary.startswith(
+        "etl.process_pending: run 2 failed at step hold of batch 2: batch 2 (batch_0002) is "
+        "held: ")
+    assert fetch(conn, "select status, error_step, error_batch_id from etl.pipeline_run "
+                       "order by run_id") == [("failed", "hold", 2), ("failed", "hold", 2)]
+    again = run_cli(db_url, "status")
+    assert again.returncode == STATUS_EXIT_HELD, again.stdout
+    assert "Held batches" in again.stdout
+
+    with conn.cursor() as cur:
+        cur.execute("call etl.release_batch(2)")
+    assert statuses(conn)[1] == ("batch_0002", "released")
+    done = run_cli(db_url, "run", str(tmp_path))
+    assert done.returncode == EXIT_OK, done.stdout + done.stderr
+    assert statuses(conn) == [("batch_0001", "processed"), ("batch_0002", "processed"),
+                              ("batch_0003", "processed")]
+    assert product_name(conn, 1) == "Third name"  # batch 3 after batch 2: the later wins
+    assert run_cli(db_url, "status", "--max-data-age", "off").returncode == 0
+
+
+@pytest.fixture
+def reference_url(warehouse_server) -> Iterator[str]:  # noqa: ANN001
+    """A second fresh, migrated database."""
+    name = f"reference_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(url_for("postgres"))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'create database "{name}" template "{warehouse_server.template_dbname}"')
+    yield url_for(name)
+    with admin.cursor() as cur:
+        cur.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = %s",
+                    (name,))
+        cur.execute(f'drop database if exists "{name}"')
+    admin.close()
+
+
+def test_after_a_release_the_views_equal_a_run_with_the_threshold_raised(
+        conn, db_url, reference_url, tmp_path) -> None:  # noqa: ANN001
+    base_batch(tmp_path)
+    dirty_batch(tmp_path)
+    later_batch(tmp_path)
+    assert run_cli(db_url, "run", str(tmp_path)).returncode == EXIT_HELD
+    with conn.cursor() as cur:
+        cur.execute("call etl.release_batch(2)")
+    assert run_cli(db_url, "run", str(tmp_path)).returncode == EXIT_OK
+    reference = psycopg2.connect(reference_url)
+    reference.autocommit = True
+    with reference.cursor() as cur:
+        cur.execute("update etl.dq_threshold set error_ratio = 0.95")
+    reference.close()
+    assert run_cli(reference_url, "run", str(tmp_path)).returncode == EXIT_OK
+    assert snapshot(db_url) == snapshot(reference_url)
+
+
+def test_a_discarded_batch_is_skipped_unchanged_and_loads_corrected_or_renamed(
+        conn, db_url, tmp_path) -> None:  # noqa: ANN001
+    base_batch(tmp_path)
+    dirty = dirty_batch(tmp_path)
+    later_batch(tmp_path)
+    assert run_cli(db_url, "run", str(tmp_path)).returncode == EXIT_HELD
+    dirty_bytes = (dirty / "products.csv").read_bytes()
+    with conn.cursor() as cur:
+        cur.execute("call etl.discard_batch(2)")
+
+    done = run_cli(db_url, "run", str(tmp_path))  # the directory is still in the landing
+    assert done.returncode == EXIT_OK, done.stdout + done.stderr
+    assert "batch_0002: discarded earlier and unchanged since, skipped" in done.stderr
+    assert statuses(conn) == [("batch_0001", "processed"), ("batch_0002", "discarded"),
+                              ("batch_0003", "processed")]
+    assert product_name(conn, 1) == "Third name"
+
+    (dirty / "products.csv").write_text(  # corrected, under the same name
+        "\n".join([HEADERS["products.csv"], *products({20: "Fixed"})]) + "\n")
+    assert run_cli(db_url, "run", str(tmp_path)).returncode == EXIT_OK
+    assert statuses(conn)[-1] == ("batch_0002", "processed")
+    assert product_name(conn, 20) == "Fixed"
+
+    again = tmp_path / "batch_0004"  # the discarded bytes under another name load again
+    again.mkdir()
+    (again / "products.csv").write_bytes(dirty_bytes)
+    assert run_cli(db_url, "run", str(tmp_path)).returncode == EXIT_HELD
+    assert statuses(conn)[-1] == ("batch_0004", "held")
+
+
+# -- alerts --------------------------------------------------------------------------------
+
+def mail_text(message) -> str:  # noqa: ANN001
+    (part,) = [p for p in message.walk() if p.get_content_type() == "text/plain"]
+    return part.get_payload(decode=True).decode().strip()
+
+
+def titles(http: HttpReceiver) -> list[str]:
+    return [message["title"] for message in http.received]
+
+
+def test_each_alert_reaches_each_channel_once_with_its_text(
+        conn, db_url, tmp_path, http_receiver, smtp_receiver) -> None:  # noqa: ANN001
+    mail_url, mailbox = smtp_receiver
+    urls = f"{http_receiver.url} {mail_url}"
+    base_batch(tmp_path)
+    dirty_batch(tmp_path)
+    assert run_cli(db_url, "run", str(tmp_path),
+                   WAREHOUSE_ALERT_URLS=urls).returncode == EXIT_HELD
+    first = ["warehouse: error reject_ratio in batch 2 (batch_0002), products.csv",
+             "warehouse: batch 2 (batch_0002) held, run 1 stopped"]
+    assert titles(http_receiver) == first
+    assert [m["Subject"] for m in mailbox.messages] == first
+    event, hold = http_receiver.received
+    assert event["message"] == (
+        "batch 2 (batch_0002): products.csv: 9 of 10 rows rejected for any rule (ratio "
+        "0.9000), above the error threshold 0.50. The batch is held: nothing of it is merged "
+        "and the pipeline stops before it. Inspect etl.v_dq_events and etl.v_reject_summary "
+        "for batch 2, then CALL etl.release_batch(2); to merge it as validated, or CALL "
+        "etl.discard_batch(2); to drop it and deliver corrected files.")
+    assert (event["type"], hold["type"]) == ("failure", "failure")
+    assert hold["message"] == fetch(conn, "select etl.hold_message(2)")[0][0]
+    assert mail_text(mailbox.messages[1]) == hold["message"]
+
+    assert run_cli(db_url, "run", str(tmp_path),
+                   WAREHOUSE_ALERT_URLS=urls).returncode == EXIT_HELD  # held still: a new run
+    second = [*first, "warehouse: batch 2 (batch_0002) held, run 2 stopped"]
+    assert titles(http_receiver) == second
+    assert [m["Subject"] for m in mailbox.messages] == second
+    assert fetch(conn, "select count(*), count(delivered_at), sum(attempts) "
+                       "from etl.alert_delivery") == [(6, 6, 6)]
+
+
+def test_a_channel_that_is_down_fails_nothing_and_gets_the_alert_next_run(
+        conn, db_url, tmp_path) -> None:  # noqa: ANN001
+    port = free_port()  # nothing listens there yet
+    url = f"json://127.0.0.1:{port}/hook"
+    base_batch(tmp_path)
+    write_batch(tmp_path, "batch_0002", {"products.csv": products(
+        {p: f"Product {p}" for p in range(11, 21)}, bad={11})})  # 1 of 10: a warning
+    done = run_cli(db_url, "run", str(tmp_path), WAREHOUSE_ALERT_URLS=url)
+    assert done.returncode == EXIT_OK, done.stdout + done.stderr
+    assert "the rest is retried on the next run" in done.stderr
+    assert fetch(conn, "select attempts, delivered_at is null from etl.alert_delivery") == [
+        (1, True)]
+    receiver = HttpReceiver(port)
+    try:
+        assert run_cli(db_url, "run", str(tmp_path), WAREHOUSE_ALERT_URLS=url).returncode == 0
+        assert run_cli(db_url, "run", str(tmp_path), WAREHOUSE_ALERT_URLS=url).returncode == 0
+        assert titles(receiver) == [
+            "warehouse: warning reject_ratio in batch 2 (batch_0002), products.csv"]
+        assert receiver.received[0]["type"] == "warning"
+    finally:
+        receiver.close()
+    assert fetch(conn, "select attempts, delivered_at is not null from etl.alert_delivery"
+                 ) == [(2, True)]
+
+
+def test_a_channel_that_never_answers_costs_at_most_its_time_out(conn, db_url) -> None:  # noqa: ANN001
+    with socket.socket() as silent:  # accepts connections (backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        with conn.cursor() as cur:
+            cur.execute("select etl.queue_alert('test:1', 'freshness', 'warning', null, "
+                        "'title', 'body')")
+        settings = AlertSettings(urls=(f"json://127.0.0.1:{silent.getsockname()[1]}/x",),
+                                 timeout=1.0)
+        began = time.monotonic()
+        report = alerts.dispatch(db_url, settings)
+        assert time.monotonic() - began < 3.0
+    assert (report.delivered, report.failed) == (0, 1)
+    assert fetch(conn, "select attempts, delivered_at from etl.alert_delivery") == [(1, None)]
+
+
+def test_a_freshness_limit_passed_alerts_once_per_stale_period(conn, db_url, tmp_path,
+                                                                http_receiver) -> None:  # noqa: ANN001
+    base_batch(tmp_path)
+    assert run_cli(db_url, "run", str(tmp_path)).returncode == EXIT_OK
+    for _ in range(2):  # the sale of 2025-05-01 is older than 1 hour: stale, alerted once
+        done = run_cli(db_url, "status", "--max-data-age", "1h",
+                       WAREHOUSE_ALERT_URLS=http_receiver.url)
+        assert done.returncode == 3, done.stdout
+    assert titles(http_receiver) == ["warehouse: freshness limit passed"]
+    assert http_receiver.received[0]["message"].startswith(
+        "The warehouse is stale: the newest sale is ")
+    assert fetch(conn, "select alert_key from etl.alert") == [
+        ("freshness:data:2025-05-01T10:00:00+00:00",)]
+
+
+# -- a multi-batch dirty run: each event from the CSV files -----------------------------------
+
+GENERATOR_ARGS = ("--customers", "300", "--products", "40", "--transactions", "1500",
+                  "--batches", "7", "--dirty", "0.01", "--quiet")
+
+
+def csv_facts(path: Path) -> tuple[int, frozenset[str]]:
+    """Records after the header (empty lines skipped) and the set of header names."""
+    text = path.read_bytes().decode("utf-8").removeprefix("\ufeff")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = frozenset(name.strip(" \t\r\n").lower() for name in next(reader))
+    return sum(1 for fields in reader if fields), header
+
+
+def expected_events(landing: Path) -> set[tuple]:
+    """The events the contract asks for, from the files and the manifests' rejects."""
+    events = set()
+    history: dict[str, list[tuple[str, int, frozenset[str]]]] = {}
+    for batch in sorted(p for p in landing.iterdir() if p.is_dir()):
+        manifest = json.loads((batch / "manifest.json").read_text())
+        for file_name in HEADERS:
+            if not (batch / file_name).exists():
+                continue
+            rows, header = csv_facts(batch / file_name)
+            rejected = manifest["files"][file_name]["rejected"]
+            if rows and rejected * 20 > rows:  # the seeded row: warn above 0.05
+                severity, limit = ("error", "0.50") if rejected * 2 > rows else ("warn", "0.05")
+                observed = (Decimal(rejected) / rows).quantize(Decimal("0.000001"),
+                                                                ROUND_HALF_UP)
+                events.add((batch.name, file_name, "reject_ratio", severity, observed,
+                            Decimal(limit)))
+            earlier = history.setdefault(file_name, [])
+            recent = [r for _, r, _ in earlier[-10:]]
+            if len(recent) >= 5:
+                median = Decimal(str(statistics.median(recent)))
+                if 3 * rows < median or rows > 3 * median:
+                    bound = median / 3 if 3 * rows < median else 3 * median
+                    events.add((batch.name, file_name, "volume", "warn", Decimal(rows),
+                                bound.quantize(Decimal("0.0001")).normalize()))
+            if earlier and earlier[-1][2] != header:
+                changed = len(earlier[-1][2] ^ header)
+                events.add((batch.name, file_name, "schema_change", "warn", Decimal(changed),
+                            None))
+            earlier.append((batch.name, rows, header))
+    return events
+
+
+def test_each_event_of_a_dirty_multi_batch_run_matches_the_csv_files(
+        conn, db_url, tmp_path) -> None:  # noqa: ANN001
+    landing = tmp_path / "landing"
+    subprocess.run([sys.executable, "-m", "generator", *GENERATOR_ARGS, "--out", str(landing)],
+                   cwd=PROJECT_ROOT, check=True)
+    done = run_cli(db_url, "run", str(landing))
+    assert done.returncode == EXIT_OK, done.stdout + done.stderr
+    recorded = {(b, f, c, s, o, t if t is None else t.normalize())
+                for b, f, c, s, o, t in fetch(
+                    conn, 'select batch_name, file_name, "check", severity, observed, '
+                          "threshold from etl.v_dq_events")}
+    expected = {(b, f, c, s, o, t if t is None else t.normalize())
+                for b, f, c, s, o, t in expected_events(landing)}
+    assert recorded == expected
+    assert {e[2] for e in expected} >= {"reject_ratio", "schema_change"}  # both show
+    assert fetch(conn, "select count(*) from etl.alert where kind = 'dq_event'") == [
+        (len(expected),)]
