@@ -17,6 +17,7 @@ from generator.options import (
     DEFAULT_START,
     MAX_DIRTY,
     SCALES,
+    Burst,
     Options,
 )
 
@@ -83,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dirty", type=float, metavar="RATE", default=0.0,
                         help="inject each contract rule's defect, and each valid variant, into "
                              f"about RATE of the rows (0 to {MAX_DIRTY}; default: 0, clean)")
+    parser.add_argument("--defect-burst", action="append", default=[],
+                        metavar="FILE:RULE:SHARE[:BATCH]",
+                        help="a mass defect: in batch BATCH (default: the last), about SHARE of "
+                             "FILE's rows break RULE, e.g. "
+                             "transaction_items.csv:invalid_amount:0.9 (a batch the pipeline "
+                             "holds); repeatable; the other batches' bytes are unchanged")
     parser.add_argument("--locale", default="en_US",
                         help="Faker locale of names, places and phones (default: en_US); a "
                              "tenth of names and places come from other locales")
@@ -107,6 +114,7 @@ def options_from(arguments: argparse.Namespace) -> Options:
         initial_share=arguments.initial_share,
         seed=arguments.seed,
         dirty=arguments.dirty,
+        bursts=tuple(Burst.parse(text) for text in arguments.defect_burst),
         locale=arguments.locale,
         quiet=arguments.quiet,
     )

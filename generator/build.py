@@ -29,11 +29,11 @@ from generator.contract import (
     check_record,
 )
 from generator.customers import CustomerPools, apply_accepted, create_customers, customers_table
-from generator.defects import InjectionContext, plan_edits
+from generator.defects import InjectionContext, plan_burst, plan_edits
 from generator.layout import Edit, Records, Table, assemble, rule_mask
 from generator.manifest import BatchManifest
 from generator.model import UNKNOWN_BITS, AcceptanceModel, Outcome
-from generator.options import Options
+from generator.options import Burst, Options
 from generator.orders import (
     CodePools,
     Transactions,
@@ -323,7 +323,10 @@ class BatchRun:
         header = self.formats[spec.name].header
         rng = self.edit_rngs[spec.name]
         add_extra_column(table, header, rng)
-        edits = self.plan(spec, table, rng) if self.generation.options.dirty > 0 else []
+        bursts = [b for b in self.generation.options.bursts if b.file_name == spec.name
+                  and b.batch_index(self.generation.options.batches) == self.batch]
+        edits = self.plan(spec, table, rng, bursts) \
+            if self.generation.options.dirty > 0 or bursts else []
         checks = [
             None if edit.cells is None else check_record(spec, header, edit.cells, self.not_after)
             for edit in edits
@@ -336,7 +339,8 @@ class BatchRun:
         self.generation.progress.advance(len(records), f"{self.directory.name} {spec.name}")
         return outcome.rules[records.row_entry]
 
-    def plan(self, spec: FileSpec, table: Table, rng: np.random.Generator) -> list[Edit]:
+    def plan(self, spec: FileSpec, table: Table, rng: np.random.Generator,
+             bursts: list[Burst]) -> list[Edit]:
         context = InjectionContext(
             rng=rng,
             spec=spec,
@@ -346,7 +350,10 @@ class BatchRun:
             unknown_id=lambda entity: self.unknown_id(rng, entity),
             production_email=self.production_emails(rng, table),
         )
-        return plan_edits(context, self.generation.options.dirty)
+        edits = plan_edits(context, self.generation.options.dirty)
+        for burst in bursts:
+            edits += plan_burst(context, burst.rule, burst.share)
+        return edits
 
     def unknown_id(self, rng: np.random.Generator, entity: str) -> int:
         """An id that is not known: of a later batch, rejected for good, or never sent."""

@@ -101,6 +101,32 @@ def plan_edits(ctx: InjectionContext, rate: float) -> list[Edit]:
     return edits
 
 
+def plan_burst(ctx: InjectionContext, rule: str, share: float) -> list[Edit]:
+    """A mass defect: about `share` of the chunk's rows not already written by hand break
+    `rule` (its action in ACTIONS), on rows drawn with the context's random generator."""
+    action = next(a for a in ACTIONS[ctx.spec.name] if a.name == rule)
+    if action.orphans and ctx.table.updates:
+        return []  # an update row never refers to an unknown parent
+    already = ctx.untouched
+    free = np.array([row for row in range(len(ctx.table)) if already(row)], dtype=np.int64)
+    count = min(len(free), int(round(share * len(ctx.table))))
+    if count == 0:
+        return []
+    chosen = ctx.rng.choice(free, size=count, replace=False)
+    taken = {int(row) for row in chosen}
+    ctx.untouched = lambda row: already(row) and row not in taken
+    edits: list[Edit] = []
+    for row in chosen.tolist():
+        edits.extend(action.make(ctx, row))
+    return edits
+
+
+def burst_rules() -> dict[str, list[str]]:
+    """The rules a --defect-burst can name, per file: those with an action of their own."""
+    return {file: sorted({a.name for a in actions if a.name in RULE_ACTIONS})
+            for file, actions in ACTIONS.items()}
+
+
 # ----------------------------------------------------------------------------- actions
 
 
@@ -496,3 +522,10 @@ ACTIONS: dict[str, tuple[Action, ...]] = {
         _rule("discount_form", discount_form),
     ),
 }  # fmt: skip
+
+RULE_ACTIONS = frozenset({
+    "missing_required", "invalid_integer", "duplicate_key", "malformed_row", "invalid_email",
+    "email_conflict", "invalid_date", "invalid_timestamp", "out_of_range", "invalid_amount",
+    "invalid_payment_method", "invalid_status", "unknown_customer", "invalid_quantity",
+    "invalid_discount", "unknown_product", "unknown_transaction",
+})  # the actions named after the contract rule they break (the others are variants)

@@ -426,3 +426,33 @@ def test_each_event_of_a_dirty_multi_batch_run_matches_the_csv_files(
     assert {e[2] for e in expected} >= {"reject_ratio", "schema_change"}  # both show
     assert fetch(conn, "select count(*) from etl.alert where kind = 'dq_event'") == [
         (len(expected),)]
+
+
+# -- the generator's mass defect ------------------------------------------------------------
+
+BURST_ARGS = ("--customers", "100", "--products", "20", "--transactions", "300",
+              "--batches", "2", "--dirty", "0.01", "--quiet")
+
+
+def test_a_defect_burst_changes_only_its_batch_and_file_and_is_held(
+        conn, db_url, tmp_path) -> None:  # noqa: ANN001
+    plain, burst = tmp_path / "plain", tmp_path / "burst"
+    for out, extra in ((plain, ()), (burst, ("--defect-burst",
+                                             "transaction_items.csv:invalid_amount:0.9"))):
+        subprocess.run([sys.executable, "-m", "generator", *BURST_ARGS, *extra,
+                        "--out", str(out)], cwd=PROJECT_ROOT, check=True)
+    changed = sorted(str(path.relative_to(plain)) for path in plain.rglob("*.csv")
+                     if path.read_bytes() != (burst / path.relative_to(plain)).read_bytes())
+    assert changed == ["batch_0002/transaction_items.csv"]
+    manifest = json.loads((burst / "batch_0002" / "manifest.json").read_text())
+    rows = manifest["files"]["transaction_items.csv"]["rows"]
+    broken = sum(1 for d in manifest["defects"] if d["file"] == "transaction_items.csv"
+                 and "invalid_amount" in d["rules"])
+    assert 0.85 * rows <= broken <= rows
+    done = run_cli(db_url, "run", str(burst))
+    assert done.returncode == EXIT_HELD, done.stdout + done.stderr
+    assert statuses(conn) == [("batch_0001", "processed"), ("batch_0002", "held")]
+    rejected = manifest["files"]["transaction_items.csv"]["rejected"]
+    ratio = (Decimal(rejected) / rows).quantize(Decimal("0.0001"), ROUND_HALF_UP)
+    assert (f"transaction_items.csv: {rejected} of {rows} rows rejected for any rule (ratio "
+            f"{ratio}), above the error threshold 0.50") in done.stdout
