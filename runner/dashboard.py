@@ -12,6 +12,10 @@ month, per payment method and month, and per month of a bounded set of candidate
 fact row) is never read. The page's JavaScript filters the embedded aggregates by a date
 range and re-renders the tiles and charts; every string reaches the page as JSON (escaped
 for a ``<script>`` element) and is put into the DOM as text, never as markup.
+
+A banner tops the page when a batch is held by a batch check (its figures and those of every
+later batch are missing) or when the latest processed batch warned (``_check_banner``, from
+``etl.batch`` and ``etl.dq_event``; none for a reader who cannot read ``etl``).
 """
 
 from __future__ import annotations
@@ -190,6 +194,7 @@ def collect_data(
         ) from exc
     freshness, freshness_error = _freshness(conn)
     return {
+        "check_banner": _check_banner(conn),
         "generated_at": _iso_utc(generated_at),
         "top_products": TOP_PRODUCTS,
         "max_age_seconds": max_age.total_seconds() if max_age is not None else None,
@@ -216,6 +221,47 @@ def _query(conn: Connection, sql: str, params: dict[str, Any] | None = None) -> 
     with conn.cursor() as cur:
         cur.execute(sql, params)
         return cur.fetchall()
+
+
+CHECK_BANNER_SQL = """
+with latest as (
+    select b.batch_id, b.batch_name from etl.batch b
+    where b.status = 'processed' order by b.batch_id desc limit 1
+)
+select 'held', b.batch_name, etl.hold_message(b.batch_id)
+from etl.batch b where b.status = 'held'
+union all
+select 'warned', latest.batch_name, e.message
+from latest join etl.dq_event e on e.batch_id = latest.batch_id and e.severity = 'warn'
+"""
+
+
+def _check_banner(conn: Connection) -> dict[str, str] | None:
+    """The banner of held batches, else of the latest batch's warnings; None when neither
+    (or when the user cannot read etl: the banner is for the people who run the pipeline)."""
+    savepoint = not conn.autocommit  # an error must not abort the caller's transaction
+    try:
+        with conn.cursor() as cur:
+            if savepoint:
+                cur.execute("savepoint dashboard_checks")
+            cur.execute(CHECK_BANNER_SQL)
+            rows = cur.fetchall()
+            if savepoint:
+                cur.execute("release savepoint dashboard_checks")
+    except (psycopg2.errors.InsufficientPrivilege, psycopg2.errors.UndefinedTable,
+            psycopg2.errors.UndefinedFunction):
+        if savepoint:
+            with conn.cursor() as cur:
+                cur.execute("rollback to savepoint dashboard_checks")
+        return None
+    held = [message for kind, _, message in rows if kind == "held"]
+    if held:
+        return {"level": "held", "text": "Figures are incomplete: " + " ".join(held)}
+    warned = [message for kind, _, message in rows if kind == "warned"]
+    if warned:
+        return {"level": "warned", "text": f"The latest batch ({rows[0][1]}) warned: "
+                                          + "; ".join(warned) + "."}
+    return None
 
 
 def _freshness(conn: Connection) -> tuple[Freshness | None, str | None]:

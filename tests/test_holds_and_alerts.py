@@ -27,10 +27,12 @@ from aiosmtpd.controller import Controller
 
 from runner import alerts
 from runner.config import PROJECT_ROOT, AlertSettings
+from runner.dashboard import collect_data, write_dashboard
 from runner.pipeline import EXIT_HELD, EXIT_OK
 from runner.status import EXIT_HELD as STATUS_EXIT_HELD
 from tests.conftest import url_for
 from tests.staging_data import fetch
+from tests.test_dashboard import DevTools, Tab, chromium_binary, needs_chromium, wait_rendered
 from tests.test_runner_pipeline_real import snapshot
 from tests.test_runner_stubs import run_cli
 
@@ -456,3 +458,41 @@ def test_a_defect_burst_changes_only_its_batch_and_file_and_is_held(
     ratio = (Decimal(rejected) / rows).quantize(Decimal("0.0001"), ROUND_HALF_UP)
     assert (f"transaction_items.csv: {rejected} of {rows} rows rejected for any rule (ratio "
             f"{ratio}), above the error threshold 0.50") in done.stdout
+
+
+# -- the dashboard's banner -------------------------------------------------------------------
+
+@pytest.mark.browser
+@needs_chromium
+def test_the_dashboard_shows_a_banner_while_a_batch_is_held(conn, db_url, tmp_path) -> None:  # noqa: ANN001
+    base_batch(tmp_path)
+    dirty_batch(tmp_path)
+    assert run_cli(db_url, "run", str(tmp_path)).returncode == EXIT_HELD
+    html_path = write_dashboard(db_url, tmp_path / "dashboard.html")
+    browser = DevTools(chromium_binary(), tmp_path)
+    try:
+        tab = Tab(browser, width=1280)
+        tab.open(html_path)
+        wait_rendered(tab, 1)
+        banner = tab.evaluate("(() => { const b = document.getElementById('check-banner');"
+                              " return [b.hidden, b.className, b.textContent]; })()")
+        held = fetch(conn, "select etl.hold_message(2)")[0][0]
+        assert banner == [False, "check-banner held", f"Figures are incomplete: {held}"]
+        assert tab.problems() == []
+    finally:
+        browser.close()
+
+
+def test_the_dashboard_banner_names_the_latest_batchs_warnings_and_nothing_when_clean(
+        conn, db_url, tmp_path) -> None:  # noqa: ANN001
+    base_batch(tmp_path)
+    assert run_cli(db_url, "run", str(tmp_path)).returncode == EXIT_OK
+    assert collect_data(conn)["check_banner"] is None
+    write_batch(tmp_path, "batch_0002", {"products.csv": products(
+        {p: f"Product {p}" for p in range(11, 21)}, bad={11})})
+    assert run_cli(db_url, "run", str(tmp_path)).returncode == EXIT_OK
+    assert collect_data(conn)["check_banner"] == {
+        "level": "warned",
+        "text": "The latest batch (batch_0002) warned: batch 2 (batch_0002): products.csv: 1 of "
+                "10 rows rejected for any rule (ratio 0.1000), above the warning threshold "
+                "0.05."}
