@@ -21,7 +21,7 @@ declare
     v_name   text := etl.held_batch(p_batch_id, 'etl.discard_batch');
     v_table  record;
     v_rows   bigint;
-    v_staged bigint := 0;
+    v_staged bigint;
     v_files  bigint;
 begin
     -- the typed partitions, one per file (and the rejects of its validation)
@@ -32,24 +32,8 @@ begin
         call staging.clear_validation(v_table.stem, p_batch_id);
     end loop;
 
-    -- the raw rows: every staging table with a batch_id column (as etl.purge_staging)
-    for v_table in
-        select c.relname
-        from pg_class c
-        join pg_namespace n on n.oid = c.relnamespace
-        join pg_attribute a on a.attrelid = c.oid
-        where n.nspname = 'staging'
-          and c.relkind in ('r', 'p')
-          and not c.relispartition
-          and a.attname = 'batch_id'
-          and not a.attisdropped
-        order by c.relname
-    loop
-        execute format('delete from staging.%I where batch_id = $1', v_table.relname)
-            using p_batch_id;
-        get diagnostics v_rows = row_count;
-        v_staged := v_staged + v_rows;
-    end loop;
+    -- the raw rows: every staging table with a batch_id column
+    v_staged := etl.delete_staged_rows(array[p_batch_id], 'etl.discard_batch');
 
     delete from etl.rejected_row r where r.batch_id = p_batch_id;
     get diagnostics v_rows = row_count;

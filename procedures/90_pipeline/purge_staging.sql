@@ -22,8 +22,6 @@ set search_path = etl, staging, pg_catalog
 as $$
 declare
     v_batch_ids bigint[];
-    v_table record;
-    v_rows bigint;
 begin
     if p_older_than is null or p_older_than < interval '0' then
         raise exception 'etl.purge_staging: p_older_than must be an interval >= 0, not %',
@@ -45,24 +43,7 @@ begin
     end if;
 
     -- one set-based delete per staging table (a handful), found in the catalog
-    for v_table in
-        select c.relname
-        from pg_class c
-        join pg_namespace n on n.oid = c.relnamespace
-        join pg_attribute a on a.attrelid = c.oid
-        where n.nspname = 'staging'
-          and c.relkind in ('r', 'p')
-          and not c.relispartition
-          and a.attname = 'batch_id'
-          and not a.attisdropped
-        order by c.relname
-    loop
-        execute format('delete from staging.%I where batch_id = any($1)', v_table.relname)
-            using v_batch_ids;
-        get diagnostics v_rows = row_count;
-        p_rows_deleted := p_rows_deleted + v_rows;
-        raise notice 'purge_staging: staging.%: % rows deleted', v_table.relname, v_rows;
-    end loop;
+    p_rows_deleted := etl.delete_staged_rows(v_batch_ids, 'purge_staging');
 
     raise notice 'purge_staging: % rows deleted for % processed batch(es) (ids % to %)',
         p_rows_deleted, cardinality(v_batch_ids), v_batch_ids[1],
