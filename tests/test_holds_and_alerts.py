@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import signal
 import socket
 import statistics
 import subprocess
@@ -34,7 +35,8 @@ from tests.conftest import url_for
 from tests.staging_data import fetch
 from tests.test_dashboard import DevTools, Tab, chromium_binary, needs_chromium, wait_rendered
 from tests.test_runner_pipeline_real import snapshot
-from tests.test_runner_stubs import run_cli
+from tests.test_runner_stubs import run_cli, start_cli
+from tests.test_scheduler import get, metric, wait_for
 
 HEADERS = {
     "customers.csv": "customer_id,first_name,last_name,email,phone,city,state,country,"
@@ -189,6 +191,12 @@ def test_a_held_batch_stops_the_run_and_a_release_lets_the_later_batch_win(
     again = run_cli(db_url, "status")
     assert again.returncode == STATUS_EXIT_HELD, again.stdout
     assert "Held batches" in again.stdout
+    document = json.loads(run_cli(db_url, "status", "--json").stdout)
+    assert (document["verdict"], document["exit_code"]) == ("held", STATUS_EXIT_HELD)
+    assert [(h["batch_id"], h["batch_name"]) for h in document["held"]] == [(2, "batch_0002")]
+    assert document["held"][0]["message"] == fetch(conn, "select etl.hold_message(2)")[0][0]
+    assert [(e["batch_name"], e["check"], e["severity"]) for e in document["events"]] == [
+        ("batch_0002", "reject_ratio", "error")]
 
     with conn.cursor() as cur:
         cur.execute("call etl.release_batch(2)")
@@ -496,3 +504,31 @@ def test_the_dashboard_banner_names_the_latest_batchs_warnings_and_nothing_when_
         "text": "The latest batch (batch_0002) warned: batch 2 (batch_0002): products.csv: 1 of "
                 "10 rows rejected for any rule (ratio 0.1000), above the warning threshold "
                 "0.05."}
+
+
+def scrape(port: int) -> str:
+    """/metrics, or nothing while the service is not listening yet."""
+    try:
+        return get(f"http://127.0.0.1:{port}/metrics")[1]
+    except OSError:
+        return ""
+
+
+def test_the_schedule_service_exports_holds_events_and_undelivered_alerts(
+        conn, db_url, tmp_path) -> None:  # noqa: ANN001
+    base_batch(tmp_path)
+    dirty_batch(tmp_path)
+    port = free_port()
+    down = f"json://127.0.0.1:{free_port()}/hook"  # nothing listens: both alerts wait
+    service = start_cli(db_url, "schedule", "--every", "1h", "--metrics-port", str(port),
+                        str(tmp_path), WAREHOUSE_ALERT_URLS=down)
+    try:
+        wait_for(lambda: "warehouse_alerts_undelivered 2.0" in scrape(port))
+        text = get(f"http://127.0.0.1:{port}/metrics")[1]
+        assert metric(text, "warehouse_batches_held") == 1
+        assert metric(text, "warehouse_dq_events", 'check="reject_ratio",severity="error"') == 1
+        assert metric(text, "warehouse_pipeline_failures_total", 'step="hold"') == 1
+    finally:
+        service.send_signal(signal.SIGTERM)
+        service.communicate(timeout=30)
+    assert service.returncode == 0
