@@ -29,12 +29,13 @@ import psycopg2.extensions
 from runner.config import PROJECT_ROOT, RetryPolicy
 from runner.steps import Step
 
-# The chain as alembic/versions/0008_pipeline_chain.py and 0010 seed etl.pipeline_step (the runners
-# read the table; test_the_chain_is_the_seeded_table checks it against this list).
+# The chain as alembic/versions/0008_pipeline_chain.py and the revisions named below seed
+# etl.pipeline_step (the runners read the table; test_the_chain_is_the_seeded_table checks
+# it against this list).
 STEPS: tuple[Step, ...] = (
     Step("validate", "staging.validate_batch"),
-    Step("check", "etl.check_batch"),  # 0010_batch_checks_holds_alerts.py
-    Step("hold", "etl.stop_if_held"),  # 0010_batch_checks_holds_alerts.py
+    Step("check", "etl.check_batch"),  # 0011_batch_checks_holds_alerts.py
+    Step("hold", "etl.stop_if_held"),  # 0011_batch_checks_holds_alerts.py
     Step("merge", "production.merge_batch"),
     Step("reprocess_rejects", "etl.reprocess_rejects"),
     Step("load_dimensions", "warehouse.load_dimensions"),
