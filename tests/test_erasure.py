@@ -26,7 +26,16 @@ from psycopg2 import sql
 from runner.config import PROJECT_ROOT
 from runner.localdb import find_bindir
 from tests.roles import login_member
-from tests.staging_data import call, create_batch, customer, fetch, item, product, transaction
+from tests.staging_data import (
+    call,
+    create_batch,
+    customer,
+    fetch,
+    hold_no_batch,
+    item,
+    product,
+    transaction,
+)
 
 Conn = psycopg2.extensions.connection
 
@@ -41,6 +50,7 @@ REFERENCE = "GDPR-2025-0042"
 
 def load_history(conn: Conn) -> None:
     """Three batches through the whole chain (etl.process_pending)."""
+    hold_no_batch(conn)  # er_0003 rejects both its customers
     create_batch(conn, {
         "customers.csv": [customer(5, **ERASED, email=FIRST_ADDRESS, city="Delft"),
                           customer(1, email="one@example.com")],

@@ -12,6 +12,7 @@ import pytest
 
 from runner.config import PROJECT_ROOT, RetryPolicy
 from runner.pipeline import RunOptions, run_pipeline
+from tests.staging_data import hold_no_batch
 
 STAGING_TABLES = ("customers", "products", "transactions", "transaction_items")
 
@@ -172,8 +173,7 @@ def test_purge_after_a_real_run_changes_no_control_or_analytics_view(
          "--transactions", "150", "--dirty", "0.02"],
         check=True, cwd=PROJECT_ROOT,
     )
-    with conn.cursor() as cur:  # 4 of batch 2's 6 products are rejected: no hold, this test
-        cur.execute("update etl.dq_threshold set error_ratio = null")  # is about the purge
+    hold_no_batch(conn)  # 4 of batch 2's 6 products are rejected
     result = run_pipeline(db_url, RunOptions(landing=landing, retry=RetryPolicy(attempts=2)))
     assert result.status == "succeeded", result.error
     with conn.cursor() as cur:

@@ -19,7 +19,16 @@ import pytest
 from psycopg2 import sql
 
 from tests.roles import login_member
-from tests.staging_data import call, create_batch, customer, fetch, item, product, transaction
+from tests.staging_data import (
+    call,
+    create_batch,
+    customer,
+    fetch,
+    hold_no_batch,
+    item,
+    product,
+    transaction,
+)
 
 Conn = psycopg2.extensions.connection
 
@@ -40,6 +49,7 @@ SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 def load_personal_data(conn: Conn) -> None:
     """Two batches through the whole chain: a customer with two versions, a rejected row
     and a malformed row holding identifiers; then statistics of every table."""
+    hold_no_batch(conn)  # pd_0001 rejects 2 of its 3 customers
     create_batch(conn, {
         "customers.csv": [customer(1, **PERSON), customer(2, **REJECTED)],
         "products.csv": [product(100)],

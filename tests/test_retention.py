@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import psycopg2.extensions
 
-from tests.staging_data import call, create_batch, customer, fetch, transaction
+from tests.staging_data import call, create_batch, customer, fetch, hold_no_batch, transaction
 
 Conn = psycopg2.extensions.connection
 
@@ -15,6 +15,7 @@ Conn = psycopg2.extensions.connection
 def load_aged_batches(conn: Conn) -> tuple[int, int]:
     """Two processed batches, each with a final reject, an open orphan and a malformed
     record: the first processed and rejected 40 days ago, the second 5 days ago."""
+    hold_no_batch(conn)  # each rejects 2 of its 3 customers
     batches = []
     for name, ids in (("ret_0001", (1, 2, 3)), ("ret_0002", (11, 12, 13))):
         good, bad, _ = ids
