@@ -103,3 +103,19 @@ def empty_db_url(pg_cluster: LocalCluster) -> Iterator[str]:
         )
         cur.execute(f'drop database if exists "{name}"')
     admin.close()
+
+
+@pytest.fixture
+def second_db_url(warehouse_server, db_url) -> Iterator[str]:  # noqa: ANN001
+    """Another fresh database cloned from the migrated template (a clean reference run)."""
+    name = f"second_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(url_for("postgres"))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'create database "{name}" template "{warehouse_server.template_dbname}"')
+    yield url_for(name)
+    with admin.cursor() as cur:
+        cur.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = %s",
+                    (name,))
+        cur.execute(f'drop database if exists "{name}"')
+    admin.close()

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from email import message_from_bytes
@@ -31,7 +30,6 @@ from runner.config import PROJECT_ROOT, AlertSettings
 from runner.dashboard import collect_data, write_dashboard
 from runner.pipeline import EXIT_HELD, EXIT_OK
 from runner.status import EXIT_HELD as STATUS_EXIT_HELD
-from tests.conftest import url_for
 from tests.staging_data import fetch
 from tests.test_dashboard import DevTools, Tab, chromium_binary, needs_chromium, wait_rendered
 from tests.test_runner_pipeline_real import snapshot
@@ -209,24 +207,8 @@ def test_a_held_batch_stops_the_run_and_a_release_lets_the_later_batch_win(
     assert run_cli(db_url, "status", "--max-data-age", "off").returncode == 0
 
 
-@pytest.fixture
-def reference_url(warehouse_server) -> Iterator[str]:  # noqa: ANN001
-    """A second fresh, migrated database."""
-    name = f"reference_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(url_for("postgres"))
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'create database "{name}" template "{warehouse_server.template_dbname}"')
-    yield url_for(name)
-    with admin.cursor() as cur:
-        cur.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = %s",
-                    (name,))
-        cur.execute(f'drop database if exists "{name}"')
-    admin.close()
-
-
 def test_after_a_release_the_views_equal_a_run_with_the_threshold_raised(
-        conn, db_url, reference_url, tmp_path) -> None:  # noqa: ANN001
+        conn, db_url, second_db_url, tmp_path) -> None:  # noqa: ANN001
     base_batch(tmp_path)
     dirty_batch(tmp_path)
     later_batch(tmp_path)
@@ -234,13 +216,13 @@ def test_after_a_release_the_views_equal_a_run_with_the_threshold_raised(
     with conn.cursor() as cur:
         cur.execute("call etl.release_batch(2)")
     assert run_cli(db_url, "run", str(tmp_path)).returncode == EXIT_OK
-    reference = psycopg2.connect(reference_url)
+    reference = psycopg2.connect(second_db_url)
     reference.autocommit = True
     with reference.cursor() as cur:
         cur.execute("update etl.dq_threshold set error_ratio = 0.95")
     reference.close()
-    assert run_cli(reference_url, "run", str(tmp_path)).returncode == EXIT_OK
-    assert snapshot(db_url) == snapshot(reference_url)
+    assert run_cli(second_db_url, "run", str(tmp_path)).returncode == EXIT_OK
+    assert snapshot(db_url) == snapshot(second_db_url)
 
 
 def test_a_discarded_batch_is_skipped_unchanged_and_loads_corrected_or_renamed(

@@ -13,8 +13,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
@@ -24,7 +22,6 @@ from runner import cli
 from runner.config import PROJECT_ROOT
 from runner.localdb import server_user
 from runner.pipeline import CONTROL_APPLICATION, EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
-from tests.conftest import url_for
 from tests.test_runner_stubs import (
     Gate,
     add_batches,
@@ -64,21 +61,6 @@ def running_step(conn, step: str, batch_id: int) -> bool:  # noqa: ANN001
 def stubbed(conn):  # noqa: ANN001, ANN201
     install_stub_steps(conn)
     return conn
-
-
-@pytest.fixture
-def second_db_url(warehouse_server, db_url) -> Iterator[str]:  # noqa: ANN001
-    """Another fresh database cloned from the migrated template (a clean reference run)."""
-    name = f"second_{uuid.uuid4().hex[:10]}"
-    admin = connect(url_for("postgres"))
-    with admin.cursor() as cur:
-        cur.execute(f'create database "{name}" template "{warehouse_server.template_dbname}"')
-    yield url_for(name)
-    with admin.cursor() as cur:
-        cur.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = %s",
-                    (name,))
-        cur.execute(f'drop database if exists "{name}"')
-    admin.close()
 
 
 def test_run_prints_the_summary_and_exits_zero(stubbed, db_url) -> None:  # noqa: ANN001

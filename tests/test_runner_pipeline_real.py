@@ -16,8 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
@@ -25,7 +23,6 @@ import pytest
 
 from runner.config import PROJECT_ROOT
 from runner.pipeline import EXIT_OK
-from tests.conftest import url_for
 from tests.test_runner_stubs import fetch, run_cli, start_cli, step_names
 
 pytestmark = pytest.mark.slow
@@ -51,21 +48,6 @@ def connect(url: str) -> psycopg2.extensions.connection:
     conn = psycopg2.connect(url)
     conn.autocommit = True
     return conn
-
-
-@pytest.fixture
-def reference_url(warehouse_server, db_url) -> Iterator[str]:  # noqa: ANN001
-    """A second fresh database (the clean single run to compare with)."""
-    name = f"reference_{uuid.uuid4().hex[:10]}"
-    admin = connect(url_for("postgres"))
-    with admin.cursor() as cur:
-        cur.execute(f'create database "{name}" template "{warehouse_server.template_dbname}"')
-    yield url_for(name)
-    with admin.cursor() as cur:
-        cur.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = %s",
-                    (name,))
-        cur.execute(f'drop database if exists "{name}"')
-    admin.close()
 
 
 def snapshot(url: str) -> dict[str, list[tuple]]:
@@ -133,7 +115,7 @@ def test_run_processes_every_generated_batch_and_every_file_balances(conn, db_ur
 
 
 def test_transient_error_in_a_real_step_is_retried_and_nothing_is_duplicated(
-        conn, db_url, reference_url, landing) -> None:  # noqa: ANN001
+        conn, db_url, second_db_url, landing) -> None:  # noqa: ANN001
     with conn.cursor() as cur:  # the first insert into the fact fails, once
         cur.execute("""
             create sequence public.fault_calls;
@@ -153,11 +135,11 @@ def test_transient_error_in_a_real_step_is_retried_and_nothing_is_duplicated(
     assert "transient error on attempt 1/5" in done.stderr
     assert fetch(conn, "select batch_id, attempts, sqlstate from etl.step_run "
                        "where step = 'load_fact_sales' and attempts > 1") == [(1, 2, "40001")]
-    assert snapshot(db_url) == clean_run(reference_url, landing)
+    assert snapshot(db_url) == clean_run(second_db_url, landing)
 
 
 def test_kill_9_in_the_middle_of_a_run_then_run_again_equals_a_clean_run(
-        conn, db_url, reference_url, landing) -> None:  # noqa: ANN001
+        conn, db_url, second_db_url, landing) -> None:  # noqa: ANN001
     with conn.cursor() as cur:  # the fact load of the second batch lingers, once
         cur.execute("""
             create sequence public.slow_calls;
@@ -185,18 +167,18 @@ def test_kill_9_in_the_middle_of_a_run_then_run_again_equals_a_clean_run(
     assert again.returncode == EXIT_OK, again.stdout + again.stderr
     assert fetch(conn, "select status, left(error, 10) from etl.pipeline_run order by 1") == [
         ("failed", "abandoned:"), ("succeeded", None)]
-    assert snapshot(db_url) == clean_run(reference_url, landing)
+    assert snapshot(db_url) == clean_run(second_db_url, landing)
 
 
 def test_process_pending_from_psql_gives_the_same_warehouse_as_the_runner(
-        conn, db_url, reference_url, landing) -> None:  # noqa: ANN001
+        conn, db_url, second_db_url, landing) -> None:  # noqa: ANN001
     staged = run_cli(db_url, "ingest", str(landing))
     assert staged.returncode == 0, staged.stdout + staged.stderr
     with conn.cursor() as cur:
         cur.execute("call etl.process_pending()")
     assert fetch(conn, "select status, trigger, batches_processed from etl.pipeline_run") == [
         ("succeeded", "process_pending", 3)]
-    assert snapshot(db_url) == clean_run(reference_url, landing)
+    assert snapshot(db_url) == clean_run(second_db_url, landing)
 
 
 def test_demo_on_existing_data_prints_kpis_and_rejects(db_url, landing) -> None:  # noqa: ANN001
