@@ -34,8 +34,8 @@ from runner.steps import Step
 # it against this list).
 STEPS: tuple[Step, ...] = (
     Step("validate", "staging.validate_batch"),
-    Step("check", "etl.check_batch"),  # 0011_batch_checks_holds_alerts.py
-    Step("hold", "etl.stop_if_held"),  # 0011_batch_checks_holds_alerts.py
+    Step("check", "etl.check_batch"),  # 0012_batch_checks_holds_alerts.py
+    Step("hold", "etl.stop_if_held"),  # 0012_batch_checks_holds_alerts.py
     Step("merge", "production.merge_batch"),
     Step("reprocess_rejects", "etl.reprocess_rejects"),
     Step("load_dimensions", "warehouse.load_dimensions"),

@@ -13,15 +13,15 @@
   (etl.check_batch: the checks, events, alerts; held on an error) and hold
   (etl.stop_if_held: stops the run before a held batch's merge).
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 """
 
 from alembic import op
 from runner.routines import FORGET_ROUTINES_SQL
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
