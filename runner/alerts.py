@@ -1,5 +1,5 @@
 """Alerts: the outbox ``etl.alert`` delivered through Apprise to every channel of
-``WAREHOUSE_ALERT_URLS``, each alert once per channel (DATA_CONTRACT.md, "Alerts").
+``WAREHOUSE_ALERT_URLS``, each alert once per channel (docs/data-contract.md, "Alerts").
 
 What is alerted is queued in the database where it happens, so the runner and
 ``etl.process_pending()`` raise the same alerts: check events (``etl.check_batch``), failed

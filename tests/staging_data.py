@@ -202,7 +202,7 @@ def fetch(conn: psycopg2.extensions.connection, sql: str, params: Sequence[objec
 
 
 def hold_no_batch(conn: psycopg2.extensions.connection) -> None:
-    """Turn the batch checks' error threshold off (etl.dq_threshold, DATA_CONTRACT.md "Batch
+    """Turn the batch checks' error threshold off (etl.dq_threshold, docs/data-contract.md "Batch
     checks, holds and alerts"): a tiny batch that shows a rule rejects most of its rows and
     would be held before its merge. For tests about something else than holds."""
     with conn.cursor() as cur:

@@ -1,4 +1,4 @@
-"""Batch checks, holds and their two exits, in the database (DATA_CONTRACT.md, "Batch checks,
+"""Batch checks, holds and their two exits, in the database (docs/data-contract.md, "Batch checks,
 holds and alerts"): every check at its boundaries, calling etl.check_batch on batches staged
 by tests/staging_data.py and validated by the real staging.validate_batch."""
 

@@ -1,4 +1,5 @@
-"""etl: batch checks, holds and alerts (DATA_CONTRACT.md, "Batch checks, holds and alerts").
+"""etl: batch checks, holds and alerts (docs/data-contract.md, "Batch checks, holds and
+alerts").
 
 - etl.batch.status gains 'held', 'released' and 'discarded' ('ingested' is the contract's
   pending), and status_changed_at.

@@ -1,7 +1,7 @@
 -- A batch's status, as the contract names it, and when it last changed.
 --
 -- etl.batch_status_label(p_status text) returns text
---   The contract's name of an etl.batch.status (DATA_CONTRACT.md, etl.v_batch_status):
+--   The contract's name of an etl.batch.status (docs/data-contract.md, etl.v_batch_status):
 --   'ingested' is 'pending'; held, released, processed and discarded keep their names.
 --
 -- etl.note_batch_status_change() trigger batch_status_changed on etl.batch

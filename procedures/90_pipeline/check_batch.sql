@@ -1,4 +1,4 @@
--- The batch checks (DATA_CONTRACT.md, "Batch checks, holds and alerts"): the step after
+-- The batch checks (docs/data-contract.md, "Batch checks, holds and alerts"): the step after
 -- validation. Rules reject rows; checks judge a whole batch.
 --
 -- etl.check_batch(p_batch_id bigint)

@@ -1,5 +1,5 @@
 -- etl.discard_batch(p_batch_id bigint)
---   Ends a hold by dropping the batch (DATA_CONTRACT.md, "Hold"): its staged rows (the raw
+--   Ends a hold by dropping the batch (docs/data-contract.md, "Hold"): its staged rows (the raw
 --   file tables and its typed partitions) and its quarantined rows and data-quality results
 --   are deleted, its files leave the ledger etl.batch_file (their hashes are forgotten, so
 --   the same bytes load again under another name) and are remembered in

@@ -1,5 +1,5 @@
 -- etl.release_batch(p_batch_id bigint)
---   Ends a hold by accepting the batch as validated (DATA_CONTRACT.md, "Hold"): its status
+--   Ends a hold by accepting the batch as validated (docs/data-contract.md, "Hold"): its status
 --   becomes 'released', and the next run merges it and goes on with the later batches (its
 --   validation and check events stay as they are; the checks are not run again).
 --   Fails, changing nothing, for a batch that is not held (the message names its status) or

@@ -1,4 +1,4 @@
--- The hold (DATA_CONTRACT.md, "Batch checks, holds and alerts"): the step after the checks
+-- The hold (docs/data-contract.md, "Batch checks, holds and alerts"): the step after the checks
 -- that stops the pipeline before a held batch is merged.
 --
 -- etl.stop_if_held(p_batch_id bigint)
