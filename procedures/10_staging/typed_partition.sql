@@ -1,4 +1,4 @@
--- The lifecycle of a batch's typed rows, shared by the four validate_<file> procedures.
+-- The lifecycle of a batch's typed partition, shared by the four validate_<file> procedures.
 --
 -- staging.validated_<file> is partitioned by batch; each validation creates the batch's
 -- partition as an UNLOGGED table with a parallel CREATE TABLE AS of the file's typed query
@@ -17,8 +17,6 @@
 --   only): enough for the plans of the validation and merge statements (null fraction of
 --   rules, distinct keys), and a tenth of the default sample's cost (0.06 s instead of
 --   0.6 s for 4.1M rows). Returns the rows typed.
--- staging.mark_duplicate_keys(p_file, p_batch_id, p_key, duplicates out): the rule
---   duplicate_key on the partition (below).
 -- p_file is the table stem (customers, products, transactions, transaction_items); the
 -- names come from fixed identifiers, quoted with %I.
 create or replace procedure staging.clear_validation(p_file text, p_batch_id bigint)
@@ -40,8 +38,6 @@ $$;
 
 comment on procedure staging.clear_validation(text, bigint) is
     'Forgets an earlier validation of a file in a batch: its rejects and typed partition';
-
-drop procedure if exists staging.attach_validated_partition(text, bigint);
 
 create or replace procedure staging.build_validated_partition(
     p_file text, p_batch_id bigint, p_typed_rows text, rows out bigint)
@@ -65,91 +61,6 @@ $$;
 comment on procedure staging.build_validated_partition(text, bigint, text) is
     'Creates (hash joins only), attaches and analyzes the typed partition of a file in a batch';
 
--- staging.mark_duplicate_keys(p_file, p_batch_id, p_key, duplicates out): the rule
---   duplicate_key on the partition (below).
--- p_file is the table stem (customers, products, transactions, transaction_items); the
--- names come from fixed identifiers, quoted with %I.
-create or replace procedure staging.clear_validation(p_file text, p_batch_id bigint)
-language plpgsql
-set search_path = pg_catalog, pg_temp
-as $$
-declare
-    v_partition text := format('validated_%s_%s', p_file, p_batch_id);
-begin
-    delete from etl.rejected_row r
-    where r.batch_id = p_batch_id
-      and r.file_name = p_file || '.csv'
-      and not ('malformed_row' = any (r.rules));
-    if to_regclass(format('staging.%I', v_partition)) is not null then
-        execute format('drop table staging.%I', v_partition);
-    end if;
-end;
-$$;
-
-comment on procedure staging.clear_validation(text, bigint) is
-    'Forgets an earlier validation of a file in a batch: its rejects and typed partition';
-
-create or replace procedure staging.attach_validated_partition(p_file text, p_batch_id bigint)
-language plpgsql
-set search_path = pg_catalog, pg_temp
-set default_statistics_target = 10
-as $$
-declare
-    v_partition text := format('validated_%s_%s', p_file, p_batch_id);
-begin
-    execute format('alter table staging.%I attach partition staging.%I for values in (%s)',
-                   'validated_' || p_file, v_partition, p_batch_id);
-    execute format('analyze staging.%I', v_partition);
-end;
-$$;
-
-comment on procedure staging.attach_validated_partition(text, bigint) is
-    'Attaches and analyzes the typed partition a validation created for a batch';
-
--- staging.mark_duplicate_keys(p_file, p_batch_id, p_key, duplicates out): the rule
---   duplicate_key of docs/data-contract.md on the batch's partition
---   staging.validated_<file>_<batch>: every row of a key (column p_key) but the last
---   (highest line_no) gets rules = {duplicate_key}, alone, whatever it had; the last row
---   keeps its own. Null keys take no part. Returns the rows it marked.
---   The keys: a sort-based GROUP BY run by EXECUTE: PL/pgSQL runs a static SELECT INTO
---   without parallel workers (the plan has them, none is launched), EXECUTE ... INTO launches
---   them (3M items: 1.0 s against 1.7 s). The caller's settings apply (no hash aggregation:
---   a parallel sort). Then an UPDATE of those rows only.
---   Safe to call twice: the second call marks the same rows again.
-create or replace procedure staging.mark_duplicate_keys(
-    p_file text,
-    p_batch_id bigint,
-    p_key text,
-    duplicates out bigint
-)
-language plpgsql
-set search_path = pg_catalog, pg_temp
-as $$
-declare
-    v_partition  text := format('validated_%s_%s', p_file, p_batch_id);
-    v_keys       bigint[];
-    v_last_lines bigint[];
-begin
-    execute format('select array_agg(d.key), array_agg(d.last_line) '
-                   'from (select k.%1$I as key, max(k.line_no) as last_line '
-                   '      from staging.%2$I k '
-                   '      where k.%1$I is not null '
-                   '      group by k.%1$I '
-                   '      having count(*) > 1) d', p_key, v_partition)
-    into v_keys, v_last_lines;
-    duplicates := 0;
-    if v_keys is not null then
-        execute format('update staging.%2$I v '
-                       'set rules = array[''duplicate_key''] '
-                       'from unnest($1, $2) as duplicated (key, last_line) '
-                       'where v.%1$I = duplicated.key and v.line_no < duplicated.last_line',
-                       p_key, v_partition)
-        using v_keys, v_last_lines;
-        get diagnostics duplicates = row_count;
-    end if;
-end;
-$$;
-
-comment on procedure staging.mark_duplicate_keys(text, bigint, text, bigint) is
-    'Marks every row of a duplicated key but the last with duplicate_key in a batch''s '
-    'typed partition; returns the rows marked';
+-- staging.attach_validated_partition was folded into build_validated_partition: dropped
+-- where an earlier version of this file created it.
+drop procedure if exists staging.attach_validated_partition(text, bigint);
