@@ -14,10 +14,9 @@ from collections.abc import Sequence
 
 from runner.commands import db, ingest, pipeline, privacy, reports
 from runner.config import ConfigError, load_config
+from runner.exitcodes import EXIT_FAILED, EXIT_STOPPED, EXIT_USAGE
 from runner.redact import RedactingFormatter, redact
 
-EXIT_USAGE = 2  # argparse's own code for a bad option; ours for a bad setting too
-EXIT_ERROR = 1
 log = logging.getLogger("runner")
 
 COMMAND_MODULES = [db, ingest, reports, pipeline, privacy]
@@ -66,9 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args, config) or 0)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_STOPPED
     except Exception as error:  # a message, not a traceback (which -v adds to the log)
         log.debug("%s failed", args.command, exc_info=True)
         print(f"python -m runner {args.command}: {type(error).__name__}: "
               f"{redact(' '.join(str(error).split()))}", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_FAILED

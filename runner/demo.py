@@ -24,7 +24,7 @@ from pathlib import Path
 
 from runner.config import Config
 from runner.db import connect, database_url
-from runner.pipeline import EXIT_OK, RunOptions, run_pipeline, stop_on_signals
+from runner.pipeline import RunOptions, run_pipeline, stop_on_signals
 from runner.run_summary import run_summary
 from runner.status import format_table
 
@@ -158,4 +158,4 @@ def run_demo(config: Config, data_dir: Path | None = None) -> int:
         print(f"\ndashboard: {dashboard.resolve()}")
     print(f"\ndemo finished in {time.monotonic() - began:.0f}s (pipeline exit code "
           f"{result.exit_code}); `python -m runner status` shows the run history")
-    return EXIT_OK if result.exit_code == EXIT_OK else result.exit_code
+    return result.exit_code

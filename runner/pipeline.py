@@ -38,6 +38,14 @@ import psycopg2.extensions
 
 from runner.config import RetryPolicy
 from runner.db import Session
+from runner.exitcodes import (
+    EXIT_BUSY,
+    EXIT_FAILED,
+    EXIT_HELD,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_STOPPED,
+)
 from runner.ingest import BatchRefused, IngestReport, ingest_paths
 from runner.redact import redact
 from runner.retry import (
@@ -56,13 +64,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Exit codes of `python -m runner run` (documented in docs/operations.md).
-EXIT_OK = 0  # every pending batch processed (or nothing to do)
-EXIT_FAILED = 1  # a step failed: permanent error, or retries exhausted
-EXIT_REFUSED = 3  # a batch was refused at ingestion; the batches before it were processed
-EXIT_HELD = 6  # a batch is held by a batch check (etl.release_batch / etl.discard_batch)
-EXIT_BUSY = 75  # another run holds the pipeline lock (EX_TEMPFAIL: try again later)
-EXIT_STOPPED = 130  # stopped by SIGINT/SIGTERM after finishing the current step
 
 # undefined schema, function or table: the database is not migrated (to this version)
 NOT_MIGRATED_SQLSTATES = frozenset({"3F000", "42883", "42P01"})

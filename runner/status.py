@@ -1,18 +1,20 @@
 """``status``: the last runs, their steps, the latest batch's rejects, and freshness.
 
-The verdict is the exit code, so cron, a container health check or a monitoring tool can
-act on it (docs/operations.md, "Status, freshness and monitoring"):
+The verdict is the exit code (runner/exitcodes.py), so cron, a container health check or a
+monitoring tool can act on it (docs/operations.md, "Status, freshness and monitoring"):
 
-- 6 held: a batch is held by a batch check (an error event); the pipeline stops before it
-  until ``CALL etl.release_batch(id)`` or ``CALL etl.discard_batch(id)`` ends the hold.
-- 0 healthy: the last finished run succeeded, the last successful run is younger than
-  ``max_age`` and the newest sale younger than ``max_data_age`` (when that check is on).
-- 1 failed: the last finished run failed, or was abandoned (its process was killed: it is
-  still 'running' but nobody holds the pipeline lock).
-- 3 stale: the last successful run, or the newest sale, is older than its limit.
-- 4 empty: no sale in the warehouse yet (a fresh warehouse, or a landing area that never
-  delivered): nothing is wrong with the pipeline, but nothing is there to serve either.
-- 5 unavailable: the database cannot be reached, or is not migrated.
+- held (``EXIT_HELD``): a batch is held by a batch check (an error event); the pipeline
+  stops before it until ``CALL etl.release_batch(id)`` or ``CALL etl.discard_batch(id)``
+  ends the hold.
+- healthy (``EXIT_OK``): the last finished run succeeded, the last successful run is
+  younger than ``max_age`` and the newest sale younger than ``max_data_age`` (when on).
+- failed (``EXIT_FAILED``): the last finished run failed, or was abandoned (its process was
+  killed: it is still 'running' but nobody holds the pipeline lock).
+- stale (``EXIT_STALE``): the last successful run, or the newest sale, is older than its
+  limit.
+- empty (``EXIT_EMPTY``): no sale in the warehouse yet (a fresh warehouse, or a landing area
+  that never delivered): nothing is wrong with the pipeline, but nothing is there to serve.
+- unavailable (``EXIT_UNAVAILABLE``): the database cannot be reached, or is not migrated.
 
 Checked in that order (held first); the first that applies wins. Runs cancelled by a
 signal and the run in progress do not count as finished.
@@ -34,16 +36,18 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 
-from runner import pipeline
+from runner.exitcodes import (
+    EXIT_EMPTY,
+    EXIT_FAILED,
+    EXIT_HELD,
+    EXIT_OK,
+    EXIT_STALE,
+    EXIT_UNAVAILABLE,
+)
 from runner.pipeline import NOT_MIGRATED_SQLSTATES
 from runner.redact import redact
 
-EXIT_HEALTHY = 0
-EXIT_FAILED = 1
-EXIT_STALE = 3
-EXIT_EMPTY = 4
-EXIT_UNAVAILABLE = 5
-EXIT_HELD = pipeline.EXIT_HELD  # the same code as `run` stopping at a held batch
+EXIT_HEALTHY = EXIT_OK  # status's name for it
 LATEST_EVENTS = 10
 
 VERDICTS = {

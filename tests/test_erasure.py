@@ -24,6 +24,7 @@ import pytest
 from psycopg2 import sql
 
 from runner.config import PROJECT_ROOT
+from runner.exitcodes import EXIT_REFUSED
 from runner.localdb import find_bindir
 from tests.roles import login_member
 from tests.staging_data import (
@@ -203,7 +204,7 @@ def test_runner_erase_command(conn: Conn, db_url: str) -> None:
     again = erase_cli("5", "--reference", REFERENCE)
     assert again.returncode == 0 and "nothing changed" in again.stdout
     unknown = erase_cli("77", "--reference", REFERENCE)
-    assert unknown.returncode == 2
+    assert unknown.returncode == EXIT_REFUSED
     assert "customer 77 is unknown" in unknown.stderr
 
 

@@ -21,6 +21,7 @@ import pytest
 from runner import csvstream
 from runner.config import PROJECT_ROOT, RetryPolicy
 from runner.contract import FILE_SPECS
+from runner.exitcodes import EXIT_REFUSED
 from runner.ingest import BatchRefused, FileResult, IngestError, ingest_batch, ingest_paths
 from runner.pipeline import RunOptions, run_pipeline
 
@@ -428,7 +429,7 @@ def test_cli_refusal_keeps_earlier_batches_takes_no_later_one_and_exits_non_zero
 
     done = run_cli(db_url, str(tmp_path))
 
-    assert done.returncode == 2, done.stderr
+    assert done.returncode == EXIT_REFUSED, done.stderr
     assert "batch_0001/transaction_items.csv: 2 rows, 2 staged, 0 malformed" in done.stdout
     assert "REFUSED batch batch_0002" in done.stderr
     offset = len(CUSTOMERS) + 1 + len("1,Ren")

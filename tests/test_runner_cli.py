@@ -20,8 +20,9 @@ import pytest
 
 from runner import cli
 from runner.config import PROJECT_ROOT
+from runner.exitcodes import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
 from runner.localdb import server_user
-from runner.pipeline import CONTROL_APPLICATION, EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
+from runner.pipeline import CONTROL_APPLICATION
 from tests.test_runner_stubs import (
     Gate,
     add_batches,

@@ -12,15 +12,8 @@ import time
 import psycopg2
 import pytest
 
-from runner.pipeline import (
-    CONTROL_APPLICATION,
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_STOPPED,
-    WORK_APPLICATION,
-    RunOptions,
-    run_pipeline,
-)
+from runner.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_STOPPED
+from runner.pipeline import CONTROL_APPLICATION, WORK_APPLICATION, RunOptions, run_pipeline
 from runner.retry import read_policy
 from runner.steps import read_steps
 from tests.test_runner_stubs import (

@@ -22,7 +22,7 @@ import psycopg2
 import pytest
 
 from runner.config import PROJECT_ROOT
-from runner.pipeline import EXIT_OK
+from runner.exitcodes import EXIT_OK
 from tests.test_runner_stubs import fetch, run_cli, start_cli, step_names
 
 pytestmark = pytest.mark.slow

@@ -10,14 +10,8 @@ import pytest
 
 from runner import status
 from runner.cli import main
-from runner.status import (
-    EXIT_EMPTY,
-    EXIT_FAILED,
-    EXIT_HEALTHY,
-    EXIT_STALE,
-    EXIT_UNAVAILABLE,
-    Limits,
-)
+from runner.exitcodes import EXIT_EMPTY, EXIT_FAILED, EXIT_STALE, EXIT_UNAVAILABLE
+from runner.status import EXIT_HEALTHY, Limits
 from tests.test_runner_stubs import run_cli
 
 LIMITS = Limits(max_age=timedelta(hours=26), max_data_age=timedelta(hours=26))

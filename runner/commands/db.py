@@ -7,6 +7,7 @@ import sys
 
 from runner.config import Config
 from runner.db import connect, database_url, local_cluster
+from runner.exitcodes import EXIT_CLUSTER_STOPPED, EXIT_OK, EXIT_USAGE
 from runner.localdb import LocalDbError
 from runner.logins import LOGINS, ensure_logins
 
@@ -58,7 +59,7 @@ def run_db(args: argparse.Namespace, config: Config) -> int:
     elif args.action == "status":
         running = cluster.is_running()
         print(f"{'running' if running else 'stopped'}: {cluster.base}")
-        return 0 if running else 3
+        return EXIT_OK if running else EXIT_CLUSTER_STOPPED
     else:
         print(cluster.url())
     return 0
@@ -77,7 +78,7 @@ def run_logins(args: argparse.Namespace, config: Config) -> int:
     if not config.login_passwords:
         names = " and ".join(login.password_variable for login in LOGINS)
         print(f"logins: set {names} (the passwords of the logins to create)", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     conn = connect(database_url(config))
     try:
         for line in ensure_logins(conn, config.login_passwords):

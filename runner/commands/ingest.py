@@ -15,11 +15,9 @@ from typing import TextIO
 
 from runner.config import Config
 from runner.db import database_url
+from runner.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_REFUSED
 from runner.ingest import BatchRefused, FileResult, IngestError, ingest_paths
 
-EXIT_OK = 0
-EXIT_BAD_PATH = 1
-EXIT_REFUSED = 2
 BAR_MIN_BYTES = 16 * 1024 * 1024  # smaller files load too fast for a bar to help
 BAR_INTERVAL = 0.2  # seconds between redraws
 BAR_WIDTH = 30
@@ -32,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(holding customers.csv, products.csv, transactions.csv and/or "
         "transaction_items.csv) or a landing directory of batch directories, taken in name "
         "order. Files already loaded (same SHA-256) are skipped. A refused batch stops the "
-        "command with exit code 2; the batches before it are kept.",
+        "command with exit code 3 (as for run); the batches before it are kept.",
     )
     ingest.add_argument("paths", nargs="+", metavar="PATH", help="batch or landing directory")
     ingest.set_defaults(handler=run_ingest)
@@ -44,7 +42,7 @@ def run_ingest(args: argparse.Namespace, config: Config) -> int:
         report = ingest_paths(database_url(config), args.paths, progress=progress)
     except IngestError as error:
         print(f"ingest: {error}", file=sys.stderr)
-        return EXIT_BAD_PATH
+        return EXIT_FAILED
     except BatchRefused as refused:
         for batch in refused.report.batches:
             print(batch.summary())

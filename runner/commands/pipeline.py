@@ -1,7 +1,6 @@
 """Commands that drive the pipeline: ``run``, ``schedule``, ``status``, ``demo``.
 
-Exit codes are documented in docs/operations.md and in runner/pipeline.py (run) and
-runner/status.py (status).
+Exit codes: runner/exitcodes.py (docs/operations.md, "Exit codes").
 """
 
 from __future__ import annotations
@@ -17,13 +16,13 @@ import psycopg2
 from runner import alerts, demo, status
 from runner.config import Config, duration_option, optional_duration_option, parse_duration
 from runner.db import connect, database_url
+from runner.exitcodes import EXIT_USAGE
 from runner.pipeline import RunOptions, run_pipeline, stop_on_signals
 from runner.run_summary import run_summary
 from runner.scheduler import MetricsPortBusy, Schedule, Service
 
 log = logging.getLogger(__name__)
 
-EXIT_USAGE = 2
 UNSET = object()  # --max-data-age not given (None is its value 'off')
 
 

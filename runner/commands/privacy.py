@@ -19,11 +19,9 @@ import psycopg2.errors
 
 from runner.config import Config
 from runner.db import connect, database_url
-from runner.pipeline import EXIT_BUSY
+from runner.exitcodes import EXIT_BUSY, EXIT_OK, EXIT_REFUSED
 
 log = logging.getLogger(__name__)
-
-EXIT_REFUSED = 2
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "production and every dim_customer version in one transaction; figures and history "
         "stay identical; listed in etl.v_erasures (docs/privacy.md). Needs the tables' owner, "
         "a superuser, or a role granted EXECUTE on it. Exit codes: 0 erased (or already "
-        "erased), 2 refused (unknown id, empty reference, no privilege), 75 a pipeline run "
+        "erased), 3 refused (unknown id, empty reference, no privilege), 75 a pipeline run "
         "holds the lock.",
     )
     erase.add_argument("customer_id", type=int, help="the customer id to erase")
@@ -50,7 +48,7 @@ def run_erase(args: argparse.Namespace, config: Config) -> int:
             cur.execute("call etl.erase_customer(%s, %s)", (args.customer_id, args.reference))
         for notice in conn.notices:
             print(notice.strip().removeprefix("NOTICE:").strip())
-        return 0
+        return EXIT_OK
     except psycopg2.errors.LockNotAvailable as error:
         print(f"{error.diag.message_primary} ({error.diag.message_hint})", file=sys.stderr)
         return EXIT_BUSY
