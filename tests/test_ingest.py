@@ -677,7 +677,7 @@ def test_a_batch_name_that_is_not_utf8_is_refused_escaped_after_the_batches_befo
     clean_batch(Path(bad).parent, Path(bad).name)
     clean_batch(tmp_path, "batch_0003")
     done = run_cli(db_url, str(tmp_path))
-    assert done.returncode == 2, done.stderr
+    assert done.returncode == EXIT_REFUSED, done.stderr
     assert "Traceback" not in done.stderr
     assert ("REFUSED batch batch_0002\\xff\\xfe (" in done.stderr
             and "the batch directory name 'batch_0002\\\\xff\\\\xfe' is not valid UTF-8"
@@ -689,7 +689,7 @@ def test_a_batch_name_that_is_not_utf8_is_refused_escaped_after_the_batches_befo
 def test_a_newline_in_a_batch_name_cannot_forge_a_log_line(db_url, conn, tmp_path):
     clean_batch(tmp_path, "batch_0001\n2026-01-01 ERROR forged")
     done = run_cli(db_url, str(tmp_path))
-    assert done.returncode == 2
+    assert done.returncode == EXIT_REFUSED
     assert not any(line.startswith("2026-01-01 ERROR forged") for line in
                    (done.stdout + done.stderr).splitlines())
     assert "batch_0001\\n2026-01-01 ERROR forged" in done.stderr
