@@ -7,7 +7,7 @@ import sys
 
 from runner.config import Config
 from runner.db import connect, database_url, local_cluster
-from runner.exitcodes import EXIT_CLUSTER_STOPPED, EXIT_OK, EXIT_USAGE
+from runner.exitcodes import EXIT_CLUSTER_STOPPED, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from runner.localdb import LocalDbError
 from runner.logins import LOGINS, ensure_logins
 
@@ -40,10 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_db(args: argparse.Namespace, config: Config) -> int:
     if config.database_url and args.action != "url":
         print("DATABASE_URL is set: the embedded cluster is not used")
-        return 0
+        return EXIT_OK
     if config.database_url:
         print(database_url(config))
-        return 0
+        return EXIT_OK
     cluster = local_cluster(config)
     if args.port:
         cluster.tcp_port = args.port
@@ -52,7 +52,7 @@ def run_db(args: argparse.Namespace, config: Config) -> int:
             cluster.start()
         except LocalDbError as error:
             print(f"error: {error}", file=sys.stderr)
-            return 1
+            return EXIT_FAILED
         print(f"running: {cluster.url()}")
     elif args.action == "stop":
         print("stopped" if cluster.stop() else "not running")
@@ -62,7 +62,7 @@ def run_db(args: argparse.Namespace, config: Config) -> int:
         return EXIT_OK if running else EXIT_CLUSTER_STOPPED
     else:
         print(cluster.url())
-    return 0
+    return EXIT_OK
 
 
 def run_migrate(args: argparse.Namespace, config: Config) -> int:
@@ -71,7 +71,7 @@ def run_migrate(args: argparse.Namespace, config: Config) -> int:
     url = database_url(config)
     migrate.upgrade(url, args.revision)
     print(f"migrated to {args.revision}")
-    return 0
+    return EXIT_OK
 
 
 def run_logins(args: argparse.Namespace, config: Config) -> int:
@@ -85,4 +85,4 @@ def run_logins(args: argparse.Namespace, config: Config) -> int:
             print(line)
     finally:
         conn.close()
-    return 0
+    return EXIT_OK

@@ -1,0 +1,99 @@
+"""Guards of procedures/: each routine is created in one place, no file drops what it creates,
+and every routine has a caller (a pipeline step, another routine or view, the runner) or is
+a DBA entry point documented in docs/operations.md.
+
+The files are read as text (comments removed); the steps come from the migrated database.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.config import PROJECT_ROOT
+from runner.routines import PROCEDURES_DIR
+from tests.test_runner_stubs import fetch
+
+KIND = r"(function|procedure|view)"
+NAME = r"([a-z_]+\.[a-z_0-9]+)"
+CREATE = re.compile(rf"\bcreate\s+(?:or\s+replace\s+)?{KIND}\s+{NAME}", re.IGNORECASE)
+DROP = re.compile(rf"\bdrop\s+{KIND}\s+(?:if\s+exists\s+)?{NAME}", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Created:
+    kind: str
+    name: str  # schema.name, lower case
+    path: str  # relative to procedures/
+
+
+def code_of(path: Path) -> str:
+    """A SQL file without its comments (headers document routines; they do not call them)."""
+    return re.sub(r"--[^\n]*", "", path.read_text())
+
+
+def sql_files() -> list[Path]:
+    return sorted(PROCEDURES_DIR.rglob("*.sql"))
+
+
+def created_objects() -> list[Created]:
+    return [Created(m.group(1).lower(), m.group(2).lower(),
+                    path.relative_to(PROCEDURES_DIR).as_posix())
+            for path in sql_files() for m in CREATE.finditer(code_of(path))]
+
+
+def test_each_routine_and_view_is_created_once_in_the_tree() -> None:
+    seen: dict[str, list[str]] = {}
+    for obj in created_objects():
+        seen.setdefault(obj.name, []).append(obj.path)
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}
+
+
+def test_no_file_drops_what_it_created() -> None:
+    dropped_after_create = []
+    for path in sql_files():
+        code = code_of(path)
+        created_at = {m.group(2).lower(): m.start() for m in CREATE.finditer(code)}
+        for m in DROP.finditer(code):
+            name = m.group(2).lower()
+            if name in created_at and created_at[name] < m.start():
+                dropped_after_create.append(f"{path.relative_to(PROCEDURES_DIR)}: {name}")
+    assert dropped_after_create == []
+
+
+def mentions(text: str, name: str, *, call: bool) -> bool:
+    """``text`` names ``name`` (qualified), or calls it unqualified (a search_path routine)."""
+    schema, short = name.split(".")
+    qualified = re.search(rf"(?<![a-z_]){schema}\.{short}\b", text, re.IGNORECASE)
+    unqualified = call and re.search(rf"(?<![a-z_.]){short}\s*\(", text, re.IGNORECASE)
+    return bool(qualified or unqualified)
+
+
+def without_own_statements(code: str, name: str) -> str:
+    """The code without the statements that create, comment on or drop ``name``."""
+    schema, short = name.split(".")
+    target = rf"{schema}\.{short}\b"
+    for pattern in (rf"\bcreate\s+(?:or\s+replace\s+)?{KIND}\s+{target}",
+                    rf"\bcomment\s+on\s+{KIND}\s+{target}",
+                    rf"\bdrop\s+{KIND}\s+(?:if\s+exists\s+)?{target}"):
+        code = re.sub(pattern, "", code, flags=re.IGNORECASE)
+    return code
+
+
+def test_every_routine_is_called_or_documented_for_dbas(conn) -> None:  # noqa: ANN001
+    steps = {row[0] for row in fetch(conn, "select procedure from etl.pipeline_step")}
+    sql = {path: code_of(path) for path in sql_files()}
+    runner = "\n".join(p.read_text() for p in sorted((PROJECT_ROOT / "runner").rglob("*.py")))
+    operations = (PROJECT_ROOT / "docs" / "operations.md").read_text()
+    orphans = []
+    for obj in created_objects():
+        is_routine = obj.kind != "view"
+        called = (obj.name in steps
+                  or any(mentions(without_own_statements(code, obj.name), obj.name,
+                                  call=is_routine) for code in sql.values())
+                  or mentions(runner, obj.name, call=False)
+                  or re.search(rf"`{re.escape(obj.name)}[`(]", operations))
+        if not called:
+            orphans.append(f"{obj.path}: {obj.kind} {obj.name}")
+    assert orphans == []
