@@ -1,7 +1,7 @@
 -- The staged rows of a batch, typed, with the facts the rules need: one function per file.
 --
--- staging.typed_customers(p_batch_id bigint)
--- staging.typed_products(p_batch_id bigint)
+-- staging.typed_customers(p_batch_id bigint, p_load_ts timestamptz)
+-- staging.typed_products(p_batch_id bigint, p_load_ts timestamptz)
 -- staging.typed_transactions(p_batch_id bigint, p_payment_codes text[], p_status_codes text[],
 --   p_load_ts timestamptz)
 -- staging.typed_transaction_items(p_batch_id bigint, p_known_products bigint[])
@@ -15,10 +15,11 @@
 --   the raw values (raw_<column>, as staged: what the quarantine keeps) and rules.
 --   Payment method and status codes are normalised (etl.code_value; p_*_codes: the lookup
 --   tables' codes).
---   rules: customers and products: null (staging.validate_<file> fills them); transactions
---   and items: every rule of the file but duplicate_key (set-wide: the procedure's), null
---   when the row breaks none. For items, unknown_transaction means "not accepted in the
---   batch": the procedure removes it for the transactions it finds in production.
+--   rules: every rule of the file that a row decides alone, null when the row breaks none;
+--   the set-wide rules are the procedure's (duplicate_key for every file, email_conflict
+--   for customers). For items, unknown_transaction means "not accepted in the batch": the
+--   procedure removes it for the transactions it finds in production. The rules are listed
+--   in etl.dq_rule's sort_order.
 --
 -- Why functions: staging.validate_<file> runs CREATE TABLE <the batch's partition> AS
 -- SELECT * FROM staging.typed_<file>(...). The planner inlines these SQL functions (STABLE,
@@ -27,8 +28,8 @@
 -- parallel, an INSERT ... SELECT or an UPDATE may not: computing the rules here instead of
 -- in an UPDATE of the 3M-row partition saves that serial pass and a second version of
 -- every rejected row). No OFFSET 0 fence: it would keep everything above it in the leader.
--- The transactions and items parse each value once in the subquery `parsed` and the outer
--- query reads its columns (the join key and the rules included): staging.parse_once() in
+-- Each function parses each value once in the subquery `parsed` and the outer query reads
+-- its columns (the join keys and the rules included): staging.parse_once() in
 -- its select list keeps the planner from merging it into the outer query, which would
 -- repeat every parser at each use of its column.
 -- Reading only, they are safe to call any number of times.
@@ -48,12 +49,14 @@ comment on function staging.parse_once() is
     'the outer query, so its parsed values are computed once per row';
 
 drop function if exists staging.typed_customers(bigint);
+drop function if exists staging.typed_customers(bigint, timestamptz);
 drop function if exists staging.typed_products(bigint);
+drop function if exists staging.typed_products(bigint, timestamptz);
 drop function if exists staging.typed_transactions(bigint, text[], text[]);
 drop function if exists staging.typed_transactions(bigint, text[], text[], timestamptz);
 drop function if exists staging.typed_transaction_items(bigint, bigint[]);
 
-create function staging.typed_customers(p_batch_id bigint)
+create function staging.typed_customers(p_batch_id bigint, p_load_ts timestamptz)
 returns table (
     batch_id bigint, line_no bigint, customer_id bigint, first_name text, last_name text,
     email text, phone text, city text, state text, country text, signup_date date,
@@ -67,42 +70,91 @@ returns table (
 language sql stable parallel safe
 begin atomic
     select
-        s.batch_id,
-        s.line_no,
-        etl.key_value(s.customer_id),
-        etl.clean_value(s.first_name),
-        etl.clean_value(s.last_name),
-        case when etl.is_email(etl.clean_value(s.email))
-             then etl.email_value(s.email) end,
-        etl.clean_value(s.phone),
-        etl.clean_value(s.city),
-        etl.clean_value(s.state),
-        etl.clean_value(s.country),
-        etl.date_value(s.signup_date),
-        etl.timestamp_value(s.updated_at),
-        etl.is_given(s.customer_id),
-        etl.is_given(s.email),
-        etl.is_given(s.signup_date),
-        etl.is_given(s.updated_at),
-        s.customer_id,
-        s.first_name,
-        s.last_name,
-        s.email,
-        s.phone,
-        s.city,
-        s.state,
-        s.country,
-        s.signup_date,
-        s.updated_at,
-        null::text[]
-    from staging.customers s
-    where s.batch_id = p_batch_id;
+        parsed.batch_id,
+        parsed.line_no,
+        parsed.customer_id,
+        parsed.first_name,
+        parsed.last_name,
+        parsed.email,
+        parsed.phone,
+        parsed.city,
+        parsed.state,
+        parsed.country,
+        parsed.signup_date,
+        parsed.source_updated_at,
+        parsed.customer_id_given,
+        parsed.email_given,
+        parsed.signup_date_given,
+        parsed.updated_at_given,
+        parsed.raw_customer_id,
+        parsed.raw_first_name,
+        parsed.raw_last_name,
+        parsed.raw_email,
+        parsed.raw_phone,
+        parsed.raw_city,
+        parsed.raw_state,
+        parsed.raw_country,
+        parsed.raw_signup_date,
+        parsed.raw_updated_at,
+        nullif(array_remove(array[
+            case when not (parsed.customer_id_given and parsed.email_given
+                           and parsed.signup_date_given)
+                      or parsed.first_name is null or parsed.last_name is null
+                      or parsed.country is null
+                 then 'missing_required' end,
+            case when parsed.customer_id_given and parsed.customer_id is null
+                 then 'invalid_integer' end,
+            case when parsed.email_given and parsed.email is null then 'invalid_email' end,
+            case when parsed.signup_date_given and parsed.signup_date is null
+                 then 'invalid_date' end,
+            case when parsed.updated_at_given and parsed.source_updated_at is null
+                 then 'invalid_timestamp' end,
+            case when parsed.signup_date < date '2000-01-01'
+                      or parsed.signup_date > (p_load_ts at time zone 'UTC')::date
+                      or parsed.source_updated_at < timestamptz '2000-01-01 00:00:00+00'
+                      or parsed.source_updated_at > p_load_ts
+                 then 'out_of_range' end
+        ], null), '{}')
+    from (
+        select
+            s.batch_id,
+            s.line_no,
+            etl.key_value(s.customer_id) as customer_id,
+            etl.clean_value(s.first_name) as first_name,
+            etl.clean_value(s.last_name) as last_name,
+            case when etl.is_email(etl.clean_value(s.email))
+                 then etl.email_value(s.email) end as email,
+            etl.clean_value(s.phone) as phone,
+            etl.clean_value(s.city) as city,
+            etl.clean_value(s.state) as state,
+            etl.clean_value(s.country) as country,
+            etl.date_value(s.signup_date) as signup_date,
+            etl.timestamp_value(s.updated_at) as source_updated_at,
+            etl.is_given(s.customer_id) as customer_id_given,
+            etl.is_given(s.email) as email_given,
+            etl.is_given(s.signup_date) as signup_date_given,
+            etl.is_given(s.updated_at) as updated_at_given,
+            s.customer_id as raw_customer_id,
+            s.first_name as raw_first_name,
+            s.last_name as raw_last_name,
+            s.email as raw_email,
+            s.phone as raw_phone,
+            s.city as raw_city,
+            s.state as raw_state,
+            s.country as raw_country,
+            s.signup_date as raw_signup_date,
+            s.updated_at as raw_updated_at,
+            staging.parse_once() as parsed_once
+        from staging.customers s
+        where s.batch_id = p_batch_id
+    ) parsed;
 end;
 
-comment on function staging.typed_customers(bigint) is
-    'Staged customers.csv rows of a batch, typed, with what each rule needs';
+comment on function staging.typed_customers(bigint, timestamptz) is
+    'Staged customers.csv rows of a batch, typed, with every rule but duplicate_key and '
+    'email_conflict';
 
-create function staging.typed_products(p_batch_id bigint)
+create function staging.typed_products(p_batch_id bigint, p_load_ts timestamptz)
 returns table (
     batch_id bigint, line_no bigint, product_id bigint, product_name text, category text,
     brand text, unit_price numeric, cost numeric, source_updated_at timestamptz,
@@ -115,33 +167,72 @@ returns table (
 language sql stable parallel safe
 begin atomic
     select
-        s.batch_id,
-        s.line_no,
-        etl.key_value(s.product_id),
-        etl.clean_value(s.product_name),
-        etl.clean_value(s.category),
-        etl.clean_value(s.brand),
-        etl.money_value(s.unit_price),
-        etl.money_value(s.cost),
-        etl.timestamp_value(s.updated_at),
-        etl.is_given(s.product_id),
-        etl.is_given(s.unit_price),
-        etl.is_given(s.cost),
-        etl.is_given(s.updated_at),
-        s.product_id,
-        s.product_name,
-        s.category,
-        s.brand,
-        s.unit_price,
-        s.cost,
-        s.updated_at,
-        null::text[]
-    from staging.products s
-    where s.batch_id = p_batch_id;
+        parsed.batch_id,
+        parsed.line_no,
+        parsed.product_id,
+        parsed.product_name,
+        parsed.category,
+        parsed.brand,
+        parsed.unit_price,
+        parsed.cost,
+        parsed.source_updated_at,
+        parsed.product_id_given,
+        parsed.unit_price_given,
+        parsed.cost_given,
+        parsed.updated_at_given,
+        parsed.raw_product_id,
+        parsed.raw_product_name,
+        parsed.raw_category,
+        parsed.raw_brand,
+        parsed.raw_unit_price,
+        parsed.raw_cost,
+        parsed.raw_updated_at,
+        nullif(array_remove(array[
+            case when not (parsed.product_id_given and parsed.unit_price_given
+                           and parsed.cost_given)
+                      or parsed.product_name is null or parsed.category is null
+                 then 'missing_required' end,
+            case when parsed.product_id_given and parsed.product_id is null
+                 then 'invalid_integer' end,
+            case when parsed.updated_at_given and parsed.source_updated_at is null
+                 then 'invalid_timestamp' end,
+            case when parsed.source_updated_at < timestamptz '2000-01-01 00:00:00+00'
+                      or parsed.source_updated_at > p_load_ts
+                 then 'out_of_range' end,
+            case when (parsed.unit_price_given and not coalesce(parsed.unit_price > 0, false))
+                      or (parsed.cost_given and not coalesce(parsed.cost >= 0, false))
+                 then 'invalid_amount' end
+        ], null), '{}')
+    from (
+        select
+            s.batch_id,
+            s.line_no,
+            etl.key_value(s.product_id) as product_id,
+            etl.clean_value(s.product_name) as product_name,
+            etl.clean_value(s.category) as category,
+            etl.clean_value(s.brand) as brand,
+            etl.money_value(s.unit_price) as unit_price,
+            etl.money_value(s.cost) as cost,
+            etl.timestamp_value(s.updated_at) as source_updated_at,
+            etl.is_given(s.product_id) as product_id_given,
+            etl.is_given(s.unit_price) as unit_price_given,
+            etl.is_given(s.cost) as cost_given,
+            etl.is_given(s.updated_at) as updated_at_given,
+            s.product_id as raw_product_id,
+            s.product_name as raw_product_name,
+            s.category as raw_category,
+            s.brand as raw_brand,
+            s.unit_price as raw_unit_price,
+            s.cost as raw_cost,
+            s.updated_at as raw_updated_at,
+            staging.parse_once() as parsed_once
+        from staging.products s
+        where s.batch_id = p_batch_id
+    ) parsed;
 end;
 
-comment on function staging.typed_products(bigint) is
-    'Staged products.csv rows of a batch, typed, with what each rule needs';
+comment on function staging.typed_products(bigint, timestamptz) is
+    'Staged products.csv rows of a batch, typed, with every rule but duplicate_key';
 
 create function staging.typed_transactions(
     p_batch_id bigint,

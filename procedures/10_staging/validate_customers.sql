@@ -19,8 +19,12 @@
 --   or to a different customer id on an earlier line of the batch whose row is accepted.
 --   Rows rejected for other reasons claim no e-mail, so the first claim of an e-mail is the
 --   lowest line among the rows that break nothing and do not clash with production.
--- Steps as in staging.validate_transaction_items: typed partition (CREATE TABLE AS),
---   duplicate_key, the other rules, email_conflict, rejects.
+-- Steps: (1) CREATE TABLE AS the batch's partition from staging.typed_customers (typed
+--   values and every rule but duplicate_key and email_conflict, computed by the parallel
+--   workers), and attach it; (2) duplicate_key: an UPDATE of the duplicated rows only;
+--   (3) email_conflict: an UPDATE of the conflicting rows only; (4) the rejected rows into
+--   etl.rejected_row. No UPDATE of every row: the rules are written with the row, as for
+--   the other three files.
 -- Security definer: it creates, attaches and drops the batch's partition, which needs the
 --   owner of the staging tables (the migrating role); callers need only EXECUTE (granted to
 --   warehouse_etl, revoked from PUBLIC). Every identifier it builds is quoted (%I) and the
@@ -43,45 +47,26 @@ set parallel_tuple_cost = 0.001
 as $$
 declare
     v_load_ts         timestamptz;
-    v_load_date       date;
     v_staged          bigint;
     v_duplicates      bigint;
     v_conflicts       bigint;
     v_rejected        bigint;
 begin
     select b.load_ts into strict v_load_ts from etl.batch b where b.batch_id = p_batch_id;
-    v_load_date := (v_load_ts at time zone 'UTC')::date;
 
     call staging.clear_validation('customers', p_batch_id);
 
-    -- 1. every staged row, typed, with the facts the rules need
+    -- 1. every staged row, typed, with the rules a row decides alone
     call staging.build_validated_partition(
-        'customers', p_batch_id, format('staging.typed_customers(%s)', p_batch_id), v_staged);
+        'customers', p_batch_id,
+        format('staging.typed_customers(%s, %L::timestamptz)', p_batch_id, v_load_ts),
+        v_staged);
 
     -- 2. duplicates: every row of a key but the last is rejected for duplicate_key alone
     --    (the keys found by a parallel, sort-based query; then an update of those rows only)
     call staging.mark_duplicate_keys('customers', p_batch_id, 'customer_id', v_duplicates);
 
-    -- 3. every rule but email_conflict the other rows break
-    update staging.validated_customers v
-    set rules = nullif(array_remove(array[
-            case when not (v.customer_id_given and v.email_given and v.signup_date_given)
-                      or v.first_name is null or v.last_name is null or v.country is null
-                 then 'missing_required' end,
-            case when v.customer_id_given and v.customer_id is null
-                 then 'invalid_integer' end,
-            case when v.email_given and v.email is null then 'invalid_email' end,
-            case when v.signup_date_given and v.signup_date is null then 'invalid_date' end,
-            case when v.updated_at_given and v.source_updated_at is null
-                 then 'invalid_timestamp' end,
-            case when v.signup_date < date '2000-01-01' or v.signup_date > v_load_date
-                      or v.source_updated_at < timestamptz '2000-01-01 00:00:00+00'
-                      or v.source_updated_at > v_load_ts
-                 then 'out_of_range' end
-        ], null), '{}')
-    where v.batch_id = p_batch_id and v.rules is null;
-
-    -- 4. e-mail conflicts, against production before the batch and earlier accepted lines
+    -- 3. e-mail conflicts, against production before the batch and earlier accepted lines
     --    (joins, not OR-ed EXISTS: each set is computed once)
     with email_rows as materialized (
         select v.line_no, v.customer_id, v.email, v.rules
@@ -116,7 +101,7 @@ begin
     where v.batch_id = p_batch_id and v.line_no = c.line_no;
     get diagnostics v_conflicts = row_count;
 
-    -- 5. the quarantine: rejected rows with their raw values
+    -- 4. the quarantine: rejected rows with their raw values
     insert into etl.rejected_row (batch_id, file_name, line_no, record_key, rules, raw)
     select
         p_batch_id, 'customers.csv', v.line_no, v.raw_customer_id, v.rules,

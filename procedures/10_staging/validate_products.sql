@@ -14,8 +14,11 @@
 --   invalid_integer, invalid_amount (unit_price not money or not > 0, cost not money or
 --   not >= 0), invalid_timestamp, out_of_range, duplicate_key (every row of a product_id
 --   but the last, alone).
--- Steps as in staging.validate_transaction_items: typed partition (CREATE TABLE AS),
---   duplicate_key, the other rules, rejects.
+-- Steps: (1) CREATE TABLE AS the batch's partition from staging.typed_products (typed
+--   values and every rule but duplicate_key, computed by the parallel workers), and attach
+--   it; (2) duplicate_key: an UPDATE of the duplicated rows only; (3) the rejected rows into
+--   etl.rejected_row. No UPDATE of every row: the rules are written with the row, as for
+--   the other three files.
 -- Security definer: it creates, attaches and drops the batch's partition, which needs the
 --   owner of the staging tables (the migrating role); callers need only EXECUTE (granted to
 --   warehouse_etl, revoked from PUBLIC). Every identifier it builds is quoted (%I) and the
@@ -46,34 +49,17 @@ begin
 
     call staging.clear_validation('products', p_batch_id);
 
-    -- 1. every staged row, typed, with the facts the rules need
+    -- 1. every staged row, typed, with the rules a row decides alone
     call staging.build_validated_partition(
-        'products', p_batch_id, format('staging.typed_products(%s)', p_batch_id), v_staged);
+        'products', p_batch_id,
+        format('staging.typed_products(%s, %L::timestamptz)', p_batch_id, v_load_ts),
+        v_staged);
 
     -- 2. duplicates: every row of a key but the last is rejected for duplicate_key alone
     --    (the keys found by a parallel, sort-based query; then an update of those rows only)
     call staging.mark_duplicate_keys('products', p_batch_id, 'product_id', v_duplicates);
 
-    -- 3. every rule the other rows break
-    update staging.validated_products v
-    set rules = nullif(array_remove(array[
-            case when not (v.product_id_given and v.unit_price_given and v.cost_given)
-                      or v.product_name is null or v.category is null
-                 then 'missing_required' end,
-            case when v.product_id_given and v.product_id is null
-                 then 'invalid_integer' end,
-            case when v.updated_at_given and v.source_updated_at is null
-                 then 'invalid_timestamp' end,
-            case when v.source_updated_at < timestamptz '2000-01-01 00:00:00+00'
-                      or v.source_updated_at > v_load_ts
-                 then 'out_of_range' end,
-            case when (v.unit_price_given and not coalesce(v.unit_price > 0, false))
-                      or (v.cost_given and not coalesce(v.cost >= 0, false))
-                 then 'invalid_amount' end
-        ], null), '{}')
-    where v.batch_id = p_batch_id and v.rules is null;
-
-    -- 4. the quarantine: rejected rows with their raw values
+    -- 3. the quarantine: rejected rows with their raw values
     insert into etl.rejected_row (batch_id, file_name, line_no, record_key, rules, raw)
     select
         p_batch_id, 'products.csv', v.line_no, v.raw_product_id, v.rules,
