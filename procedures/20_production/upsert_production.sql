@@ -17,10 +17,8 @@
 --   resolved_batch_id = p_batch_id (orphans etl.reprocess_rejects accepted while resolving
 --   that batch; their batch_id is the batch that delivered them). Keys are unique in each
 --   source (validation rejects duplicates; reprocessing keeps the newest delivery).
---   Each accepted row is compared once with its production row (the CTE `compared`); then
---   an INSERT of the new keys and an UPDATE of the rows to write, in one statement (no
---   MERGE: these tables may become Citus reference tables; one pipeline run at a time, so
---   no other writer inserts a key in between). A new key is inserted (created_at =
+--   Writes one production row per key with INSERT ... ON CONFLICT DO UPDATE (no MERGE: these
+--   tables may become Citus reference tables). A new key is inserted (created_at =
 --   updated_at = now()). An existing key is updated only when the delivery is not older
 --   than the one its values come from (delivered_batch_id <=; a row written by other means,
 --   without one, counts as delivered by its source_batch_id), and then:
@@ -78,58 +76,56 @@ begin
         from staging.validated_customers v
         where v.batch_id = p_batch_id and v.rules is null
     ),
-    -- each accepted row against its production row, compared once: a new key, changed
-    -- values, or equal values delivered again by a newer batch (an older delivery: nothing)
-    compared as (
-        select a.*, p.customer_id is null as is_new, d.values_differ
-        from accepted_customers a
-        left join production.customers p on p.customer_id = a.customer_id
-        cross join lateral (
-            select (
-                p.first_name, p.last_name, p.email, p.phone, p.city, p.state, p.country,
-                p.signup_date, p.source_updated_at)
-                is distinct from
-                (
-                a.first_name, a.last_name, a.email, a.phone, a.city, a.state, a.country,
-                a.signup_date, a.source_updated_at) as values_differ
-        ) d
-        where p.customer_id is null
-           or (coalesce(p.delivered_batch_id, p.source_batch_id) <= a.batch_id
-               and (d.values_differ or p.delivered_batch_id is distinct from a.batch_id))
-    ),
-    inserted as (
-        insert into production.customers (
+    upserted as (
+        insert into production.customers as c (
             customer_id, first_name, last_name, email, phone, city, state, country,
             signup_date, source_updated_at, source_batch_id, delivered_batch_id
         )
         select
-            c.customer_id, c.first_name, c.last_name, c.email, c.phone, c.city, c.state,
-            c.country, c.signup_date, c.source_updated_at, p_batch_id, c.batch_id
-        from compared c
-        where c.is_new
-        returning 1
-    ),
-    updated as (
-        update production.customers p
-        set first_name = c.first_name,
-            last_name = c.last_name,
-            email = c.email,
-            phone = c.phone,
-            city = c.city,
-            state = c.state,
-            country = c.country,
-            signup_date = c.signup_date,
-            source_updated_at = c.source_updated_at,
-            updated_at = case when c.values_differ then now() else p.updated_at end,
-            source_batch_id = case when c.values_differ then p_batch_id
-                                   else p.source_batch_id end,
-            delivered_batch_id = c.batch_id
-        from compared c
-        where not c.is_new and p.customer_id = c.customer_id
-        returning c.values_differ
+            a.customer_id, a.first_name, a.last_name, a.email, a.phone, a.city, a.state,
+            a.country, a.signup_date, a.source_updated_at, p_batch_id, a.batch_id
+        from accepted_customers a
+        on conflict (customer_id) do update
+        set first_name = excluded.first_name,
+            last_name = excluded.last_name,
+            email = excluded.email,
+            phone = excluded.phone,
+            city = excluded.city,
+            state = excluded.state,
+            country = excluded.country,
+            signup_date = excluded.signup_date,
+            source_updated_at = excluded.source_updated_at,
+            updated_at = case
+                when (c.first_name, c.last_name, c.email, c.phone, c.city, c.state, c.country,
+                      c.signup_date, c.source_updated_at)
+                     is distinct from
+                     (excluded.first_name, excluded.last_name, excluded.email, excluded.phone,
+                      excluded.city, excluded.state, excluded.country, excluded.signup_date,
+                      excluded.source_updated_at)
+                then now() else c.updated_at end,
+            source_batch_id = case
+                when (c.first_name, c.last_name, c.email, c.phone, c.city, c.state, c.country,
+                      c.signup_date, c.source_updated_at)
+                     is distinct from
+                     (excluded.first_name, excluded.last_name, excluded.email, excluded.phone,
+                      excluded.city, excluded.state, excluded.country, excluded.signup_date,
+                      excluded.source_updated_at)
+                then excluded.source_batch_id else c.source_batch_id end,
+            delivered_batch_id = excluded.delivered_batch_id
+        where coalesce(c.delivered_batch_id, c.source_batch_id)
+              <= excluded.delivered_batch_id
+          and ((c.first_name, c.last_name, c.email, c.phone, c.city, c.state, c.country,
+                c.signup_date, c.source_updated_at)
+               is distinct from
+               (excluded.first_name, excluded.last_name, excluded.email, excluded.phone,
+                excluded.city, excluded.state, excluded.country, excluded.signup_date,
+                excluded.source_updated_at)
+               or c.delivered_batch_id is distinct from excluded.delivered_batch_id)
+        returning c.xmax = 0 as is_insert, c.source_batch_id = p_batch_id as is_change
     )
-    select (select count(*) from inserted),
-           (select count(*) from updated u where u.values_differ);
+    select count(*) filter (where u.is_insert),
+           count(*) filter (where not u.is_insert and u.is_change)
+    from upserted u;
 end
 $$;
 
@@ -178,55 +174,50 @@ begin
         join production.categories cat on cat.category_name = v.category
         where v.batch_id = p_batch_id and v.rules is null
     ),
-    -- each accepted row against its production row, compared once: a new key, changed
-    -- values, or equal values delivered again by a newer batch (an older delivery: nothing)
-    compared as (
-        select a.*, p.product_id is null as is_new, d.values_differ
-        from accepted_products a
-        left join production.products p on p.product_id = a.product_id
-        cross join lateral (
-            select (
-                p.product_name, p.category_id, p.brand, p.unit_price, p.cost,
-                p.source_updated_at)
-                is distinct from
-                (
-                a.product_name, a.category_id, a.brand, a.unit_price, a.cost,
-                a.source_updated_at) as values_differ
-        ) d
-        where p.product_id is null
-           or (coalesce(p.delivered_batch_id, p.source_batch_id) <= a.batch_id
-               and (d.values_differ or p.delivered_batch_id is distinct from a.batch_id))
-    ),
-    inserted as (
-        insert into production.products (
+    upserted as (
+        insert into production.products as p (
             product_id, product_name, category_id, brand, unit_price, cost,
             source_updated_at, source_batch_id, delivered_batch_id
         )
         select
-            c.product_id, c.product_name, c.category_id, c.brand, c.unit_price, c.cost,
-            c.source_updated_at, p_batch_id, c.batch_id
-        from compared c
-        where c.is_new
-        returning 1
-    ),
-    updated as (
-        update production.products p
-        set product_name = c.product_name,
-            category_id = c.category_id,
-            brand = c.brand,
-            unit_price = c.unit_price,
-            cost = c.cost,
-            source_updated_at = c.source_updated_at,
-            updated_at = case when c.values_differ then now() else p.updated_at end,
-            source_batch_id = case when c.values_differ then p_batch_id
-                                   else p.source_batch_id end,
-            delivered_batch_id = c.batch_id
-        from compared c
-        where not c.is_new and p.product_id = c.product_id
-        returning c.values_differ
+            a.product_id, a.product_name, a.category_id, a.brand, a.unit_price, a.cost,
+            a.source_updated_at, p_batch_id, a.batch_id
+        from accepted_products a
+        on conflict (product_id) do update
+        set product_name = excluded.product_name,
+            category_id = excluded.category_id,
+            brand = excluded.brand,
+            unit_price = excluded.unit_price,
+            cost = excluded.cost,
+            source_updated_at = excluded.source_updated_at,
+            updated_at = case
+                when (p.product_name, p.category_id, p.brand, p.unit_price, p.cost,
+                      p.source_updated_at)
+                     is distinct from
+                     (excluded.product_name, excluded.category_id, excluded.brand,
+                      excluded.unit_price, excluded.cost, excluded.source_updated_at)
+                then now() else p.updated_at end,
+            source_batch_id = case
+                when (p.product_name, p.category_id, p.brand, p.unit_price, p.cost,
+                      p.source_updated_at)
+                     is distinct from
+                     (excluded.product_name, excluded.category_id, excluded.brand,
+                      excluded.unit_price, excluded.cost, excluded.source_updated_at)
+                then excluded.source_batch_id else p.source_batch_id end,
+            delivered_batch_id = excluded.delivered_batch_id
+        where coalesce(p.delivered_batch_id, p.source_batch_id)
+              <= excluded.delivered_batch_id
+          and ((p.product_name, p.category_id, p.brand, p.unit_price, p.cost,
+                p.source_updated_at)
+               is distinct from
+               (excluded.product_name, excluded.category_id, excluded.brand,
+                excluded.unit_price, excluded.cost, excluded.source_updated_at)
+               or p.delivered_batch_id is distinct from excluded.delivered_batch_id)
+        returning p.xmax = 0 as is_insert, p.source_batch_id = p_batch_id as is_change
     )
-    select (select count(*) from inserted),
-           (select count(*) from updated u where u.values_differ);
+    select count(*) filter (where u.is_insert),
+           count(*) filter (where not u.is_insert and u.is_change)
+    from upserted u;
 end
 $$;
 
@@ -274,51 +265,45 @@ begin
         from staging.resolved_transactions r
         where p_resolved_orphans and r.resolved_batch_id = p_batch_id
     ),
-    -- each accepted row against its production row, compared once: a new key, changed
-    -- values, or equal values delivered again by a newer batch (an older delivery: nothing)
-    compared as (
-        select a.*, p.transaction_id is null as is_new, d.values_differ
-        from accepted_transactions a
-        left join production.transactions p on p.transaction_id = a.transaction_id
-        cross join lateral (
-            select (
-                p.customer_id, p.transaction_ts, p.payment_method_code, p.status_code)
-                is distinct from
-                (
-                a.customer_id, a.transaction_ts, a.payment_method_code, a.status_code) as values_differ
-        ) d
-        where p.transaction_id is null
-           or (coalesce(p.delivered_batch_id, p.source_batch_id) <= a.batch_id
-               and (d.values_differ or p.delivered_batch_id is distinct from a.batch_id))
-    ),
-    inserted as (
-        insert into production.transactions (
+    upserted as (
+        insert into production.transactions as t (
             transaction_id, customer_id, transaction_ts, payment_method_code, status_code,
             source_batch_id, delivered_batch_id
         )
         select
-            c.transaction_id, c.customer_id, c.transaction_ts, c.payment_method_code,
-            c.status_code, p_batch_id, c.batch_id
-        from compared c
-        where c.is_new
-        returning 1
-    ),
-    updated as (
-        update production.transactions p
-        set customer_id = c.customer_id,
-            transaction_ts = c.transaction_ts,
-            payment_method_code = c.payment_method_code,
-            status_code = c.status_code,
-            updated_at = case when c.values_differ then now() else p.updated_at end,
-            source_batch_id = case when c.values_differ then p_batch_id
-                                   else p.source_batch_id end,
-            delivered_batch_id = c.batch_id
-        from compared c
-        where not c.is_new and p.transaction_id = c.transaction_id
-        returning c.values_differ
+            a.transaction_id, a.customer_id, a.transaction_ts, a.payment_method_code,
+            a.status_code, p_batch_id, a.batch_id
+        from accepted_transactions a
+        on conflict (transaction_id) do update
+        set customer_id = excluded.customer_id,
+            transaction_ts = excluded.transaction_ts,
+            payment_method_code = excluded.payment_method_code,
+            status_code = excluded.status_code,
+            updated_at = case
+                when (t.customer_id, t.transaction_ts, t.payment_method_code, t.status_code)
+                     is distinct from
+                     (excluded.customer_id, excluded.transaction_ts,
+                      excluded.payment_method_code, excluded.status_code)
+                then now() else t.updated_at end,
+            source_batch_id = case
+                when (t.customer_id, t.transaction_ts, t.payment_method_code, t.status_code)
+                     is distinct from
+                     (excluded.customer_id, excluded.transaction_ts,
+                      excluded.payment_method_code, excluded.status_code)
+                then excluded.source_batch_id else t.source_batch_id end,
+            delivered_batch_id = excluded.delivered_batch_id
+        where coalesce(t.delivered_batch_id, t.source_batch_id)
+              <= excluded.delivered_batch_id
+          and ((t.customer_id, t.transaction_ts, t.payment_method_code, t.status_code)
+               is distinct from
+               (excluded.customer_id, excluded.transaction_ts, excluded.payment_method_code,
+                excluded.status_code)
+               or t.delivered_batch_id is distinct from excluded.delivered_batch_id)
+        returning t.xmax = 0 as is_insert, t.source_batch_id = p_batch_id as is_change
     )
-    select (select count(*) from inserted),
-           (select count(*) from updated u where u.values_differ);
+    select count(*) filter (where u.is_insert),
+           count(*) filter (where not u.is_insert and u.is_change)
+    from upserted u;
 end
 $$;
 
@@ -367,51 +352,46 @@ begin
         from staging.resolved_transaction_items r
         where p_resolved_orphans and r.resolved_batch_id = p_batch_id
     ),
-    -- each accepted row against its production row, compared once: a new key, changed
-    -- values, or equal values delivered again by a newer batch (an older delivery: nothing)
-    compared as (
-        select a.*, p.item_id is null as is_new, d.values_differ
-        from accepted_items a
-        left join production.transaction_items p on p.item_id = a.item_id
-        cross join lateral (
-            select (
-                p.transaction_id, p.product_id, p.quantity, p.unit_price, p.discount)
-                is distinct from
-                (
-                a.transaction_id, a.product_id, a.quantity, a.unit_price, a.discount) as values_differ
-        ) d
-        where p.item_id is null
-           or (coalesce(p.delivered_batch_id, p.source_batch_id) <= a.batch_id
-               and (d.values_differ or p.delivered_batch_id is distinct from a.batch_id))
-    ),
-    inserted as (
-        insert into production.transaction_items (
+    upserted as (
+        insert into production.transaction_items as i (
             item_id, transaction_id, product_id, quantity, unit_price, discount,
             source_batch_id, delivered_batch_id
         )
         select
-            c.item_id, c.transaction_id, c.product_id, c.quantity, c.unit_price, c.discount, p_batch_id, c.batch_id
-        from compared c
-        where c.is_new
-        returning 1
-    ),
-    updated as (
-        update production.transaction_items p
-        set transaction_id = c.transaction_id,
-            product_id = c.product_id,
-            quantity = c.quantity,
-            unit_price = c.unit_price,
-            discount = c.discount,
-            updated_at = case when c.values_differ then now() else p.updated_at end,
-            source_batch_id = case when c.values_differ then p_batch_id
-                                   else p.source_batch_id end,
-            delivered_batch_id = c.batch_id
-        from compared c
-        where not c.is_new and p.item_id = c.item_id
-        returning c.values_differ
+            a.item_id, a.transaction_id, a.product_id, a.quantity, a.unit_price, a.discount,
+            p_batch_id, a.batch_id
+        from accepted_items a
+        on conflict (item_id) do update
+        set transaction_id = excluded.transaction_id,
+            product_id = excluded.product_id,
+            quantity = excluded.quantity,
+            unit_price = excluded.unit_price,
+            discount = excluded.discount,
+            updated_at = case
+                when (i.transaction_id, i.product_id, i.quantity, i.unit_price, i.discount)
+                     is distinct from
+                     (excluded.transaction_id, excluded.product_id, excluded.quantity,
+                      excluded.unit_price, excluded.discount)
+                then now() else i.updated_at end,
+            source_batch_id = case
+                when (i.transaction_id, i.product_id, i.quantity, i.unit_price, i.discount)
+                     is distinct from
+                     (excluded.transaction_id, excluded.product_id, excluded.quantity,
+                      excluded.unit_price, excluded.discount)
+                then excluded.source_batch_id else i.source_batch_id end,
+            delivered_batch_id = excluded.delivered_batch_id
+        where coalesce(i.delivered_batch_id, i.source_batch_id)
+              <= excluded.delivered_batch_id
+          and ((i.transaction_id, i.product_id, i.quantity, i.unit_price, i.discount)
+               is distinct from
+               (excluded.transaction_id, excluded.product_id, excluded.quantity,
+                excluded.unit_price, excluded.discount)
+               or i.delivered_batch_id is distinct from excluded.delivered_batch_id)
+        returning i.xmax = 0 as is_insert, i.source_batch_id = p_batch_id as is_change
     )
-    select (select count(*) from inserted),
-           (select count(*) from updated u where u.values_differ);
+    select count(*) filter (where u.is_insert),
+           count(*) filter (where not u.is_insert and u.is_change)
+    from upserted u;
 end
 $$;
 
