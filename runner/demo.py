@@ -7,10 +7,8 @@ rule, and write the HTML dashboard. Running it again generates nothing and inges
 new (files are identified by their SHA-256): it prints the same numbers.
 
 Size: the generator's ``medium`` scale (20,000 customers, 2,000 products, 200,000 orders,
-about 850,000 lines in all) in 6 batches with 1 % defects per rule. Measured on the
-project's 2-core machine: generating 13 s, the pipeline 100 s (validation 40 s), about 2 min
-in all; ``small`` (10,000 orders) takes 10 s but its charts are thin
-(docs/operations.md, "Running the pipeline").
+about 850,000 lines in all) in 6 batches with 1 % defects per rule; its time is measured in
+docs/operations.md ("The demo"), the one place for it.
 """
 
 from __future__ import annotations

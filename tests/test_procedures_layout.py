@@ -97,3 +97,25 @@ def test_every_routine_is_called_or_documented_for_dbas(conn) -> None:  # noqa: 
         if not called:
             orphans.append(f"{obj.path}: {obj.kind} {obj.name}")
     assert orphans == []
+
+
+def test_the_orphan_rules_are_listed_only_by_etl_dq_rule() -> None:
+    listed = [path.relative_to(PROCEDURES_DIR).as_posix() for path in sql_files()
+              if re.search(r"array\[\s*'unknown_customer'", code_of(path))]
+    assert listed == []
+
+
+def test_open_orphans_are_found_through_the_partial_index(conn) -> None:  # noqa: ANN001
+    # etl.reprocess_rejects passes etl.dq_rule's orphan rules as a value (custom plans): the
+    # planner must prove the partial index's predicate from it
+    ((orphan_rules,),) = fetch(conn, "select array_agg(rule order by sort_order) "
+                                     "from etl.dq_rule where is_orphan")
+    with conn.cursor() as cur:
+        cur.execute("set enable_seqscan = off; set plan_cache_mode = force_custom_plan")
+        cur.execute("prepare open_orphans(text[], bigint) as select r.reject_id "
+                    "from etl.rejected_row r where r.file_name = 'transactions.csv' "
+                    "and r.resolved_at is null and r.rules <@ $1 and r.batch_id <= $2")
+        cur.execute("explain execute open_orphans(%s, 5)", (orphan_rules,))
+        plan = "\n".join(row[0] for row in cur.fetchall())
+    assert orphan_rules == ["unknown_customer", "unknown_transaction", "unknown_product"]
+    assert "using rejected_row_open_orphans_idx" in plan

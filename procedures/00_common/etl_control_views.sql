@@ -25,7 +25,7 @@ with rejects_per_file as (
         count(*) filter (where r.resolved_at is null) as rows_rejected,
         count(*) filter (
             where r.resolved_at is null
-              and r.rules <@ array['unknown_customer', 'unknown_transaction', 'unknown_product']
+              and r.rules <@ (select array_agg(q.rule) from etl.dq_rule q where q.is_orphan)
         ) as rows_pending,
         count(*) filter (where r.resolved_at is not null) as rows_resolved
     from etl.rejected_row r

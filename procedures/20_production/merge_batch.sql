@@ -28,7 +28,8 @@
 -- Initial load: tables found empty (production.empty_tables) are TRUNCATEd in this
 --   transaction (with wal_level = minimal their new rows then skip the WAL), loaded by a
 --   plain INSERT without their secondary indexes, which are rebuilt and the tables analyzed
---   (procedures/20_production/bulk_load.sql). Later batches take the upsert path.
+--   (procedures/20_production/empty_tables.sql, procedures/00_common/bulk_load.sql). Later
+--   batches take the upsert path.
 -- Idempotent and atomic: one transaction; a second call for a batch already merged
 --   (etl.batch_step 'merge') changes nothing and says so, so a later batch's updates are
 --   never undone by merging an older batch again. Raises no_data_found for an unknown
@@ -47,6 +48,7 @@ declare
     v_items        record;
     v_rows         bigint;
     v_bulk_tables  text[];
+    v_bulk_relations regclass[];
     v_index_ddl    text[];
 begin
     select b.batch_name into v_batch_name
@@ -100,7 +102,9 @@ begin
     -- the initial load: empty tables are truncated (no WAL with wal_level minimal) and
     -- loaded without secondary indexes, rebuilt at the end
     v_bulk_tables := production.empty_tables();
-    v_index_ddl := production.begin_bulk_load(v_bulk_tables);
+    v_bulk_relations := array(select format('production.%I', t)::regclass
+                              from unnest(v_bulk_tables) as t);
+    v_index_ddl := etl.begin_bulk_load(v_bulk_relations);
 
     select * into v_customers
     from production.upsert_customers(p_batch_id, 'customers' = any (v_bulk_tables));
@@ -113,7 +117,7 @@ begin
     from production.upsert_transaction_items(p_batch_id, false,
                                              'transaction_items' = any (v_bulk_tables));
 
-    call production.end_bulk_load(v_bulk_tables, v_index_ddl);
+    call etl.end_bulk_load(v_bulk_relations, v_index_ddl);
     perform set_config('session_replication_role', v_role_before, true);
 
     v_rows := v_customers.inserted + v_customers.changed + v_products.inserted

@@ -1,11 +1,12 @@
 -- etl.reprocess_rejects(p_batch_id bigint default null)
 --
 -- Contract (docs/data-contract.md, "Validation rules", orphans): re-validates the quarantined
---   orphans, rows whose only rules are among unknown_customer, unknown_transaction and
---   unknown_product, still unresolved and from batches up to p_batch_id (default: the
---   newest merged batch, the one whose merge just made parents known). In rounds, until a
---   round resolves nothing (a handful: an orphan transaction resolved in a round frees its
---   orphan items in the same round, the batch's own orphans included):
+--   orphans, rows whose only rules are orphan rules (etl.dq_rule.is_orphan:
+--   unknown_customer, unknown_transaction and unknown_product), still unresolved and from
+--   batches up to p_batch_id (default: the newest merged batch, the one whose merge just
+--   made parents known). In rounds, until a round resolves nothing (a handful: an orphan
+--   transaction resolved in a round frees its orphan items in the same round, the batch's
+--   own orphans included):
 --   1. transactions.csv orphans, then transaction_items.csv orphans, parsed again from their
 --      raw values (the parsers of validation: procedures/00_common/contract_parsers.sql);
 --   2. an orphan whose key production already holds from a later delivery
@@ -27,8 +28,10 @@
 create or replace procedure etl.reprocess_rejects(p_batch_id bigint default null)
 language plpgsql
 set search_path = pg_catalog, pg_temp
+set plan_cache_mode = force_custom_plan
 as $$
 declare
+    v_orphan_rules text[];
     c_max_rounds constant integer := 100;
     v_batch_id   bigint := p_batch_id;
     v_batch_name text;
@@ -40,6 +43,12 @@ declare
     v_inserted   bigint;
     v_changed    bigint;
 begin
+    -- the orphan rules, in etl.dq_rule's order: as a value in every (custom) plan, so that
+    -- the partial index rejected_row_open_orphans_idx, whose predicate lists them, serves
+    select array_agg(q.rule order by q.sort_order) into v_orphan_rules
+    from etl.dq_rule q
+    where q.is_orphan;
+
     if v_batch_id is null then
         select max(s.batch_id) into v_batch_id from etl.batch_step s where s.step = 'merge';
         if v_batch_id is null then
@@ -72,7 +81,7 @@ begin
             from etl.rejected_row r
             where r.file_name = 'transactions.csv'
               and r.resolved_at is null
-              and r.rules <@ array['unknown_customer', 'unknown_transaction', 'unknown_product']
+              and r.rules <@ v_orphan_rules
               and r.batch_id <= v_batch_id
             offset 0
         ),
@@ -148,7 +157,8 @@ begin
         end if;
         v_resolved := v_resolved + v_merged + v_superseded;
 
-        -- transaction_items.csv orphans: parents = the transaction and the product
+        -- transaction_items.csv orphans: parents = the transaction and the product. Apart
+        -- from the block above on purpose: other columns, parsers and parents (two).
         with open_orphans as (
             select
                 r.reject_id, r.batch_id, r.line_no,
@@ -161,7 +171,7 @@ begin
             from etl.rejected_row r
             where r.file_name = 'transaction_items.csv'
               and r.resolved_at is null
-              and r.rules <@ array['unknown_customer', 'unknown_transaction', 'unknown_product']
+              and r.rules <@ v_orphan_rules
               and r.batch_id <= v_batch_id
             offset 0
         ),
@@ -261,8 +271,7 @@ begin
                  'waiting', v_batch_id, v_batch_name, v_total, v_round,
                  (select count(*) from etl.rejected_row r
                   where r.resolved_at is null
-                    and r.rules <@ array['unknown_customer', 'unknown_transaction',
-                                         'unknown_product']);
+                    and r.rules <@ v_orphan_rules);
 end
 $$;
 

@@ -75,11 +75,7 @@ begin
             bc.*,
             cur.customer_key as current_key,
             cur.signup_date as current_signup_date,
-            case
-                when cur.customer_key is null then '-infinity'::timestamptz
-                when bc.changed_at > cur.valid_from then bc.changed_at
-                else cur.valid_from + interval '1 microsecond'
-            end as valid_from
+            warehouse.scd2_valid_from(cur.valid_from, bc.changed_at) as valid_from
         from batch_customers bc
         left join warehouse.dim_customer cur
             on cur.customer_id = bc.customer_id and cur.is_current
@@ -125,6 +121,8 @@ begin
     )
     select count(*) into v_customers from added_versions;
 
+    -- The products' SCD2 block stays apart from the customers' above: other attributes and
+    -- hash, and no signup month to queue; the version rule they share is scd2_valid_from.
     with batch_products as (
         select
             p.product_id, p.product_name, cat.category_name as category, p.brand,
@@ -140,11 +138,7 @@ begin
         select
             bp.*,
             cur.product_key as current_key,
-            case
-                when cur.product_key is null then '-infinity'::timestamptz
-                when bp.changed_at > cur.valid_from then bp.changed_at
-                else cur.valid_from + interval '1 microsecond'
-            end as valid_from
+            warehouse.scd2_valid_from(cur.valid_from, bp.changed_at) as valid_from
         from batch_products bp
         left join warehouse.dim_product cur
             on cur.product_id = bp.product_id and cur.is_current

@@ -54,8 +54,6 @@ declare
     v_empty              boolean;
     v_bulk               boolean;
     v_index_ddl          text[];
-    v_drop_ddl           text[];
-    v_ddl                text;
     v_first_day          date;
     v_last_day           date;
     v_change_id          bigint;
@@ -166,33 +164,11 @@ begin
 
     -- 2. the batch's new and changed items, and every item of its changed transactions
     if v_bulk then
-        -- initial load into an empty fact: drop its indexes and key, truncate (a new
-        -- file: with wal_level minimal the rows skip the WAL), insert, rebuild them from
-        -- their catalog definitions, analyze. Same rows as the incremental path, without
-        -- maintaining three indexes row by row.
-        with fact_indexes as (
-            select ix.indexrelid, con.conname, con.oid as constraint_oid
-            from pg_index ix
-            left join pg_constraint con on con.conindid = ix.indexrelid
-                                      and con.conrelid = ix.indrelid
-            where ix.indrelid = 'warehouse.fact_sales'::regclass
-        )
-        select
-            array_agg(case
-                when fi.conname is null then pg_get_indexdef(fi.indexrelid)
-                else format('alter table warehouse.fact_sales add constraint %I %s',
-                            fi.conname, pg_get_constraintdef(fi.constraint_oid))
-            end),
-            array_agg(case
-                when fi.conname is null then format('drop index %s', fi.indexrelid::regclass)
-                else format('alter table warehouse.fact_sales drop constraint %I', fi.conname)
-            end)
-        into v_index_ddl, v_drop_ddl
-        from fact_indexes fi;
-        foreach v_ddl in array coalesce(v_drop_ddl, '{}') loop
-            execute v_ddl;
-        end loop;
-        truncate warehouse.fact_sales;
+        -- initial load into an empty fact: truncate (a new file: with wal_level minimal
+        -- the rows skip the WAL), drop its indexes and key, insert, rebuild them, analyze
+        -- (etl.begin_bulk_load / end_bulk_load, as production's initial load). Same rows
+        -- as the incremental path, without maintaining three indexes row by row.
+        v_index_ddl := etl.begin_bulk_load(array['warehouse.fact_sales'::regclass]);
 
         insert into warehouse.fact_sales (
             item_id, transaction_id, date_key, customer_key, product_key,
@@ -207,10 +183,7 @@ begin
         from warehouse.batch_sales_lines(p_batch_id) bl;
         get diagnostics v_inserted = row_count;
 
-        foreach v_ddl in array coalesce(v_index_ddl, '{}') loop
-            execute v_ddl;
-        end loop;
-        analyze warehouse.fact_sales;
+        call etl.end_bulk_load(array['warehouse.fact_sales'::regclass], v_index_ddl);
         v_updated := 0;
     else
         v_change_id := nextval('warehouse.fact_change_seq');
