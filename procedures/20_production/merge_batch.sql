@@ -51,14 +51,7 @@ declare
     v_bulk_relations regclass[];
     v_index_ddl    text[];
 begin
-    select b.batch_name into v_batch_name
-    from etl.batch b
-    where b.batch_id = p_batch_id
-    for no key update;
-    if not found then
-        raise exception 'merge_batch: batch % does not exist', p_batch_id
-            using errcode = 'no_data_found';
-    end if;
+    v_batch_name := etl.lock_batch(p_batch_id, 'merge_batch');
 
     if exists (select 1 from etl.batch_step s
                where s.batch_id = p_batch_id and s.step = 'merge') then

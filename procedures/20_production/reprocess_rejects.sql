@@ -56,14 +56,7 @@ begin
             return;
         end if;
     end if;
-    select b.batch_name into v_batch_name
-    from etl.batch b
-    where b.batch_id = v_batch_id
-    for no key update;
-    if not found then
-        raise exception 'reprocess_rejects: batch % does not exist', v_batch_id
-            using errcode = 'no_data_found';
-    end if;
+    v_batch_name := etl.lock_batch(v_batch_id, 'reprocess_rejects');
 
     loop
         v_round := v_round + 1;
