@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import psycopg2
 
+from runner.contract import FILE_NAMES
 from runner.db import connect
 from runner.pipeline import RunResult
 from runner.redact import redact
@@ -38,10 +39,9 @@ def reconciliation_table(url: str, batch_ids: list[int]) -> str:
             cur.execute(
                 "select batch_id, batch_name, file_name, rows_in_file, rows_accepted, "
                 "rows_rejected, rows_pending, balanced from etl.v_batch_reconciliation "
-                "where batch_id = any(%s) order by batch_id, array_position("
-                "array['customers.csv','products.csv','transactions.csv',"
-                "'transaction_items.csv'], file_name::text)",
-                (batch_ids,),
+                "where batch_id = any(%s) "
+                "order by batch_id, array_position(%s::text[], file_name::text)",
+                (batch_ids, list(FILE_NAMES)),
             )
             rows = cur.fetchall()
     except psycopg2.Error as error:
