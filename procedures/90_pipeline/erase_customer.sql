@@ -21,7 +21,8 @@
 --
 -- etl.forget_erased_identifiers(p_batch_id bigint) returns bigint
 --   Called by production.merge_batch before it writes production: for the erased customer
---   ids (etl.erasure) that the batch delivers again, strip_identifiers on the batch, with the
+--   ids (etl.erasure) that the batch delivers again (found in its typed rows and its
+--   quarantined rows, not by a scan of staging), strip_identifiers on the batch, with the
 --   addresses the batch delivered for them. Validation has run on the values as delivered
 --   (rules as usual); the merge then writes the customer without identifiers, its other
 --   attributes updated (SCD2 versions follow as usual), and no staged or quarantined row of
@@ -210,11 +211,24 @@ declare
     v_customer_ids bigint[];
     v_rows         bigint;
 begin
+    if not exists (select 1 from etl.erasure) then
+        return 0;  -- nobody was ever erased: the common case costs one lookup
+    end if;
+    -- the batch's typed rows (one partition) hold every staged row, its raw key included;
+    -- its quarantined rows too (they outlive the typed rows, which a crash empties)
     select coalesce(array_agg(e.customer_id), '{}') into v_customer_ids
     from etl.erasure e
-    where e.customer_id in (select etl.key_value(s.customer_id)
-                            from staging.customers s
-                            where s.batch_id = p_batch_id);
+    where e.customer_id in (select v.customer_id
+                            from staging.validated_customers v
+                            where v.batch_id = p_batch_id
+                            union
+                            select etl.key_value(v.raw_customer_id)
+                            from staging.validated_customers v
+                            where v.batch_id = p_batch_id
+                            union
+                            select etl.key_value(r.record_key)
+                            from etl.rejected_row r
+                            where r.batch_id = p_batch_id and r.file_name = 'customers.csv');
     if cardinality(v_customer_ids) = 0 then
         return 0;
     end if;
