@@ -119,3 +119,14 @@ def test_open_orphans_are_found_through_the_partial_index(conn) -> None:  # noqa
         plan = "\n".join(row[0] for row in cur.fetchall())
     assert orphan_rules == ["unknown_customer", "unknown_transaction", "unknown_product"]
     assert "using rejected_row_open_orphans_idx" in plan
+
+
+def test_rules_are_listed_in_the_order_of_etl_dq_rule(conn) -> None:  # noqa: ANN001
+    # each typed function builds a row's rules as array[case ... then '<rule>' end, ...]:
+    # their order is etl.dq_rule.sort_order, the order of etl.rejected_row.rules
+    order = dict(fetch(conn, "select rule, sort_order from etl.dq_rule"))
+    arrays = re.findall(r"array_remove\(array\[(.*?)\], null\)",
+                        code_of(PROCEDURES_DIR / "10_staging" / "typed_rows.sql"), re.S)
+    listed = [re.findall(r"then '([a-z_]+)' end", body) for body in arrays]
+    assert len(listed) == 4 and all(listed)
+    assert [rules for rules in listed if rules != sorted(rules, key=order.__getitem__)] == []
