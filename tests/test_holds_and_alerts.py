@@ -28,12 +28,19 @@ from aiosmtpd.controller import Controller
 from runner import alerts
 from runner.config import PROJECT_ROOT, AlertSettings
 from runner.dashboard import collect_data, write_dashboard
-from runner.pipeline import EXIT_HELD, EXIT_OK
+from runner.pipeline import EXIT_HELD, EXIT_OK, RunOptions, run_pipeline
 from runner.status import EXIT_HELD as STATUS_EXIT_HELD
 from tests.staging_data import fetch
 from tests.test_dashboard import DevTools, Tab, chromium_binary, needs_chromium, wait_rendered
 from tests.test_runner_pipeline_real import snapshot
-from tests.test_runner_stubs import run_cli, start_cli
+from tests.test_runner_stubs import (
+    add_batches,
+    fast_retry,
+    inject,
+    install_stub_steps,
+    run_cli,
+    start_cli,
+)
 from tests.test_scheduler import get, metric, wait_for
 
 HEADERS = {
@@ -514,3 +521,36 @@ def test_the_schedule_service_exports_holds_events_and_undelivered_alerts(
         service.send_signal(signal.SIGTERM)
         service.communicate(timeout=30)
     assert service.returncode == 0
+
+
+def test_a_refused_batch_alerts_with_the_file_and_what_to_do(
+        conn, db_url, tmp_path, http_receiver) -> None:  # noqa: ANN001
+    base_batch(tmp_path)
+    refused = tmp_path / "batch_0002"
+    refused.mkdir()
+    (refused / "products.csv").write_text("product_id,product_name\n1,Pen\n")  # no price
+    done = run_cli(db_url, "run", str(tmp_path), WAREHOUSE_ALERT_URLS=http_receiver.url)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert titles(http_receiver) == ["warehouse: a batch was refused, run 1 failed"]
+    (refusal,) = fetch(conn, "select message from etl.batch_refusal")[0]
+    assert http_receiver.received[0]["message"] == (
+        f"Run 1 (cli) stopped at ingestion: batch batch_0002 ({refused.resolve()}) refused: "
+        f"{refusal}. Nothing of it was staged; fix the file or remove the batch, then ingest "
+        "again. The batches before it were processed; none after it was staged.")
+    assert "products.csv" in refusal
+
+
+def test_a_failed_step_alerts_with_step_batch_and_error(conn, db_url) -> None:  # noqa: ANN001
+    install_stub_steps(conn)
+    (batch,) = add_batches(conn, 1)
+    inject(conn, "merge", sqlstate="22012", fail_calls=1, message="boom in the merge")
+    result = run_pipeline(db_url, RunOptions(landing=None, retry=fast_retry(), trigger="test"))
+    assert (result.status, result.exit_code) == ("failed", 1)
+    ((kind, severity, alert_batch, title, body),) = fetch(
+        conn, "select kind, severity, batch_id, title, body from etl.alert")
+    assert (kind, severity, alert_batch, title) == (
+        "run_failed", "failure", batch, "warehouse: run 1 failed at step merge")
+    assert body.startswith(f"Run 1 (test) failed at step merge of batch {batch} (batch_0001): ")
+    assert "boom in the merge" in body
+    assert body.endswith("Fix the cause; the next run resumes at this step (python -m runner "
+                         "status shows the history).")

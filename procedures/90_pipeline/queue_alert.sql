@@ -66,7 +66,8 @@ as $$
             when 'hold' then d.hold_message
             when 'refusal' then format('Run %s (%s) stopped at ingestion: %s The batches '
                                        'before it were processed; none after it was staged.',
-                                       d.run_id, d.trigger, d.error)
+                                       d.run_id, d.trigger,
+                                       regexp_replace(d.error, '^step ingest: ', ''))
             else format('Run %s (%s) failed at step %s%s: %s. Fix the cause; the next run '
                         'resumes at this step (python -m runner status shows the history).',
                         d.run_id, d.trigger, coalesce(d.error_step, '(start)'),
