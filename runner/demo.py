@@ -73,6 +73,14 @@ group by rule
 order by rows desc, rule
 """
 
+CHECKS_SQL = """
+select e."check", e.severity, count(*) as events, count(distinct e.batch_name) as batches,
+       max(e.observed) as highest_observed
+from etl.v_dq_events e
+group by e."check", e.severity
+order by e."check", e.severity
+"""
+
 
 def has_data(directory: Path) -> bool:
     return directory.is_dir() and any(directory.rglob("*.csv"))
@@ -107,6 +115,8 @@ def kpi_report(url: str) -> str:
                                     cur.fetchall())
             cur.execute(REJECTS_SQL)
             rejects = cur.fetchall()
+            cur.execute(CHECKS_SQL)
+            checks = cur.fetchall()
     finally:
         conn.close()
     parts = [kpis, "", "Top categories by revenue", categories, "",
@@ -116,6 +126,10 @@ def kpi_report(url: str) -> str:
                   format_table(["rule", "rows", "batches"], rejects)]
     else:
         parts.append("No rejected rows.")
+    if checks:  # warnings are expected at 1 % defects; an error would hold the batch
+        parts += ["", "Batch checks that fired (etl.v_dq_events)",
+                  format_table(["check", "severity", "events", "batches", "highest observed"],
+                               checks)]
     return "\n".join(parts)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import signal
 import socket
 import statistics
@@ -25,6 +26,7 @@ import psycopg2
 import pytest
 from aiosmtpd.controller import Controller
 
+from generator.options import Burst, burst_problems
 from runner import alerts
 from runner.config import PROJECT_ROOT, AlertSettings
 from runner.dashboard import collect_data, write_dashboard
@@ -554,3 +556,28 @@ def test_a_failed_step_alerts_with_step_batch_and_error(conn, db_url) -> None:  
     assert "boom in the merge" in body
     assert body.endswith("Fix the cause; the next run resumes at this step (python -m runner "
                          "status shows the history).")
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("transaction_items.csv:invalid_amount", "write FILE:RULE:SHARE[:BATCH]"),
+    ("transaction_items.csv:invalid_amount:lots", "SHARE is a number between 0 and 1"),
+])
+def test_a_defect_burst_that_cannot_be_read_says_how_to_write_it(text: str, problem: str
+                                                                   ) -> None:
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        Burst.parse(text)
+
+
+@pytest.mark.parametrize(("burst", "problem"), [
+    (Burst("orders.csv", "invalid_amount", 0.5), "the file is one of customers.csv, "
+                                                  "products.csv, transactions.csv, "
+                                                  "transaction_items.csv"),
+    (Burst("products.csv", "unknown_customer", 0.5), "the rule is one of duplicate_key, "
+                                                      "invalid_amount, invalid_integer"),
+    (Burst("products.csv", "invalid_amount", 0.0), "SHARE must be above 0 and at most 1"),
+    (Burst("products.csv", "invalid_amount", 0.5, batch=3), "BATCH must be between 1 and "
+                                                             "--batches (2)"),
+])
+def test_a_defect_burst_the_generator_cannot_write_is_refused_naming_why(
+        burst: Burst, problem: str) -> None:
+    assert any(problem in found for found in burst_problems(burst, batches=2))

@@ -189,5 +189,11 @@ def test_demo_on_existing_data_prints_kpis_and_rejects(db_url, landing) -> None:
     assert "not generated again" in done.stdout
     for text in ("average order value", "Top categories by revenue",
                  "Payment methods (share of revenue)", "by rule (etl.v_reject_summary)",
-                 "3 batch(es) processed"):
+                 "Batch checks that fired (etl.v_dq_events)", "3 batch(es) processed"):
         assert text in done.stdout
+    conn = connect(db_url)  # the demo's 1 % defects warn, and never hold
+    try:
+        assert fetch(conn, "select severity, count(*) > 0 from etl.dq_event group by 1") == [
+            ("warn", True)]
+    finally:
+        conn.close()
