@@ -569,7 +569,9 @@ def test_bulk_and_incremental_paths_write_the_same_rows(shop: Shop) -> None:
     index_names = [r[0] for r in shop.rows(
         "select indexrelid::regclass::text from pg_index "
         "where indrelid = 'warehouse.fact_sales'::regclass order by 1")]
-    assert index_names == ["warehouse.fact_sales_date_idx", "warehouse.fact_sales_pkey",
+    assert index_names == ["warehouse.fact_sales_customer_idx",
+                           "warehouse.fact_sales_date_idx", "warehouse.fact_sales_pkey",
+                           "warehouse.fact_sales_product_date_idx",
                            "warehouse.fact_sales_transaction_idx",
                            "warehouse.fact_sales_ts_idx"]
 

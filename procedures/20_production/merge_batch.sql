@@ -36,6 +36,7 @@
 --   batch.
 create or replace procedure production.merge_batch(p_batch_id bigint)
 language plpgsql
+set warehouse.writer = 'merge_batch'
 set search_path = pg_catalog, pg_temp
 as $$
 declare

@@ -27,6 +27,7 @@
 -- Foreign keys are checked row by row here (orphans are few).
 create or replace procedure etl.reprocess_rejects(p_batch_id bigint default null)
 language plpgsql
+set warehouse.writer = 'reprocess_rejects'
 set search_path = pg_catalog, pg_temp
 set plan_cache_mode = force_custom_plan
 as $$

@@ -1,5 +1,5 @@
 -- Reconciliation of the warehouse with production (DESIGN.md: the pipeline fails a run when
--- they differ).
+-- they differ). A small family: what one day, one batch and the whole history must satisfy.
 --
 -- warehouse.sales_reconciliation(p_days date[] default null) returns table
 --   For each UTC day of p_days (every day from the first to the last transaction in
@@ -7,14 +7,39 @@
 --   independently from production (transactions joined to items) and from fact_sales, and
 --   revenue, units and orders of agg_daily_sales; balanced is true when they all agree.
 --   Reads only the given days (production through the transaction_ts index between the
---   first and last day, the fact through dim_date and its date_key index), so a batch's
---   check costs what its days hold. A fact date missing from dim_date counts as a
---   difference (dim_date must cover the fact).
+--   first and last day, the fact through dim_date and its date_key index), so it costs what
+--   the days hold. A fact date missing from dim_date counts as a difference (dim_date must
+--   cover the fact).
+-- warehouse.unbalanced_days(p_days date[], p_limit integer default null)
+--   returns (days_checked, days_unbalanced, details): sales_reconciliation of the days
+--   (all when null) summed up, details naming each unbalanced day (the first p_limit) and
+--   its figures.
+-- warehouse.batch_line_differences(p_batch_id bigint) returns table
+--   The order lines, among the orders a batch changed, that differ between production
+--   (warehouse.v_sales_lines, what the fact must hold) and fact_sales: missing from the
+--   fact, in the fact but not in production, or with any key or measure different. The
+--   orders a batch changed: those of its new and changed items and transactions, and those
+--   whose lines point at any version of a customer or product the batch versioned (the
+--   re-pointed lines, and any line left on the version before). Reads those orders through
+--   the transaction_id indexes, the versioned customers' and products' lines through the
+--   fact's customer_key and (product_key, date_key) indexes: the work follows the batch.
 -- warehouse.check_reconciliation(p_batch_id bigint)  (procedure)
---   Checks the days the batch touched (warehouse.agg_refresh_queue, grain day) and raises
---   an exception naming every day that differs and its figures. Writes nothing but its
---   etl.batch_step row (batch_id, 'check_reconciliation', days checked). Safe to call
---   twice: it only reads.
+--   The check of one batch. Every fact line of a day the batch touched was either written
+--   for this batch (its orders: compared line by line, batch_line_differences) or balanced
+--   when the batch that last wrote it was checked and not written since: writes outside the
+--   pipeline's procedures are logged by statement triggers (etl.unverified_write,
+--   procedures/00_common/unverified_write.sql). While that log holds rows, the check reads
+--   every day the batch touched (warehouse.agg_refresh_queue, grain day) in full instead,
+--   production against the fact and agg_daily_sales (sales_reconciliation). Raises an
+--   exception naming every day that differs, and the lines or figures. Writes nothing but
+--   its etl.batch_step row (batch_id, 'check_reconciliation', lines or days compared).
+--   Safe to call twice: it only reads.
+-- warehouse.check_full_reconciliation()  (procedure)
+--   Every day of the history (sales_reconciliation without a day list), for DBAs and the
+--   weekly run of the schedule service (`python -m runner reconcile`). Raises naming the
+--   first 20 days that differ; when balanced, records the check in etl.full_reconciliation
+--   and clears the etl.unverified_write rows its snapshot covered (written by transactions
+--   committed before it began), so batch checks go back to reading orders only.
 -- The view warehouse.v_reconciliation (v_reconciliation.sql) lists the unbalanced days of
 -- the whole history.
 
@@ -131,12 +156,116 @@ begin
 end;
 $$;
 
+create or replace function warehouse.unbalanced_days(
+    p_days date[], p_limit integer default null,
+    out days_checked bigint, out days_unbalanced bigint, out details text)
+language sql
+stable
+set search_path = warehouse, pg_catalog
+begin atomic
+    select count(*),
+           count(*) filter (where not r.balanced),
+           string_agg(
+               format('%s: revenue production %s fact %s aggregate %s, units production %s '
+                      'fact %s aggregate %s, items production %s fact %s, orders production '
+                      '%s fact %s aggregate %s',
+                      r.sales_date, r.production_revenue, r.fact_revenue,
+                      r.aggregate_revenue, r.production_units, r.fact_units,
+                      r.aggregate_units, r.production_items, r.fact_items,
+                      r.production_orders, r.fact_orders, r.aggregate_orders),
+               '; ' order by r.sales_date)
+               filter (where not r.balanced and (p_limit is null or r.position <= p_limit))
+    from (select s.*,
+                 row_number() over (partition by s.balanced order by s.sales_date) as position
+          from warehouse.sales_reconciliation(p_days) s) r;
+end;
+
+create or replace function warehouse.batch_line_differences(p_batch_id bigint)
+returns table (sales_date date, item_id bigint, transaction_id bigint, difference text)
+language plpgsql
+stable
+set search_path = warehouse, pg_catalog
+set plan_cache_mode = force_custom_plan
+as $$
+declare
+    v_orders bigint[];
+begin
+    v_orders := array(
+        with versioned_customers as (
+            select distinct v.customer_id
+            from warehouse.dim_customer v
+            where v.source_batch_id = p_batch_id and v.valid_from > '-infinity'
+        ),
+        versioned_products as (
+            select v.product_id, min(v.valid_from) as since
+            from warehouse.dim_product v
+            where v.source_batch_id = p_batch_id and v.valid_from > '-infinity'
+            group by v.product_id
+        )
+        select i.transaction_id
+        from production.transaction_items i
+        where i.source_batch_id = p_batch_id
+        union
+        select t.transaction_id
+        from production.transactions t
+        where t.source_batch_id = p_batch_id
+        union
+        select f.transaction_id
+        from versioned_customers vc
+        join warehouse.dim_customer dc on dc.customer_id = vc.customer_id
+        join warehouse.fact_sales f on f.customer_key = dc.customer_key
+        union
+        select f.transaction_id
+        from versioned_products vp
+        join warehouse.dim_product dp on dp.product_id = vp.product_id
+        join warehouse.fact_sales f
+            on f.product_key = dp.product_key
+           and f.date_key >= warehouse.date_key(warehouse.utc_date(vp.since)));
+
+    return query
+    with expected as materialized (
+        select l.*
+        from warehouse.v_sales_lines l
+        where l.transaction_id = any (v_orders)
+    ),
+    actual as materialized (
+        select f.*
+        from warehouse.fact_sales f
+        where f.transaction_id = any (v_orders)
+    ),
+    compared as (
+        select coalesce(e.item_id, a.item_id) as item_id,
+               coalesce(e.transaction_id, a.transaction_id) as transaction_id,
+               coalesce(e.transaction_ts, a.transaction_ts) as transaction_ts,
+               case when a.item_id is null then 'missing from fact_sales'
+                    when e.item_id is null then 'in fact_sales, not in production'
+                    else 'fact_sales differs from production'
+               end as difference
+        from expected e
+        full join actual a on a.item_id = e.item_id
+        where a.item_id is null
+           or e.item_id is null
+           or (a.transaction_id, a.date_key, a.customer_key, a.product_key,
+               a.payment_method_key, a.status_code, a.transaction_ts, a.quantity,
+               a.unit_price, a.discount, a.line_amount, a.line_cost, a.line_margin)
+              is distinct from
+              (e.transaction_id, e.date_key, e.customer_key, e.product_key,
+               e.payment_method_key, e.status_code, e.transaction_ts, e.quantity,
+               e.unit_price, e.discount, e.line_amount, e.line_cost, e.line_margin)
+    )
+    select warehouse.utc_date(c.transaction_ts), c.item_id, c.transaction_id, c.difference
+    from compared c
+    order by 1, 2;
+end;
+$$;
+
 create or replace procedure warehouse.check_reconciliation(p_batch_id bigint)
 language plpgsql
 set search_path = warehouse, pg_catalog
 as $$
 declare
     v_days     date[];
+    v_by_days  boolean;
     v_checked  bigint;
     v_failed   bigint;
     v_details  text;
@@ -148,31 +277,50 @@ begin
     v_days := array(
         select q.day from warehouse.agg_refresh_queue q
         where q.batch_id = p_batch_id and q.grain = 'day');
+    v_by_days := exists (select 1 from etl.unverified_write);
 
-    select count(*),
-           count(*) filter (where not r.balanced),
-           string_agg(
-               format('%s: revenue production %s fact %s aggregate %s, units production %s '
-                      'fact %s aggregate %s, items production %s fact %s, orders production '
-                      '%s fact %s aggregate %s',
-                      r.sales_date, r.production_revenue, r.fact_revenue,
-                      r.aggregate_revenue, r.production_units, r.fact_units,
-                      r.aggregate_units, r.production_items, r.fact_items,
-                      r.production_orders, r.fact_orders, r.aggregate_orders),
-               '; ' order by r.sales_date) filter (where not r.balanced)
-    into v_checked, v_failed, v_details
-    from warehouse.sales_reconciliation(v_days) r;
+    if v_by_days then
+        -- something wrote the sales tables outside the pipeline: read the batch's days whole
+        select u.days_checked, u.days_unbalanced, u.details
+        into v_checked, v_failed, v_details
+        from warehouse.unbalanced_days(v_days) u;
 
-    if v_failed > 0 then
-        raise exception 'check_reconciliation batch %: % of % day(s) differ between '
-                        'production, fact_sales and agg_daily_sales: %',
-            p_batch_id, v_failed, v_checked, v_details
-            using hint = 'Find the cause (select * from warehouse.v_reconciliation), then '
-                         'reload the batch''s steps or call warehouse.refresh_aggregates '
-                         'for the days named.';
+        if v_failed > 0 then
+            raise exception 'check_reconciliation batch %: % of % day(s) differ between '
+                            'production, fact_sales and agg_daily_sales: %',
+                p_batch_id, v_failed, v_checked, v_details
+                using hint = 'Find the cause (select * from warehouse.v_reconciliation), '
+                             'then reload the batch''s steps or call '
+                             'warehouse.refresh_aggregates for the days named.';
+        end if;
+        raise notice 'check_reconciliation batch %: % day(s) balanced, read whole (% '
+                     'write(s) outside the pipeline listed in etl.unverified_write)',
+            p_batch_id, v_checked, (select count(*) from etl.unverified_write);
+    else
+        with differences as (
+            select d.sales_date, count(*) as lines,
+                   string_agg(format('item %s of order %s: %s', d.item_id, d.transaction_id,
+                                     d.difference), ', ' order by d.item_id) as lines_text
+            from warehouse.batch_line_differences(p_batch_id) d
+            group by d.sales_date
+        )
+        select count(*), sum(df.lines),
+               string_agg(format('%s: %s', df.sales_date, df.lines_text), '; '
+                          order by df.sales_date)
+        into v_failed, v_checked, v_details
+        from differences df;
+
+        if v_failed > 0 then
+            raise exception 'check_reconciliation batch %: % line(s) on % day(s) differ '
+                            'between production and fact_sales: %',
+                p_batch_id, v_checked, v_failed, left(v_details, 4000)
+                using hint = 'Reload the batch''s fact (call warehouse.load_fact_sales), or '
+                             'find the cause with call warehouse.check_full_reconciliation().';
+        end if;
+        v_checked := cardinality(v_days);
+        raise notice 'check_reconciliation batch %: the batch''s orders on % day(s) match '
+                     'production line by line', p_batch_id, v_checked;
     end if;
-
-    raise notice 'check_reconciliation batch %: % day(s) balanced', p_batch_id, v_checked;
 
     insert into etl.batch_step (batch_id, step, rows, completed_at)
     values (p_batch_id, 'check_reconciliation', v_checked, clock_timestamp())
@@ -181,9 +329,52 @@ begin
 end;
 $$;
 
+create or replace procedure warehouse.check_full_reconciliation()
+language plpgsql
+set search_path = warehouse, pg_catalog
+as $$
+declare
+    v_started  timestamptz := clock_timestamp();
+    v_snapshot pg_snapshot := pg_current_snapshot();
+    v_checked  bigint;
+    v_failed   bigint;
+    v_details  text;
+    v_cleared  bigint;
+begin
+    -- the snapshot is taken before the days are read: a write it sees, the read sees too
+    select u.days_checked, u.days_unbalanced, u.details
+    into v_checked, v_failed, v_details
+    from warehouse.unbalanced_days(null, 20) u;
+
+    if v_failed > 0 then
+        raise exception 'check_full_reconciliation: % of % day(s) differ between production, '
+                        'fact_sales and agg_daily_sales (the first 20: %)',
+            v_failed, v_checked, v_details
+            using hint = 'select * from warehouse.v_reconciliation lists them all; reload the '
+                         'batches concerned or call warehouse.refresh_aggregates for the days.';
+    end if;
+
+    delete from etl.unverified_write w
+    where pg_visible_in_snapshot(w.xact_id, v_snapshot);
+    get diagnostics v_cleared = row_count;
+
+    insert into etl.full_reconciliation (started_at, days_checked, writes_cleared)
+    values (v_started, v_checked, v_cleared);
+    raise notice 'check_full_reconciliation: % day(s) balanced, % unverified write(s) cleared',
+        v_checked, v_cleared;
+end;
+$$;
+
 comment on function warehouse.sales_reconciliation(date[]) is
     'Completed revenue, units, items and orders per UTC day in production, fact_sales and '
     'agg_daily_sales; all days when called without a list';
+comment on function warehouse.unbalanced_days(date[], integer) is
+    'Days compared, days unbalanced and the unbalanced days'' figures (sales_reconciliation)';
+comment on function warehouse.batch_line_differences(bigint) is
+    'Order lines of the orders a batch changed that differ between production and fact_sales';
 comment on procedure warehouse.check_reconciliation(bigint) is
-    'Raises an exception naming the days a batch touched whose fact totals differ from '
-    'production or from the aggregates';
+    'Raises an exception naming the lines of a batch''s orders that differ from production '
+    '(or, after writes outside the pipeline, the days it touched whose totals differ)';
+comment on procedure warehouse.check_full_reconciliation() is
+    'Raises an exception naming the days of the history whose totals differ between '
+    'production, fact_sales and agg_daily_sales; clears etl.unverified_write when balanced';

@@ -41,6 +41,7 @@
 -- writes, records and queues nothing.
 create or replace procedure warehouse.load_fact_sales(p_batch_id bigint)
 language plpgsql
+set warehouse.writer = 'load_fact_sales'
 set search_path = warehouse, pg_catalog
 set plan_cache_mode = force_custom_plan
 as $$

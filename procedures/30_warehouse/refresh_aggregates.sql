@@ -360,6 +360,7 @@ $$;
 
 create or replace procedure warehouse.refresh_aggregates(p_from date, p_to date)
 language plpgsql
+set warehouse.writer = 'refresh_aggregates'
 set search_path = warehouse, pg_catalog
 set plan_cache_mode = force_custom_plan
 as $$
@@ -389,6 +390,7 @@ $$;
 
 create or replace procedure warehouse.refresh_batch_aggregates(p_batch_id bigint)
 language plpgsql
+set warehouse.writer = 'refresh_batch_aggregates'
 set search_path = warehouse, pg_catalog
 set plan_cache_mode = force_custom_plan
 as $$

@@ -1,0 +1,144 @@
+"""Reconciliation that follows the change (issue 17; procedures/30_warehouse/
+check_reconciliation.sql, procedures/00_common/unverified_write.sql).
+
+A batch's check compares the orders the batch changed line by line with production; a
+write outside the pipeline's procedures is logged and makes batch checks read their days
+whole; the full check reads every day and clears the log when balanced.
+
+The Shop writes production as merge_batch would; here it says so (``warehouse.writer``),
+as merge_batch's own definition does, so its writes are not logged as hand changes.
+"""
+
+from __future__ import annotations
+
+import psycopg2
+import pytest
+
+from tests import test_warehouse
+from tests.test_warehouse import Shop
+
+shop = test_warehouse.shop  # the fixture, shared
+
+DAY_ONE, DAY_TWO = "2025-02-10", "2025-02-11"
+
+
+def as_pipeline(shop: Shop) -> None:
+    shop.cur.execute("set warehouse.writer = 'test: as merge_batch'")
+
+
+def by_hand(shop: Shop) -> None:
+    shop.cur.execute("reset warehouse.writer")
+
+
+def two_days_loaded(shop: Shop) -> None:
+    """Batch 1, loaded and checked: order 100 on day one (item 1000, 2 units), order 101 on
+    day two (item 1001, 1 unit), product 10 at price 10."""
+    as_pipeline(shop)
+    b1 = shop.batch("2025-03-01 00:00+00")
+    shop.customer(b1, 1)
+    shop.product(b1, 10)
+    shop.transaction(b1, 100, 1, f"{DAY_ONE} 12:00")
+    shop.item(b1, 1000, 100, 10, quantity=2)
+    shop.transaction(b1, 101, 1, f"{DAY_TWO} 12:00")
+    shop.item(b1, 1001, 101, 10, quantity=1)
+    shop.load(b1)
+
+
+def new_order_on_day_one(shop: Shop) -> int:
+    """Batch 2 (not loaded): order 102 on day one with item 1002."""
+    as_pipeline(shop)
+    b2 = shop.batch("2025-03-02 00:00+00")
+    shop.transaction(b2, 102, 1, f"{DAY_ONE} 15:00")
+    shop.item(b2, 1002, 102, 10, quantity=1)
+    return b2
+
+
+def check_error(shop: Shop, call: str) -> str:
+    with pytest.raises(psycopg2.errors.RaiseException) as raised:
+        shop.cur.execute(call)
+    shop.cur.connection.rollback()
+    return raised.value.diag.message_primary
+
+
+def unverified(shop: Shop) -> list[tuple]:
+    return shop.rows("select table_name, operation from etl.unverified_write order by write_id")
+
+
+def test_batch_check_compares_orders_when_nothing_wrote_outside_the_pipeline(
+        shop: Shop) -> None:
+    two_days_loaded(shop)
+    b2 = new_order_on_day_one(shop)
+    shop.load(b2)
+    assert unverified(shop) == []
+    assert shop.rows("select step, rows from etl.batch_step where batch_id = %s "
+                     "and step = 'check_reconciliation'", (b2,)) == [("check_reconciliation", 1)]
+    notices = [n for n in shop.cur.connection.notices if "check_reconciliation batch" in n]
+    assert notices[-1].strip() == (
+        f"NOTICE:  check_reconciliation batch {b2}: the batch's orders on 1 day(s) match "
+        "production line by line")
+
+
+def test_batch_check_catches_a_line_of_its_orders_the_fact_got_wrong(shop: Shop) -> None:
+    two_days_loaded(shop)
+    b2 = new_order_on_day_one(shop)
+    for step in ("load_dimensions", "load_fact_sales", "refresh_batch_aggregates"):
+        shop.call(step, b2)
+    # a loader bug, as the pipeline would write it (not logged): a wrong quantity
+    shop.cur.execute("update warehouse.fact_sales set quantity = 5 where item_id = 1002")
+    assert unverified(shop) == []
+    assert check_error(shop, f"call warehouse.check_reconciliation({b2})") == (
+        f"check_reconciliation batch {b2}: 1 line(s) on 1 day(s) differ between production "
+        f"and fact_sales: {DAY_ONE}: item 1002 of order 102: fact_sales differs from "
+        "production")
+
+
+def test_batch_check_catches_a_hand_changed_line_on_a_day_the_batch_touched(
+        shop: Shop) -> None:
+    two_days_loaded(shop)
+    by_hand(shop)
+    # order 100 is not the batch's, but it lies on day one, which the batch touches
+    shop.cur.execute("update warehouse.fact_sales set line_amount = 25.00 where item_id = 1000")
+    assert unverified(shop) == [("warehouse.fact_sales", "UPDATE")]
+    b2 = new_order_on_day_one(shop)
+    for step in ("load_dimensions", "load_fact_sales", "refresh_batch_aggregates"):
+        shop.call(step, b2)
+    assert check_error(shop, f"call warehouse.check_reconciliation({b2})") == (
+        f"check_reconciliation batch {b2}: 1 of 1 day(s) differ between production, "
+        f"fact_sales and agg_daily_sales: {DAY_ONE}: revenue production 30.00 fact 35.00 "
+        "aggregate 30.00, units production 3 fact 3 aggregate 3, items production 2 fact 2, "
+        "orders production 2 fact 2 aggregate 2")
+
+
+def test_full_check_catches_a_difference_on_any_day_and_clears_the_log_once_balanced(
+        shop: Shop) -> None:
+    two_days_loaded(shop)
+    by_hand(shop)
+    shop.cur.execute("update warehouse.fact_sales set quantity = 4 where item_id = 1001")
+    b2 = new_order_on_day_one(shop)
+    shop.load(b2)  # day one only: balanced, read whole because of the hand change
+    by_hand(shop)
+    assert check_error(shop, "call warehouse.check_full_reconciliation()") == (
+        "check_full_reconciliation: 1 of 2 day(s) differ between production, fact_sales and "
+        f"agg_daily_sales (the first 20: {DAY_TWO}: revenue production 10.00 fact 10.00 "
+        "aggregate 10.00, units production 1 fact 4 aggregate 1, items production 1 fact 1, "
+        "orders production 1 fact 1 aggregate 1)")
+    assert unverified(shop) == [("warehouse.fact_sales", "UPDATE")]  # kept: not balanced
+
+    shop.cur.execute("update warehouse.fact_sales set quantity = 1 where item_id = 1001")
+    shop.cur.execute("call warehouse.check_full_reconciliation()")
+    assert unverified(shop) == []
+    assert shop.rows("select days_checked, writes_cleared from etl.full_reconciliation") == [
+        (2, 2)]
+
+
+def test_pipeline_procedures_are_not_logged_but_a_write_after_them_is(shop: Shop) -> None:
+    two_days_loaded(shop)
+    by_hand(shop)
+    b2 = new_order_on_day_one(shop)
+    by_hand(shop)
+    shop.cur.connection.autocommit = False
+    shop.call("load_dimensions", b2)
+    shop.call("load_fact_sales", b2)  # sets warehouse.writer while it runs
+    shop.cur.execute("delete from warehouse.fact_sales where item_id = 1002")  # same transaction
+    shop.cur.connection.commit()
+    assert unverified(shop) == [("warehouse.fact_sales", "DELETE")]
