@@ -58,7 +58,13 @@ from runner.retry import (
     policy_from_row,
     sqlstate,
 )
-from runner.steps import INGEST_STEP, STEPS_SQL, Step, steps_from_rows
+from runner.steps import (
+    FULL_RECONCILIATION,
+    INGEST_STEP,
+    STEPS_SQL,
+    Step,
+    steps_from_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +157,7 @@ class RunOptions:
     retry: RetryPolicy  # overrides of the database's etl.retry_policy
     trigger: str = "cli"
     wait: bool = False  # wait for the lock instead of returning busy
+    full_reconciliation: bool = False  # after the batches, check every day of the history
 
 
 class Control:
@@ -399,6 +406,9 @@ class Run:
                 if not step.per_batch:
                     self._check_stop(step.name, None)
                     self._run_step(step, None)
+            if self.options.full_reconciliation:
+                self._check_stop(FULL_RECONCILIATION.name, None)
+                self._run_step(FULL_RECONCILIATION, None)
             if refusal is not None:
                 raise RunFailed(INGEST_STEP, None, refusal, exit_code=EXIT_REFUSED)
         except RunFailed as failure:

@@ -6,6 +6,9 @@
   ``misfire_grace_time``: a tick that could not start on time still runs if it is late by
   less than the grace (default: one interval, at most 10 minutes; 5 minutes for cron);
   otherwise it is skipped and the next one runs.
+- ``--full-check-cron`` (default ``0 3 * * sun``, Sundays 03:00 UTC; ``off`` disables): the
+  full reconciliation (``warehouse.check_full_reconciliation``, every day of the history)
+  as a run of its own, after the pending batches; it waits for the pipeline lock.
 - A failed tick is logged (one line per run) and the service goes on. A tick that finds the
   pipeline lock taken (a manual ``run``) is skipped.
 - SIGTERM or SIGINT: the current step finishes, the run ends as cancelled (the next run
@@ -25,7 +28,7 @@ import logging
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
@@ -48,6 +51,9 @@ log = logging.getLogger(__name__)
 MAX_INTERVAL_GRACE = timedelta(minutes=10)
 CRON_GRACE = timedelta(minutes=5)
 JOB_ID = "pipeline"
+FULL_CHECK_JOB_ID = "full_reconciliation"
+FULL_CHECK_CRON = "0 3 * * sun"  # Sundays 03:00 UTC (APScheduler reads a 0 as Monday)
+FULL_CHECK_GRACE = timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ class Schedule:
     every: timedelta | None = None
     cron: str | None = None
     misfire_grace: timedelta | None = None  # None: the default described above
+    full_check_cron: str | None = FULL_CHECK_CRON  # None: no weekly full reconciliation
 
     def trigger(self) -> BaseTrigger:
         if self.cron:
@@ -64,6 +71,11 @@ class Schedule:
         if self.every is None or self.every.total_seconds() <= 0:
             raise ValueError("the interval must be positive, e.g. --every 15m")
         return IntervalTrigger(seconds=self.every.total_seconds(), timezone=UTC)
+
+    def full_check_trigger(self) -> BaseTrigger | None:
+        if not self.full_check_cron:
+            return None
+        return CronTrigger.from_crontab(self.full_check_cron, timezone=UTC)
 
     def grace_seconds(self) -> int:
         if self.misfire_grace is not None:
@@ -75,7 +87,10 @@ class Schedule:
         return max(1, int(grace.total_seconds()))
 
     def describe(self) -> str:
-        return f"cron '{self.cron}' (UTC)" if self.cron else f"every {self.every}"
+        runs = f"cron '{self.cron}' (UTC)" if self.cron else f"every {self.every}"
+        check = (f"full reconciliation at cron '{self.full_check_cron}' (UTC)"
+                 if self.full_check_cron else "no full reconciliation")
+        return f"{runs}, {check}"
 
 
 class Metrics:
@@ -209,6 +224,62 @@ def _handler_class(metrics: Metrics, healthy: threading.Event) -> type[BaseHTTPR
     return Handler
 
 
+@dataclass(frozen=True)
+class Reporting:
+    """What a service does after each run: metrics, alerts, the freshness limits."""
+
+    metrics: Metrics
+    alert_settings: AlertSettings
+    limits: status.Limits | None = None  # None: no freshness alert
+
+
+def service_run(url: str, options: RunOptions, stop: threading.Event,
+                reporting: Reporting) -> RunResult | None:
+    """One run of a service (a tick of ``schedule``, a batch of ``watch``): the run, its
+    metrics, freshness, then the alerts. Never raises, so the service goes on after a
+    failed run; None when the run itself broke (a bug, logged)."""
+    try:
+        result = run_pipeline(url, options, stop)
+        if result.status == "busy":
+            log.info("run skipped: the pipeline lock is held by %s", result.holder_text())
+        reporting.metrics.observe(result)
+        refresh_freshness(url, reporting)
+        alerts.dispatch(url, reporting.alert_settings)
+        refresh_freshness(url, reporting)  # undelivered alerts after the dispatch
+        return result
+    except Exception:  # a bug must not stop the service: log it, try again next time
+        log.exception("run failed unexpectedly")
+        return None
+
+
+def refresh_freshness(url: str, reporting: Reporting) -> None:
+    """Freshness, held batches, events and undelivered alerts into the metrics; the
+    freshness alert when a limit is passed. The metrics keep their last values on error."""
+    try:
+        conn = connect(url, autocommit=True, application_name="warehouse-scheduler")
+    except Exception as error:  # noqa: BLE001 - metrics keep their last values
+        log.debug("freshness not refreshed: %s", error)
+        return
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select newest_transaction_ts, last_successful_run_at "
+                        "from etl.v_freshness")
+            reporting.metrics.set_freshness(*cur.fetchone())
+            cur.execute("select count(*) from etl.batch where status = 'held'")
+            (held,) = cur.fetchone()
+            cur.execute('select "check", severity, count(*) from etl.v_dq_events '
+                        "group by 1, 2")
+            events = cur.fetchall()
+        reporting.metrics.set_checks(held, events,
+                                     alerts.undelivered(conn, reporting.alert_settings))
+        if reporting.limits is not None:
+            status.queue_freshness_alert(conn, status.collect(conn, 1), reporting.limits)
+    except Exception as error:  # noqa: BLE001
+        log.debug("freshness not refreshed: %s", error)
+    finally:
+        conn.close()
+
+
 class Service:
     """The scheduler service: ticks, signals, metrics."""
 
@@ -217,62 +288,42 @@ class Service:
                  alert_settings: AlertSettings | None = None,
                  limits: status.Limits | None = None) -> None:
         self.url = url
-        self.alert_settings = alert_settings or AlertSettings()
-        self.limits = limits  # None: no freshness alert
         self.options = options
         self.schedule = schedule
         self.metrics_host = metrics_host
         self.metrics_port = metrics_port
         self.metrics = Metrics()
+        self.reporting = Reporting(self.metrics, alert_settings or AlertSettings(), limits)
         self.stop = threading.Event()
         self.healthy = threading.Event()
-        self.idle = threading.Event()
-        self.idle.set()
+        self.running = threading.Condition()
+        self.runs_in_progress = 0
         self.scheduler = BlockingScheduler(timezone=UTC)
 
     def tick(self) -> None:
         """One run; never raises, so the service goes on after a failed tick."""
+        self._run(self.options)
+
+    def full_check(self) -> None:
+        """The weekly full reconciliation: the pending batches, then every day; it waits
+        for the pipeline lock rather than skip a week."""
+        self._run(replace(self.options, landing=None, wait=True, full_reconciliation=True,
+                          trigger="reconcile"))
+
+    def _run(self, options: RunOptions) -> None:
         if self.stop.is_set():
             return
-        self.idle.clear()
+        with self.running:
+            self.runs_in_progress += 1
         try:
-            result = run_pipeline(self.url, self.options, self.stop)
-            if result.status == "busy":
-                log.info("tick skipped: the pipeline lock is held by %s", result.holder_text())
-            self.metrics.observe(result)
-            self._refresh_freshness()
-            alerts.dispatch(self.url, self.alert_settings)
-            self._refresh_freshness()  # undelivered alerts after the dispatch
-        except Exception:  # a bug must not stop the service: log it, try again next tick
-            log.exception("tick failed unexpectedly")
+            service_run(self.url, options, self.stop, self.reporting)
         finally:
-            self.idle.set()
+            with self.running:
+                self.runs_in_progress -= 1
+                self.running.notify_all()
 
     def _refresh_freshness(self) -> None:
-        """Freshness, held batches, events and undelivered alerts into the metrics; the
-        freshness alert when a limit is passed."""
-        try:
-            conn = connect(self.url, autocommit=True, application_name="warehouse-scheduler")
-        except Exception as error:  # noqa: BLE001 - metrics keep their last values
-            log.debug("freshness not refreshed: %s", error)
-            return
-        try:
-            with conn.cursor() as cur:
-                cur.execute("select newest_transaction_ts, last_successful_run_at "
-                            "from etl.v_freshness")
-                self.metrics.set_freshness(*cur.fetchone())
-                cur.execute("select count(*) from etl.batch where status = 'held'")
-                (held,) = cur.fetchone()
-                cur.execute('select "check", severity, count(*) from etl.v_dq_events '
-                            "group by 1, 2")
-                events = cur.fetchall()
-            self.metrics.set_checks(held, events, alerts.undelivered(conn, self.alert_settings))
-            if self.limits is not None:
-                status.queue_freshness_alert(conn, status.collect(conn, 1), self.limits)
-        except Exception as error:  # noqa: BLE001
-            log.debug("freshness not refreshed: %s", error)
-        finally:
-            conn.close()
+        refresh_freshness(self.url, self.reporting)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         log.info("%s received: finishing the current step, then stopping",
@@ -312,13 +363,21 @@ class Service:
                 max_instances=1, coalesce=True,
                 misfire_grace_time=self.schedule.grace_seconds(), **first,
             )
+            full_check = self.schedule.full_check_trigger()
+            if full_check is not None:
+                self.scheduler.add_job(
+                    self.full_check, full_check, id=FULL_CHECK_JOB_ID,
+                    name="full reconciliation", max_instances=1, coalesce=True,
+                    misfire_grace_time=int(FULL_CHECK_GRACE.total_seconds()),
+                )
             log.info("schedule service started: %s, misfire grace %ss, landing %s",
                      self.schedule.describe(), self.schedule.grace_seconds(),
                      self.options.landing)
             self.healthy.set()
             if not self.stop.is_set():
                 self.scheduler.start()
-            self.idle.wait()
+            with self.running:
+                self.running.wait_for(lambda: self.runs_in_progress == 0)
             log.info("schedule service stopped")
             return 0
         finally:

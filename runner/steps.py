@@ -42,6 +42,13 @@ def steps_from_rows(rows: list[tuple[Any, ...]]) -> tuple[Step, ...]:
     return tuple(Step(name, procedure, bool(per_batch)) for name, procedure, per_batch in rows)
 
 
+# Not in the chain: the full reconciliation (every day of production, the fact and the daily
+# aggregate) runs once a run, after the batches, only when asked: `python -m runner reconcile`
+# and the weekly job of `schedule` (RunOptions.full_reconciliation).
+FULL_RECONCILIATION = Step("full_reconciliation", "warehouse.check_full_reconciliation",
+                           per_batch=False)
+
+
 def read_steps(conn: psycopg2.extensions.connection) -> tuple[Step, ...]:
     """The chain, in order, as ``conn``'s database lists it."""
     with conn.cursor() as cur:

@@ -11,10 +11,14 @@ as merge_batch's own definition does, so its writes are not logged as hand chang
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import psycopg2
 import pytest
 
+from runner.scheduler import Schedule
 from tests import test_warehouse
+from tests.test_runner_stubs import run_cli
 from tests.test_warehouse import Shop
 
 shop = test_warehouse.shop  # the fixture, shared
@@ -142,3 +146,33 @@ def test_pipeline_procedures_are_not_logged_but_a_write_after_them_is(shop: Shop
     shop.cur.execute("delete from warehouse.fact_sales where item_id = 1002")  # same transaction
     shop.cur.connection.commit()
     assert unverified(shop) == [("warehouse.fact_sales", "DELETE")]
+
+
+def test_reconcile_command_runs_the_full_check_under_the_lock_and_records_it(
+        shop: Shop, db_url: str) -> None:
+    two_days_loaded(shop)
+    shop.cur.execute("update etl.batch set status = 'processed', processed_at = now()")
+    by_hand(shop)
+    shop.cur.execute("update warehouse.fact_sales set quantity = 4 where item_id = 1001")
+    failed = run_cli(db_url, "reconcile")
+    assert failed.returncode == 1, failed.stderr
+    assert ("step full_reconciliation: SQLSTATE P0001: check_full_reconciliation: 1 of 2 "
+            "day(s) differ") in failed.stderr
+    shop.cur.execute("update warehouse.fact_sales set quantity = 1 where item_id = 1001")
+    passed = run_cli(db_url, "reconcile")
+    assert passed.returncode == 0, passed.stderr
+    assert shop.rows("select r.trigger, r.status, s.step, s.status, s.batch_id "
+                     "from etl.pipeline_run r join etl.step_run s using (run_id) "
+                     "order by s.step_run_id") == [
+        ("reconcile", "failed", "full_reconciliation", "failed", None),
+        ("reconcile", "succeeded", "full_reconciliation", "succeeded", None)]
+    assert unverified(shop) == []
+
+
+def test_schedule_runs_the_full_check_weekly_on_sunday_night_unless_off() -> None:
+    weekly = Schedule(every=timedelta(minutes=15))
+    fire = weekly.full_check_trigger().get_next_fire_time(
+        None, datetime(2026, 12, 3, 12, 0, tzinfo=UTC))
+    assert fire == datetime(2026, 12, 6, 3, 0, tzinfo=UTC)  # the next Sunday, 03:00 UTC
+    assert Schedule(every=timedelta(minutes=15), full_check_cron=None).full_check_trigger() \
+        is None

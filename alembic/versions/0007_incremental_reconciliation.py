@@ -68,6 +68,9 @@ comment on column etl.full_reconciliation.days_checked is 'Days compared, all ba
 comment on column etl.full_reconciliation.writes_cleared is
     'Rows of etl.unverified_write the check covered and removed';
 
+comment on column etl.pipeline_run.trigger is
+    'What started the run: cli, schedule, watch, reconcile, demo, process_pending';
+
 create index fact_sales_customer_idx on warehouse.fact_sales (customer_key);
 create index fact_sales_product_date_idx on warehouse.fact_sales (product_key, date_key);
 """
@@ -78,6 +81,8 @@ def downgrade() -> None:
     op.execute(FORGET_ROUTINES_SQL)
     op.execute(
         """
+comment on column etl.pipeline_run.trigger is
+    'What started the run: cli, schedule, demo, process_pending';
 drop index warehouse.fact_sales_product_date_idx;
 drop index warehouse.fact_sales_customer_idx;
 drop table etl.full_reconciliation;

@@ -1,4 +1,4 @@
-"""Commands that drive the pipeline: ``run``, ``schedule``, ``status``, ``demo``.
+"""Commands that drive the pipeline: ``run``, ``schedule``, ``watch``, ``status``, ``demo``.
 
 Exit codes: runner/exitcodes.py (docs/operations.md, "Exit codes").
 """
@@ -19,7 +19,8 @@ from runner.db import connect, database_url
 from runner.exitcodes import EXIT_USAGE
 from runner.pipeline import RunOptions, run_pipeline, stop_on_signals
 from runner.run_summary import run_summary
-from runner.scheduler import MetricsPortBusy, Schedule, Service
+from runner.scheduler import FULL_CHECK_CRON, MetricsPortBusy, Schedule, Service
+from runner.watcher import Watcher
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sched.add_argument("--metrics-port", type=int, default=None,
                        help="port of /metrics and /healthz (default WAREHOUSE_METRICS_PORT or "
                        "9108; 0 disables)")
+    sched.add_argument("--full-check-cron", default=FULL_CHECK_CRON, metavar="EXPR|off",
+                       help="when to run the full reconciliation, crontab in UTC (default "
+                       f'"{FULL_CHECK_CRON}": Sundays 03:00; off disables)')
     sched.add_argument("landing", nargs="?", type=Path, default=None,
                        help="landing directory (default WAREHOUSE_LANDING, or data/)")
     sched.set_defaults(handler=run_schedule)
+
+    rec = subparsers.add_parser(
+        "reconcile", help="full reconciliation: every day of production, fact and aggregates",
+        description="Under the pipeline lock: process the pending batches, then compare "
+        "completed revenue, units, items and orders of every day between production, "
+        "warehouse.fact_sales and warehouse.agg_daily_sales "
+        "(warehouse.check_full_reconciliation). A balanced check clears the writes made "
+        "outside the pipeline (etl.unverified_write). Exit codes as for run: 0 balanced, 1 "
+        "a day differs or a step failed, 75 another run holds the lock, 130 stopped.",
+    )
+    rec.add_argument("--wait", action="store_true",
+                     help="wait for a run in progress to end instead of exiting with 75")
+    rec.set_defaults(handler=run_reconcile)
+
+    watch = subparsers.add_parser(
+        "watch", help="the micro-batch service: each batch processed as soon as it is complete",
+        description="Watch LANDING and run the pipeline for each batch directory as soon as "
+        "it is complete: it holds _READY or manifest.json, or its files have not changed for "
+        "the settle time. Batches go in name order. Same lock, history, retries and metrics "
+        "as schedule; SIGTERM or SIGINT: the current step finishes and the service exits 0.",
+    )
+    watch.add_argument("landing", nargs="?", type=Path, default=None,
+                       help="landing directory (default WAREHOUSE_LANDING, or data/)")
+    watch.add_argument("--settle", default="30s", metavar="DURATION|off",
+                       help="a batch without a marker is complete when its files have not "
+                       "changed for this long (default 30s; off: wait for a marker)")
+    watch.add_argument("--poll", action="store_true",
+                       help="poll the folder instead of file events (network file systems)")
+    watch.add_argument("--metrics-port", type=int, default=None,
+                       help="port of /metrics and /healthz (default WAREHOUSE_METRICS_PORT or "
+                       "9108; 0 disables)")
+    watch.set_defaults(handler=run_watch)
 
     stat = subparsers.add_parser(
         "status", help="last runs, steps, rejects and freshness; the exit code is the verdict",
@@ -130,6 +166,18 @@ def run_run(args: argparse.Namespace, config: Config) -> int:
     return result.exit_code
 
 
+# -- reconcile --------------------------------------------------------------------------------
+
+def run_reconcile(args: argparse.Namespace, config: Config) -> int:
+    options = RunOptions(landing=None, retry=config.retry, trigger="reconcile", wait=args.wait,
+                         full_reconciliation=True)
+    url = database_url(config)
+    with stop_on_signals(threading.Event()) as stop:
+        result = run_pipeline(url, options, stop)
+    print(run_summary(url, result))
+    return result.exit_code
+
+
 # -- schedule ---------------------------------------------------------------------------------
 
 def run_schedule(args: argparse.Namespace, config: Config) -> int:
@@ -143,9 +191,12 @@ def run_schedule(args: argparse.Namespace, config: Config) -> int:
         print(problem, file=sys.stderr)
         return EXIT_USAGE
     every = args.every if args.every is not None or args.cron else parse_duration("15m")
-    schedule = Schedule(every=every, cron=args.cron, misfire_grace=args.misfire_grace)
+    full_check = None if args.full_check_cron.strip().lower() == "off" else args.full_check_cron
+    schedule = Schedule(every=every, cron=args.cron, misfire_grace=args.misfire_grace,
+                        full_check_cron=full_check)
     try:
         schedule.trigger()
+        schedule.full_check_trigger()
     except ValueError as error:
         print(f"schedule: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -159,6 +210,35 @@ def run_schedule(args: argparse.Namespace, config: Config) -> int:
         return service.serve()
     except MetricsPortBusy as busy:
         print(f"schedule: {busy}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+# -- watch ----------------------------------------------------------------------------------
+
+def run_watch(args: argparse.Namespace, config: Config) -> int:
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # one log line per run
+        logging.getLogger("runner.ingest").setLevel(logging.WARNING)
+    try:
+        settle = parse_optional_duration(args.settle)
+    except ValueError as error:
+        print(f"watch: --settle: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    options = run_options(config, args.landing, trigger="watch")
+    if not options.landing.is_dir():  # watched, so it must exist, even the default data/
+        print(f"watch: the landing directory {options.landing} does not exist or is not a "
+              "directory: create it, or give the folder the batches arrive in",
+              file=sys.stderr)
+        return EXIT_USAGE
+    port = config.metrics_port if args.metrics_port is None else args.metrics_port
+    watcher = Watcher(database_url(config), options, options.landing, settle=settle,
+                      poll=args.poll, metrics_host=config.metrics_host, metrics_port=port,
+                      alert_settings=config.alerts,
+                      limits=status.Limits(max_age=config.max_age,
+                                           max_data_age=config.max_data_age))
+    try:
+        return watcher.serve()
+    except MetricsPortBusy as busy:
+        print(f"watch: {busy}", file=sys.stderr)
         return EXIT_USAGE
 
 
