@@ -15,15 +15,15 @@ drill-downs of analytics.v_sales by customer and by product stay index reads.
   re-pointed to a new customer or product version through them. Status changes do not
   touch these columns, so their updates stay HOT.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0010
+Revises: 0009
 """
 
 from alembic import op
 from runner.routines import FORGET_ROUTINES_SQL
 
-revision = "0007"
-down_revision = "0006"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
