@@ -28,11 +28,10 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 
-from runner import migrate
+from bench import history, servers
 from runner.config import PROJECT_ROOT, load_config
 from runner.db import connect, database_url
 from runner.ingest import ingest_batch
@@ -134,18 +133,19 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def machine() -> str:
+def machine(url: str | None = None) -> str:
     model = "unknown CPU"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
             model = line.split(":", 1)[1].strip()
             break
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({model}), {mem:.0f} GiB RAM, PostgreSQL {server_version()}"
+    return (f"{os.cpu_count()} cores ({model}), {mem:.0f} GiB RAM, "
+            f"PostgreSQL {server_version(url)}")
 
 
-def server_version() -> str:
-    url = database_url(load_config())
+def server_version(url: str | None = None) -> str:
+    url = url or database_url(load_config())
     conn = connect(url)
     try:
         with conn.cursor() as cur:
@@ -158,21 +158,10 @@ def server_version() -> str:
 # -- database -------------------------------------------------------------------------------
 
 
-def fresh_database() -> str:
-    """Drop and create ``warehouse_bench`` on the configured server, migrate it."""
-    base = database_url(load_config())
-    admin = connect(base, autocommit=True)
-    with admin.cursor() as cur:
-        cur.execute(
-            "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s",
-            (BENCH_DB,),
-        )
-        cur.execute(f"drop database if exists {BENCH_DB}")
-        cur.execute(f"create database {BENCH_DB}")
-    admin.close()
-    url = urlunsplit(urlsplit(base)._replace(path=f"/{BENCH_DB}"))
-    migrate.upgrade(url)
-    return url
+def fresh_database(server: str) -> str:
+    """Drop and create ``warehouse_bench`` on the server of ``server`` (bench/servers.py),
+    migrate it."""
+    return history.fresh_database(servers.server_url(server), BENCH_DB)
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -421,10 +410,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--increments", type=int, default=10)
     parser.add_argument("--dirty", type=float, default=0.0)
     parser.add_argument("--plot", type=Path, help="write the batch-time plot (PNG) here")
+    parser.add_argument("--preset", choices=("scale", "history"), default="scale",
+                        help="scale: the --scale volume and ~1 %% increments (default); "
+                        "history: three years of a growing shop (bench/history.py)")
+    parser.add_argument("--orders", type=int, default=history.HISTORY_ORDERS,
+                        help="orders of the history preset (customers and products scale "
+                        "with it; default 5,000,000)")
+    parser.add_argument("--server", choices=servers.KINDS,
+                        default="url" if load_config().database_url else "durable",
+                        help="durable: an embedded cluster with docker-compose.yml's settings "
+                        "(default); fast: the embedded cluster's own; url: DATABASE_URL's "
+                        "server (default when it is set)")
     args = parser.parse_args(argv)
+    if args.preset == "history":
+        OUT.mkdir(parents=True, exist_ok=True)
+        history.run_history(args.server, args.orders)
+        return 0
 
     OUT.mkdir(parents=True, exist_ok=True)
-    results = Results(scale=args.scale, machine=machine())
+    url = fresh_database(args.server)
+    results = Results(scale=args.scale, machine=machine(url))
     print(f"machine: {results.machine}")
     data, results.generate_seconds, results.generator_peak_rss_mb = generate(
         args.scale, args.increments, args.dirty
@@ -434,7 +439,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"generated in {results.generate_seconds:.1f} s (peak "
           f"{results.generator_peak_rss_mb:.0f} MB): {len(batches)} batches in {data}")
 
-    url = fresh_database()
     batch_id, results.initial = run_batch(url, batches[0])
     results.initial.append(maintenance(url))
     results.initial[0].bare_seconds = bare_copy_seconds(url, batches[0])

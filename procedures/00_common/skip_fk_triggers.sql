@@ -3,7 +3,9 @@
 -- Contract: for the rest of the current transaction, skips the per-row foreign-key
 -- triggers (session_replication_role = replica, set locally) when the current role may set
 -- that parameter and none of p_tables has a user trigger (which replica mode would
--- silence too). Returns true when it did, false when the triggers stay on.
+-- silence too), the statement triggers of etl.log_unverified_write aside: they log writes
+-- made outside the pipeline's procedures, and the callers are those procedures. Returns
+-- true when it did, false when the triggers stay on.
 -- Callers use it only for rows whose references they have proved set-based (validation's
 -- rejects, the merge of validated rows); the constraints stay declared for every other
 -- writer. The caller restores the previous value with set_config(..., true) when done.
@@ -16,7 +18,9 @@ as $$
 begin
     if not has_parameter_privilege('session_replication_role', 'SET')
        or exists (select 1 from pg_trigger tg
-                  where tg.tgrelid = any (p_tables) and not tg.tgisinternal) then
+                  where tg.tgrelid = any (p_tables) and not tg.tgisinternal
+                    and tg.tgfoid is distinct from
+                        to_regprocedure('etl.log_unverified_write()')) then
         return false;
     end if;
     perform set_config('session_replication_role', 'replica', true);

@@ -190,7 +190,7 @@ begin
         v_change_id := nextval('warehouse.fact_change_seq');
         with changed_lines as materialized (
             select bl.*, f.item_id is not null as in_fact, f.transaction_ts as old_transaction_ts,
-                   f.transaction_id as old_transaction_id
+                   f.transaction_id as old_transaction_id, f.ctid as fact_ctid
             from warehouse.batch_sales_lines(p_batch_id) bl
             left join warehouse.fact_sales f on f.item_id = bl.item_id
             where f.item_id is null
@@ -246,7 +246,7 @@ begin
                 source_batch_id = p_batch_id,
                 updated_at = now()
             from changed_lines ch
-            where ch.in_fact and f.item_id = ch.item_id
+            where ch.in_fact and f.ctid = ch.fact_ctid  -- the row read above: no second probe
             returning f as line
         ),
         new_lines as (

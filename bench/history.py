@@ -1,0 +1,386 @@
+"""``python -m bench --preset history``: three years of a growing shop (issue 17).
+
+The generator's ``--customers 300000 --products 20000 --transactions 5000000 --start
+2023-01-01 --days 1064 --batches 11 --initial-share 0.99`` (``--orders N`` scales customers,
+products and orders together, for the growth figures at 1M and 2.5M orders): the initial
+load of 1,053 days, then ten increments of about one day each, of which ``batch_0002``
+carries the status changes of the whole history (pending to completed, refunds).
+
+1. A fresh database on the chosen server (bench/servers.py: ``durable`` by default, the
+   compose settings; ``fast``, the embedded cluster's; ``url``, DATABASE_URL's).
+2. The initial batch through every stage, beside the bare COPY + typed INSERT floor of the
+   same files and rows in the same run; database size, staging's share of it.
+3. ``batch_0002`` (the status feed) to ``batch_0007`` as daily runs, each timed per step.
+   Before ``batch_0007``'s fact step, the drill-down indexes' cost: its ``load_fact_sales``
+   in a rolled-back transaction with and without them (transactional DDL), alternated.
+4. ``batch_0008`` to ``batch_0011`` cut into 1,000-order micro-batches (the first 20),
+   delivered one after the other into a landing folder watched by a real
+   ``python -m runner watch`` process: each written under a hidden name, renamed, then
+   marked with ``_READY``; the latency is from the marker to the batch's ``processed_at``
+   (after its aggregates committed, so visible in ``analytics.v_daily_sales``).
+5. BI queries and drill-downs (median of five after a warm-up), the staging purge (sizes
+   before and after ``etl.purge_staging`` and VACUUM), the machine's load before and after.
+
+Results go to stdout and ``bench/out/history-<server>-<orders>.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from bench import servers
+from runner import migrate
+from runner.config import PROJECT_ROOT
+from runner.db import connect
+from runner.ingest import ingest_batch
+from runner.steps import INGEST_STEP, read_steps
+
+OUT = PROJECT_ROOT / "bench" / "out"
+HISTORY_ORDERS = 5_000_000
+HISTORY = {"customers": 300_000, "products": 20_000, "start": "2023-01-01", "days": 1064,
+           "batches": 11, "initial-share": 0.99}
+DAILY = slice(1, 7)  # batch_0002 (status feed) .. batch_0007
+MICRO = slice(7, 11)  # batch_0008 .. batch_0011, cut into micro-batches
+MICRO_ORDERS = 1_000
+MICRO_BATCHES = 20
+DRILLDOWN_INDEXES = ("warehouse.fact_sales_customer_idx",
+                     "warehouse.fact_sales_product_date_idx")
+FILES = ("customers", "products", "transactions", "transaction_items")
+
+DRILL_DOWNS = {
+    "v_sales: one customer": "select * from analytics.v_sales where customer_id = %(customer)s",
+    "v_sales: one order": "select * from analytics.v_sales where transaction_id = %(order)s",
+    "v_sales: one product over a month": (
+        "select * from analytics.v_sales where product_id = %(product)s "
+        "and sales_date >= %(month)s and sales_date < %(month)s::date + interval '1 month'"),
+    "v_sales: one day": "select * from analytics.v_sales where sales_date = %(day)s",
+}
+
+
+# -- data -----------------------------------------------------------------------------------
+
+def generate(orders: int) -> Path:
+    """The history's files for ``orders`` orders (customers and products scaled alike);
+    reused when generated before with the same options."""
+    share = orders / HISTORY_ORDERS
+    args = ["--customers", str(round(HISTORY["customers"] * share)),
+            "--products", str(round(HISTORY["products"] * share)),
+            "--transactions", str(orders), "--start", HISTORY["start"],
+            "--days", str(HISTORY["days"]), "--batches", str(HISTORY["batches"]),
+            "--initial-share", str(HISTORY["initial-share"]), "--seed", "2026", "--quiet"]
+    out = OUT / f"history-{orders}"
+    stamp = out / "options.json"
+    if stamp.exists() and json.loads(stamp.read_text()) == args:
+        print(f"reusing generated files in {out}")
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "generator", *args, "--out", str(out)], check=True)
+    print(f"generated {' '.join(args)} in {time.perf_counter() - started:.1f} s")
+    stamp.write_text(json.dumps(args))
+    return out
+
+
+def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    return rows[0], rows[1:]
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def micro_batches(batches: list[Path], target: Path) -> list[Path]:
+    """The batches cut into batches of MICRO_ORDERS orders each (items with their order;
+    customers, products and items of earlier orders with the first), in order; the first
+    MICRO_BATCHES, written under ``target``."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    made: list[Path] = []
+    for batch in batches:
+        _, transactions = read_csv(batch / "transactions.csv")
+        items_header, items = read_csv(batch / "transaction_items.csv")
+        txn_header, _ = read_csv(batch / "transactions.csv")
+        by_order = defaultdict(list)
+        for item in items:
+            by_order[item[items_header.index("transaction_id")]].append(item)
+        chunks = [transactions[i:i + MICRO_ORDERS]
+                  for i in range(0, len(transactions), MICRO_ORDERS)]
+        placed = {t[txn_header.index("transaction_id")] for t in transactions}
+        for number, chunk in enumerate(chunks):
+            if len(made) == MICRO_BATCHES:
+                return made
+            folder = target / f"{batch.name}_{number:03d}"
+            folder.mkdir()
+            ids = [t[txn_header.index("transaction_id")] for t in chunk]
+            chunk_items = [item for order in ids for item in by_order[order]]
+            if number == 0:
+                for name in ("customers", "products"):
+                    if (batch / f"{name}.csv").exists():
+                        shutil.copy(batch / f"{name}.csv", folder / f"{name}.csv")
+                chunk_items += [item for order, lines in by_order.items()
+                                if order not in placed for item in lines]
+            write_csv(folder / "transactions.csv", txn_header, chunk)
+            write_csv(folder / "transaction_items.csv", items_header, chunk_items)
+            made.append(folder)
+    return made
+
+
+# -- database -------------------------------------------------------------------------------
+
+def fresh_database(base: str, name: str) -> str:
+    admin = connect(base, autocommit=True)
+    with admin.cursor() as cur:
+        cur.execute("select pg_terminate_backend(pid) from pg_stat_activity "
+                    "where datname = %s", (name,))
+        cur.execute(f"drop database if exists {name}")
+        cur.execute(f"create database {name}")
+    admin.close()
+    url = urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
+    migrate.upgrade(url)
+    return url
+
+
+def fetch(url: str, sql: str, params: dict | tuple = ()) -> list[tuple]:
+    conn = connect(url, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
+def sizes(url: str) -> dict[str, int]:
+    ((database, staging),) = fetch(url, """
+        select pg_database_size(current_database()),
+               coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
+        from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = 'staging' and c.relkind in ('r', 'm')""")
+    return {"database_bytes": database, "staging_bytes": staging}
+
+
+def load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+# -- stages ---------------------------------------------------------------------------------
+
+def run_steps(url: str, batch_id: int, *, before_fact=None) -> dict[str, float]:  # noqa: ANN001
+    """Every step of the chain for the batch, timed; ``before_fact(conn)`` runs first."""
+    timings: dict[str, float] = {}
+    conn = connect(url, autocommit=True)
+    try:
+        for step in read_steps(conn):
+            if step.name == "load_fact_sales" and before_fact is not None:
+                before_fact(conn, batch_id)
+            started = time.perf_counter()
+            with conn.cursor() as cur:
+                cur.execute(step.sql, {"batch_id": batch_id})
+            timings[step.name] = time.perf_counter() - started
+    finally:
+        conn.close()
+    return timings
+
+
+def run_batch(url: str, batch_dir: Path, *, before_fact=None) -> tuple[int, dict[str, float]]:  # noqa: ANN001
+    started = time.perf_counter()
+    result = ingest_batch(url, batch_dir)
+    assert result.batch_id is not None, f"{batch_dir} loaded nothing"
+    ingest = time.perf_counter() - started
+    return result.batch_id, {INGEST_STEP: ingest,
+                             **run_steps(url, result.batch_id, before_fact=before_fact)}
+
+
+def index_cost(conn, batch_id: int, rounds: int = 3) -> dict[str, float]:  # noqa: ANN001
+    """load_fact_sales of the batch with and without the drill-down indexes, each in a
+    rolled-back transaction, alternated; medians in seconds."""
+    conn.autocommit = False
+    timings: dict[str, list[float]] = {"with": [], "without": []}
+    try:
+        for _ in range(rounds):
+            for label in ("with", "without"):
+                with conn.cursor() as cur:
+                    if label == "without":
+                        cur.execute(f"drop index {', '.join(DRILLDOWN_INDEXES)}")
+                    started = time.perf_counter()
+                    cur.execute("call warehouse.load_fact_sales(%s)", (batch_id,))
+                    timings[label].append(time.perf_counter() - started)
+                conn.rollback()
+    finally:
+        conn.autocommit = True
+    return {label: statistics.median(values) for label, values in timings.items()}
+
+
+def bare_floor(url: str, batch_dir: Path, batch_id: int) -> float:
+    from bench.__main__ import bare_copy_seconds, bare_typed_insert_seconds
+
+    return bare_copy_seconds(url, batch_dir) + bare_typed_insert_seconds(url, batch_id)
+
+
+def watch_latencies(url: str, micro: list[Path], landing: Path) -> list[float]:
+    """Each micro-batch delivered into a watched landing folder; seconds from its marker
+    to its processed_at."""
+    shutil.rmtree(landing, ignore_errors=True)
+    landing.mkdir(parents=True)
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
+    log_path = OUT / "watch.log"
+    with log_path.open("w") as log_file:
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "runner", "watch", str(landing), "--settle", "off",
+             "--metrics-port", "0"], cwd=PROJECT_ROOT, env=env, stdout=log_file,
+            stderr=subprocess.STDOUT)
+        latencies = []
+        try:
+            time.sleep(2)  # watching
+            for batch in micro:
+                hidden = landing / f".{batch.name}"
+                shutil.copytree(batch, hidden)
+                final = landing / batch.name
+                hidden.rename(final)
+                marked = time.time()
+                (final / "_READY").write_text("")
+                deadline = time.monotonic() + 600
+                while True:
+                    rows = fetch(url, "select extract(epoch from processed_at) from etl.batch "
+                                      "where batch_name = %s and status = 'processed'",
+                                 (batch.name,))
+                    if rows:
+                        latencies.append(float(rows[0][0]) - marked)
+                        break
+                    if watcher.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"watch did not process {batch.name}: see {log_path}")
+                    time.sleep(0.05)
+        finally:
+            watcher.send_signal(signal.SIGTERM)
+            watcher.wait(timeout=600)
+    return latencies
+
+
+def drill_down_ms(url: str, repeats: int = 5) -> dict[str, float]:
+    conn = connect(url, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("""
+                select (select customer_id from warehouse.dim_customer
+                        where customer_key = f.customer_key),
+                       f.transaction_id,
+                       (select product_id from warehouse.dim_product
+                        where product_key = f.product_key),
+                       date_trunc('month', f.transaction_ts)::date,
+                       f.transaction_ts::date
+                from warehouse.fact_sales f
+                where f.item_id = (select max(item_id) / 2 from warehouse.fact_sales)""")
+            customer, order, product, month, day = cur.fetchone()
+            params = {"customer": customer, "order": order, "product": product,
+                      "month": month, "day": day}
+            timings = {}
+            for label, sql in DRILL_DOWNS.items():
+                runs = []
+                for _ in range(repeats + 1):
+                    started = time.perf_counter()
+                    cur.execute(sql, params)
+                    cur.fetchall()
+                    runs.append(time.perf_counter() - started)
+                timings[label] = statistics.median(runs[1:]) * 1000
+            return timings
+    finally:
+        conn.close()
+
+
+def purge(url: str) -> dict[str, int]:
+    before = sizes(url)
+    conn = connect(url, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("call etl.purge_staging(interval '0')")
+            cur.execute("vacuum staging.customers, staging.products, staging.transactions, "
+                        "staging.transaction_items")
+    finally:
+        conn.close()
+    after = sizes(url)
+    return {"before_bytes": before["database_bytes"], "after_bytes": after["database_bytes"],
+            "staging_before_bytes": before["staging_bytes"],
+            "staging_after_bytes": after["staging_bytes"]}
+
+
+# -- the run --------------------------------------------------------------------------------
+
+def run_history(server: str, orders: int) -> dict:
+    from bench.__main__ import bi_query_ms, machine, maintenance, peak_rss_mb
+
+    data = generate(orders)
+    batches = sorted(p for p in data.iterdir() if p.name.startswith("batch_"))
+    url = fresh_database(servers.server_url(server), "warehouse_history")
+    results: dict = {"server": server, "orders": orders, "machine": machine(url),
+                     "load_before": load()}
+    results["settings"] = {row[0]: row[1] for row in fetch(url, """
+        select name, setting || coalesce(unit, '') from pg_settings
+        where name in ('wal_level', 'synchronous_commit', 'fsync', 'full_page_writes',
+                       'shared_buffers', 'work_mem', 'maintenance_work_mem', 'max_wal_size')
+        order by name""")}
+    print(f"server {server}: {results['settings']}; load {results['load_before']}", flush=True)
+
+    batch_id, initial = run_batch(url, batches[0])
+    initial["vacuum_analyze"] = maintenance(url).seconds
+    results["initial"] = initial
+    results["initial_seconds"] = sum(initial.values())
+    results["bare_floor_seconds"] = bare_floor(url, batches[0], batch_id)
+    results["sizes_after_initial"] = sizes(url)
+    results["orders_in_fact"] = fetch(url, "select count(distinct transaction_id) "
+                                           "from warehouse.fact_sales")[0][0]
+    print(f"initial {results['initial_seconds']:.1f} s (floor "
+          f"{results['bare_floor_seconds']:.1f} s): "
+          + ", ".join(f"{k} {v:.1f}" for k, v in initial.items()), flush=True)
+
+    results["daily"] = []
+    daily = batches[DAILY]
+    for number, batch_dir in enumerate(daily):
+        probe = None
+        if number == len(daily) - 1:
+            def probe(conn, batch, results=results) -> None:  # noqa: ANN001
+                results["index_cost"] = index_cost(conn, batch)
+        _, timings = run_batch(url, batch_dir, before_fact=probe)
+        rows = fetch(url, "select count(*) from etl.batch_step b join etl.batch e "
+                          "using (batch_id) where e.batch_name = %s", (batch_dir.name,))
+        results["daily"].append({"batch": batch_dir.name, "seconds": sum(timings.values()),
+                                 "steps": timings, "step_rows": rows[0][0]})
+        print(f"{batch_dir.name}: {sum(timings.values()):.2f} s: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()), flush=True)
+    print(f"index cost: {results.get('index_cost')}", flush=True)
+
+    micro = micro_batches(batches[MICRO], OUT / f"micro-{orders}")
+    results["watch_latencies"] = watch_latencies(url, micro, OUT / f"landing-{orders}")
+    results["watch_median"] = statistics.median(results["watch_latencies"])
+    print(f"watch: median {results['watch_median']:.2f} s over "
+          f"{len(results['watch_latencies'])} micro-batches: "
+          + ", ".join(f"{s:.2f}" for s in results["watch_latencies"]), flush=True)
+
+    results["bi_queries_ms"] = bi_query_ms(url)
+    results["drill_downs_ms"] = drill_down_ms(url)
+    for label, ms in {**results["bi_queries_ms"], **results["drill_downs_ms"]}.items():
+        print(f"  {ms:8.1f} ms  {label}")
+    results["purge"] = purge(url)
+    results["peak_rss_mb"] = peak_rss_mb()
+    results["load_after"] = load()
+    print(f"purge: {results['purge']}; peak RSS {results['peak_rss_mb']:.0f} MB; load "
+          f"{results['load_after']}", flush=True)
+    target = OUT / f"history-{server}-{orders}.json"
+    target.write_text(json.dumps(results, indent=2, default=str))
+    print(f"results written to {target}")
+    return results
