@@ -28,9 +28,11 @@
 --   for this batch (its orders: compared line by line, batch_line_differences) or balanced
 --   when the batch that last wrote it was checked and not written since: writes outside the
 --   pipeline's procedures are logged by statement triggers (etl.unverified_write,
---   procedures/00_common/unverified_write.sql). While that log holds rows, the check reads
---   every day the batch touched (warehouse.agg_refresh_queue, grain day) in full instead,
---   production against the fact and agg_daily_sales (sales_reconciliation). Raises an
+--   procedures/00_common/unverified_write.sql). While that log holds rows, and for a batch
+--   that loaded an empty fact (the initial load: its days are queued for a recompute, not
+--   by delta), the check reads every day the batch touched (warehouse.agg_refresh_queue,
+--   grain day) in full instead, production against the fact and agg_daily_sales
+--   (sales_reconciliation). Raises an
 --   exception naming every day that differs, and the lines or figures. Writes nothing but
 --   its etl.batch_step row (batch_id, 'check_reconciliation', lines or days compared).
 --   Safe to call twice: it only reads.
@@ -277,7 +279,13 @@ begin
     v_days := array(
         select q.day from warehouse.agg_refresh_queue q
         where q.batch_id = p_batch_id and q.grain = 'day');
-    v_by_days := exists (select 1 from etl.unverified_write);
+    -- whole days when something wrote outside the pipeline, or when this batch loaded an
+    -- empty fact (its days queued for a recompute: every line is the batch's, and a pass
+    -- over the days costs less than probing each order)
+    v_by_days := exists (select 1 from etl.unverified_write)
+                 or exists (select 1 from warehouse.agg_refresh_queue q
+                            where q.batch_id = p_batch_id and q.grain = 'day'
+                              and not q.by_delta);
 
     if v_by_days then
         -- something wrote the sales tables outside the pipeline: read the batch's days whole
@@ -294,7 +302,8 @@ begin
                              'warehouse.refresh_aggregates for the days named.';
         end if;
         raise notice 'check_reconciliation batch %: % day(s) balanced, read whole (% '
-                     'write(s) outside the pipeline listed in etl.unverified_write)',
+                     'write(s) outside the pipeline listed in etl.unverified_write, or a '
+                     'fact loaded whole)',
             p_batch_id, v_checked, (select count(*) from etl.unverified_write);
     else
         with differences as (
