@@ -330,7 +330,7 @@ def run_history(server: str, orders: int) -> dict:
     results: dict = {"server": server, "orders": orders, "machine": machine(url),
                      "load_before": load()}
     results["settings"] = {row[0]: row[1] for row in fetch(url, """
-        select name, setting || coalesce(unit, '') from pg_settings
+        select name, current_setting(name) from pg_settings
         where name in ('wal_level', 'synchronous_commit', 'fsync', 'full_page_writes',
                        'shared_buffers', 'work_mem', 'maintenance_work_mem', 'max_wal_size')
         order by name""")}

@@ -101,19 +101,19 @@ def test_an_unmarked_batch_is_processed_once_its_files_have_settled(stubbed, db_
 
 def test_a_batch_still_being_written_is_never_processed(stubbed, db_url, tmp_path
                                                         ) -> None:  # noqa: ANN001
-    service = start_watch(db_url, tmp_path, "--settle", "1s")
+    service = start_watch(db_url, tmp_path, "--settle", "3s")  # ten times the writer's pace
     batch = tmp_path / "batch_0001"
     batch.mkdir()
     path = batch / "customers.csv"
     path.write_text(HEADER)
     seen_early: list[list[tuple]] = []
 
-    def writer() -> None:  # a slow producer: one line every 0.4 s for 4 s
+    def writer() -> None:  # a slow producer: one line every 0.3 s for 3 s
         for n in range(1, 11):
             with path.open("a") as handle:
                 handle.write(customer_line(n))
             seen_early.append(batches(stubbed))
-            time.sleep(0.4)
+            time.sleep(0.3)
 
     try:
         thread = threading.Thread(target=writer)
