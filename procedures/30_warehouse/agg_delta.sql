@@ -55,8 +55,9 @@ begin atomic
                l.payment_method_key, l.product_key, sum(l.quantity), sum(l.line_amount),
                sum(l.discount), sum(l.line_margin)
         from lines l
-        where l.status_code in (
-            select s.status_code from production.transaction_statuses s where s.is_sale)
+        -- the sale statuses read once (a lookup per line was a third of this statement)
+        where l.status_code = any (array(
+            select s.status_code from production.transaction_statuses s where s.is_sale))
         group by l.sign, l.transaction_id, l.date_key, l.customer_key, l.payment_method_key,
                  l.product_key
         returning 1
