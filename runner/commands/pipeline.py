@@ -9,6 +9,7 @@ import argparse
 import logging
 import sys
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg2
@@ -89,7 +90,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     watch.add_argument("landing", nargs="?", type=Path, default=None,
                        help="landing directory (default WAREHOUSE_LANDING, or data/)")
-    watch.add_argument("--settle", default="30s", metavar="DURATION|off",
+    watch.add_argument("--settle", type=optional_duration_option, default=timedelta(seconds=30),
+                       metavar="DURATION|off",
                        help="a batch without a marker is complete when its files have not "
                        "changed for this long (default 30s; off: wait for a marker)")
     watch.add_argument("--poll", action="store_true",
@@ -218,11 +220,7 @@ def run_schedule(args: argparse.Namespace, config: Config) -> int:
 def run_watch(args: argparse.Namespace, config: Config) -> int:
     if not logging.getLogger().isEnabledFor(logging.DEBUG):  # one log line per run
         logging.getLogger("runner.ingest").setLevel(logging.WARNING)
-    try:
-        settle = parse_optional_duration(args.settle)
-    except ValueError as error:
-        print(f"watch: --settle: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    settle = args.settle
     options = run_options(config, args.landing, trigger="watch")
     if not options.landing.is_dir():  # watched, so it must exist, even the default data/
         print(f"watch: the landing directory {options.landing} does not exist or is not a "
