@@ -4,7 +4,7 @@ A batch directory of the landing directory is *complete* when it holds a contrac
 - a ``_READY`` marker or ``manifest.json`` (the producer writes it last), or
 - neither, and its files (names, sizes, modification times) have not changed for the settle
   time, as observed by this process (``--settle``, default 30s; ``off`` waits for a marker).
-Batches are taken in the order of their names (DATA_CONTRACT.md): a complete batch waits
+Batches are taken in the order of their names (docs/data-contract.md): a complete batch waits
 while an earlier one is still incomplete.
 
 File events come from watchdog (inotify on Linux; ``--poll`` uses its polling observer, for
