@@ -15,15 +15,15 @@ drill-downs of analytics.v_sales by customer and by product stay index reads.
   re-pointed to a new customer or product version through them. Status changes do not
   touch these columns, so their updates stay HOT.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 """
 
 from alembic import op
 from runner.routines import FORGET_ROUTINES_SQL
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
