@@ -24,6 +24,7 @@ from tests.test_runner_stubs import (
     inject,
     install_stub_steps,
     start_cli,
+    step_names,
 )
 from tests.test_scheduler import wait_for
 
@@ -140,7 +141,8 @@ def test_sigterm_during_a_step_finishes_it_and_exits_zero(stubbed, db_url, tmp_p
     _, err = service.communicate(timeout=30)
     assert service.returncode == 0, err
     assert fetch(stubbed, "select step, status from etl.step_run order by step_run_id") == [
-        ("ingest", "succeeded"), ("validate", "succeeded"), ("merge", "succeeded")]
+        ("ingest", "succeeded"),
+        *((name, "succeeded") for name in step_names()[:step_names().index("merge") + 1])]
     ((batch_id, _, _),) = batches(stubbed)
     assert fetch(stubbed, "select status, error_step, error_batch_id from etl.pipeline_run") == [
         ("cancelled", "reprocess_rejects", batch_id)]
