@@ -96,6 +96,23 @@ def test_batch_check_catches_a_line_of_its_orders_the_fact_got_wrong(shop: Shop)
         "production")
 
 
+def test_batch_check_catches_a_line_left_on_the_customer_version_before(shop: Shop) -> None:
+    two_days_loaded(shop)
+    as_pipeline(shop)
+    b2 = shop.batch("2025-03-02 00:00+00")
+    shop.customer(b2, 1, city="Paris", updated_at=f"{DAY_TWO} 00:00+00")  # order 101 moves
+    for step in ("load_dimensions", "load_fact_sales", "refresh_batch_aggregates"):
+        shop.call(step, b2)
+    # a re-pointing bug, as the pipeline would write it: order 101 back on the old version
+    shop.cur.execute("update warehouse.fact_sales set customer_key = (select customer_key "
+                     "from warehouse.dim_customer where customer_id = 1 and not is_current) "
+                     "where item_id = 1001")
+    assert check_error(shop, f"call warehouse.check_reconciliation({b2})") == (
+        f"check_reconciliation batch {b2}: 1 line(s) on 1 day(s) differ between production "
+        f"and fact_sales: {DAY_TWO}: item 1001 of order 101: fact_sales differs from "
+        "production")
+
+
 def test_batch_check_catches_a_hand_changed_line_on_a_day_the_batch_touched(
         shop: Shop) -> None:
     two_days_loaded(shop)

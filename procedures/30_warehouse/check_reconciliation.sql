@@ -19,8 +19,9 @@
 --   (warehouse.v_sales_lines, what the fact must hold) and fact_sales: missing from the
 --   fact, in the fact but not in production, or with any key or measure different. The
 --   orders a batch changed: those of its new and changed items and transactions, and those
---   whose lines point at any version of a customer or product the batch versioned (the
---   re-pointed lines, and any line left on the version before). Reads those orders through
+--   whose lines, from the day the batch's new version of a customer or product starts,
+--   point at any version of it (the re-pointed lines, and any line left on the version
+--   before). Reads those orders through
 --   the transaction_id indexes, the versioned customers' and products' lines through the
 --   fact's customer_key and (product_key, date_key) indexes: the work follows the batch.
 -- warehouse.check_reconciliation(p_batch_id bigint)  (procedure)
@@ -198,9 +199,10 @@ declare
 begin
     v_orders := array(
         with versioned_customers as (
-            select distinct v.customer_id
+            select v.customer_id, min(v.valid_from) as since
             from warehouse.dim_customer v
             where v.source_batch_id = p_batch_id and v.valid_from > '-infinity'
+            group by v.customer_id
         ),
         versioned_products as (
             select v.product_id, min(v.valid_from) as since
@@ -219,7 +221,9 @@ begin
         select f.transaction_id
         from versioned_customers vc
         join warehouse.dim_customer dc on dc.customer_id = vc.customer_id
-        join warehouse.fact_sales f on f.customer_key = dc.customer_key
+        join warehouse.fact_sales f
+            on f.customer_key = dc.customer_key
+           and f.date_key >= warehouse.date_key(warehouse.utc_date(vc.since))
         union
         select f.transaction_id
         from versioned_products vp
