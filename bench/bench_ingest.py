@@ -273,10 +273,11 @@ def report_text(rows: int, size: int, timings: list[Timing], server: str, load: 
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    """Replace (or add) the "## Ingestion" section of docs/performance.md."""
+def write_section(text: str, title: str = SECTION) -> None:
+    """Replace (or add) the section ``title`` ("## Ingestion") of docs/performance.md with
+    ``text``, which starts with that title."""
     doc = PERFORMANCE_DOC.read_text() if PERFORMANCE_DOC.exists() else "# Performance\n\n"
-    pattern = re.compile(r"^## Ingestion\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+    pattern = re.compile(rf"^{re.escape(title)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
     if pattern.search(doc):
         doc = pattern.sub(lambda _: text + "\n", doc, count=1)
     else:

@@ -1,17 +1,36 @@
 """The KPI dashboard: one self-contained HTML file built from the analytics views.
 
-``write_dashboard(conn_or_url, out_path)`` runs a handful of aggregated queries against the
-BI views of docs/data-contract.md (``analytics.v_daily_sales``, ``v_monthly_sales``,
-``v_product_performance``, ``v_customer_growth``, ``v_payment_methods``) and
-``etl.v_freshness``, embeds the results as JSON in ``runner/templates/dashboard.html``
-together with plotly's bundled ``plotly.min.js``, and writes one file that opens offline.
+``write_dashboard(conn_or_url, out_path)`` queries the BI views (docs/data-contract.md,
+"BI views", and the filter views of docs/bi.md) and ``etl.v_freshness``, and writes
+``runner/templates/dashboard.html`` with plotly's ``plotly.min.js`` and the data embedded
+(both gzip-compressed): one file that opens offline. The page filters by date range,
+category and payment method and drills from months to days, from a category to its products
+and a product's trend, and from a payment method to its monthly share, all in the browser.
 
-Size stays bounded whatever the data volume: one row per day, per month, per category and
-month, per payment method and month, and per month of a bounded set of candidate products
-(the top ``TOP_PRODUCTS`` of each month and of all time). ``analytics.v_sales`` (one row per
-fact row) is never read. The page's JavaScript filters the embedded aggregates by a date
-range and re-renders the tiles and charts; every string reaches the page as JSON (escaped
-for a ``<script>`` element) and is put into the DOM as text, never as markup.
+Every figure the page shows is exact for every selection it allows, so the data it embeds
+is chosen per figure (the grain of each, and why it is exact):
+
+- revenue, units, discount, margin: additive, from ``v_daily_category_sales`` (day x
+  category x payment method) and, for all categories, ``v_daily_payment_sales``;
+- orders and average order value: distinct orders are not additive across categories, so
+  the page never adds them across categories: one category's orders come from
+  ``v_daily_category_sales`` (each order once per category; an order has one day and one
+  payment method, so they add up over days and methods), all categories' from
+  ``v_daily_payment_sales``. The category filter selects one category or all;
+- active customers (distinct over any range of days): one compact row per customer, day
+  and payment method with the categories bought (``v_order_categories``), counted in the
+  page;
+- new customers: signups per day (``v_daily_signups``);
+- products: ``v_product_payment_monthly`` with names from ``v_product_performance``, so
+  product rankings are over whole calendar months, as that view ranks them.
+
+Size: at 1M orders the rows above are about a million small integers; they are embedded as
+typed columns (the narrowest integer type that holds each), compressed with gzip and
+base64-encoded, and unpacked by the browser's own ``DecompressionStream``. This is written
+here rather than taken from a library because no library packs numpy columns for a
+browser with nothing to load. ``analytics.v_sales`` (one row per order line) is never read.
+Strings reach the page as JSON (escaped for a ``<script>`` element) and are put into the
+DOM as text, never as markup.
 
 A banner tops the page when a batch is held by a batch check (its figures and those of every
 later batch are missing) or when the latest processed batch warned (``_check_banner``, from
@@ -20,6 +39,8 @@ later batch are missing) or when the latest processed batch warned (``_check_ban
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import logging
 import re
@@ -31,6 +52,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import plotly.offline
 import psycopg2
 import psycopg2.errors
@@ -45,67 +67,37 @@ TOP_PRODUCTS = 10
 
 Connection = psycopg2.extensions.connection
 
-# name in the page's data -> (query, columns as sent). Every query is an aggregate.
-DAILY_SQL = """
-select sales_date, orders, units, revenue, discount, margin
-from analytics.v_daily_sales
-order by sales_date
+# The queries; every one reads an analytics view.
+CATEGORY_GRID_SQL = """
+select sales_date, category, payment_method, orders, units, revenue, discount, margin
+from analytics.v_daily_category_sales
+order by sales_date, category, payment_method
 """
-MONTHLY_SQL = """
-select month, orders, units, revenue, discount, margin, avg_order_value, revenue_growth_pct
-from analytics.v_monthly_sales
-order by month
+PAYMENT_GRID_SQL = """
+select sales_date, payment_method, orders, units, revenue, discount, margin
+from analytics.v_daily_payment_sales
+order by sales_date, payment_method
 """
-CATEGORY_SQL = """
-select month, category, sum(units) as units, sum(revenue) as revenue, sum(margin) as margin
+SIGNUPS_SQL = """
+select signup_date, new_customers from analytics.v_daily_signups order by signup_date
+"""
+PRODUCTS_SQL = """
+select distinct on (product_id) product_id, product_name, category, brand
 from analytics.v_product_performance
-group by month, category
-order by month, category
+order by product_id, month desc
 """
-# Candidates for "top products": the top N of each month and the top N of all time. The
-# page ranks the candidates over the chosen range, which is exact for one month and for
-# the whole range, and a close approximation in between.
-PRODUCT_SQL = """
-with product_months as (
-    select month, product_id, product_name, category, brand, orders, units, revenue, margin
-    from analytics.v_product_performance
-),
-top_of_month as (
-    select product_id
-    from (
-        select product_id,
-               row_number() over (partition by month order by revenue desc, product_id) as place
-        from product_months
-    ) ranked
-    where place <= %(top)s
-),
-top_of_all_time as (
-    select product_id
-    from product_months
-    group by product_id
-    order by sum(revenue) desc, product_id
-    limit %(top)s
-),
-candidates as (
-    select product_id from top_of_month
-    union
-    select product_id from top_of_all_time
-)
-select pm.month, pm.product_id, pm.product_name, pm.category, pm.brand,
-       pm.orders, pm.units, pm.revenue, pm.margin
-from product_months pm
-join candidates using (product_id)
-order by pm.month, pm.product_id
+PRODUCT_GRID_SQL = """
+select month, product_id, payment_method, orders, units, revenue, margin
+from analytics.v_product_payment_monthly
+order by product_id, month, payment_method
 """
-CUSTOMER_SQL = """
-select month, new_customers, cumulative_customers, active_customers
-from analytics.v_customer_growth
-order by month
-"""
-PAYMENT_SQL = """
-select month, payment_method, orders, revenue
-from analytics.v_payment_methods
-order by month, payment_method
+# Active customers: one row per customer, day and payment method, with the categories.
+CUSTOMER_DAYS_SQL = """
+select customer_id, sales_date, payment_method, array_agg(distinct category) as categories
+from analytics.v_order_categories
+where customer_id is not null
+group by customer_id, sales_date, payment_method
+order by customer_id, sales_date, payment_method
 """
 FRESHNESS_SQL = """
 select newest_transaction_ts, newest_transaction_age,
@@ -121,7 +113,12 @@ _SCRIPT_ESCAPES = {
     "\u2029": "\\u2029",
 }
 _SCRIPT_UNSAFE = re.compile("[<>&\u2028\u2029]")
-_MARKERS = re.compile(r"/\*@@(PLOTLY_JS|DASHBOARD_DATA)@@\*/")
+_MARKERS = re.compile(r"/\*@@(PLOTLY_JS|DASHBOARD_DATA|DASHBOARD_COLUMNS)@@\*/")
+# Integer column types, narrowest first: (numpy dtype, name of the JavaScript typed array).
+_INT_TYPES = (
+    (np.uint8, "Uint8Array"), (np.uint16, "Uint16Array"), (np.int32, "Int32Array"),
+    (np.float64, "Float64Array"),
+)
 
 
 class DashboardError(RuntimeError):
@@ -134,6 +131,14 @@ class Freshness:
     newest_transaction_age: timedelta | None
     last_successful_run_at: datetime | None
     last_successful_run_age: timedelta | None
+
+
+@dataclass(frozen=True)
+class DashboardData:
+    """What the page embeds: JSON (names, dates, freshness) and integer columns."""
+
+    meta: dict[str, Any]
+    columns: dict[str, np.ndarray]
 
 
 def write_dashboard(
@@ -156,9 +161,9 @@ def write_dashboard(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
     log.info(
-        "dashboard written to %s (%d days, %d months, %d candidate products, %d bytes)",
-        out, len(data["daily"]["date"]), len(data["monthly"]["month"]),
-        len(data["products"]["id"]), len(html.encode("utf-8")),
+        "dashboard written to %s (%d days, %d categories, %d products, %d customer-days, "
+        "%d bytes)", out, data.meta["days"], len(data.meta["categories"]),
+        len(data.meta["products"]["id"]), len(data.columns["cr_day"]), len(html.encode()),
     )
     return out
 
@@ -177,43 +182,150 @@ def _connection(conn_or_url: Connection | str) -> Iterator[Connection]:
 
 def collect_data(
     conn: Connection, *, max_age: timedelta | None = None, now: datetime | None = None
-) -> dict[str, Any]:
-    """Everything the page shows, as JSON-ready columns (lists per column)."""
+) -> DashboardData:
+    """Everything the page shows: names and dates as JSON, figures as integer columns."""
     generated_at = (now or datetime.now(UTC)).astimezone(UTC)
     try:
-        daily = _query(conn, DAILY_SQL)
-        monthly = _query(conn, MONTHLY_SQL)
-        categories = _query(conn, CATEGORY_SQL)
-        product_rows = _query(conn, PRODUCT_SQL, {"top": TOP_PRODUCTS})
-        customers = _query(conn, CUSTOMER_SQL)
-        payments = _query(conn, PAYMENT_SQL)
+        category_grid = _query(conn, CATEGORY_GRID_SQL)
+        payment_grid = _query(conn, PAYMENT_GRID_SQL)
+        signups = _query(conn, SIGNUPS_SQL)
+        products = _query(conn, PRODUCTS_SQL)
+        product_grid = _query(conn, PRODUCT_GRID_SQL)
+        customer_days = _query(conn, CUSTOMER_DAYS_SQL)
     except psycopg2.errors.UndefinedTable as exc:
         raise DashboardError(
             f"the analytics views are missing ({exc.pgerror.strip() if exc.pgerror else exc});"
             " run `python -m runner migrate` first"
         ) from exc
     freshness, freshness_error = _freshness(conn)
-    return {
+
+    days = [r[0] for r in payment_grid] + [r[0] for r in signups]
+    first_day = min(days) if days else generated_at.date()
+    last_day = max(days) if days else first_day
+    first_month = first_day.replace(day=1)
+    categories = _names({r[1] for r in category_grid} | {p[2] for p in products})
+    methods = _names({r[1] for r in payment_grid})
+    axes = _Axes(first_day, first_month, _index(categories), _index(methods),
+                 _index([p[0] for p in products]))
+    columns = {
+        **_category_grid(category_grid, axes),
+        **_payment_grid(payment_grid, axes),
+        **_signups(signups, axes),
+        **_product_grid(product_grid, axes),
+        **_customer_days(customer_days, axes),
+    }
+    meta = {
         "check_banner": _check_banner(conn),
         "generated_at": _iso_utc(generated_at),
         "top_products": TOP_PRODUCTS,
         "max_age_seconds": max_age.total_seconds() if max_age is not None else None,
         "freshness": _freshness_json(freshness),
         "freshness_error": freshness_error,
-        "daily": _columns(daily, ["date", "orders", "units", "revenue", "discount", "margin"]),
-        "monthly": _columns(
-            monthly,
-            ["month", "orders", "units", "revenue", "discount", "margin", "avg_order_value",
-             "revenue_growth_pct"],
-        ),
-        "categories": _columns(categories, ["month", "category", "units", "revenue", "margin"]),
-        "products": _products(product_rows),
-        "product_months": _columns(
-            [(r[0], r[1], r[5], r[6], r[7], r[8]) for r in product_rows],
-            ["month", "product_id", "orders", "units", "revenue", "margin"],
-        ),
-        "customers": _columns(customers, ["month", "new", "cumulative", "active"]),
-        "payments": _columns(payments, ["month", "method", "orders", "revenue"]),
+        "has_sales": bool(payment_grid),
+        "first_day": first_day.isoformat(),
+        "days": (last_day - first_day).days + 1,
+        "first_month": first_month.isoformat(),
+        "months": _month_number(last_day) - _month_number(first_month) + 1,
+        "categories": categories,
+        "payment_methods": methods,
+        "products": _columns(products, ["id", "name", "category", "brand"]),
+    }
+    meta["products"]["category"] = [axes.category[c] for c in meta["products"]["category"]]
+    return DashboardData(meta, columns)
+
+
+@dataclass(frozen=True)
+class _Axes:
+    """Positions of days, months, categories, payment methods and products in the page."""
+
+    first_day: date
+    first_month: date
+    category: dict[Any, int]
+    method: dict[Any, int]
+    product: dict[Any, int]
+
+    def day(self, value: date) -> int:
+        return (value - self.first_day).days
+
+    def month(self, value: date) -> int:
+        return _month_number(value) - _month_number(self.first_month)
+
+
+def _month_number(value: date) -> int:
+    return value.year * 12 + value.month - 1
+
+
+def _names(values: set[Any]) -> list[Any]:
+    """Sorted, null (an unknown product's category) last."""
+    return sorted((v for v in values if v is not None), key=str) + (
+        [None] if None in values else [])
+
+
+def _index(values: Sequence[Any]) -> dict[Any, int]:
+    return {value: position for position, value in enumerate(values)}
+
+
+def _cents(value: Decimal) -> int:
+    return int(value * 100)
+
+
+def _category_grid(rows: Sequence[tuple], axes: _Axes) -> dict[str, np.ndarray]:
+    return _grid("cg", rows, [axes.day, axes.category.__getitem__, axes.method.__getitem__],
+                 ["day", "category", "method"])
+
+
+def _payment_grid(rows: Sequence[tuple], axes: _Axes) -> dict[str, np.ndarray]:
+    return _grid("pg", rows, [axes.day, axes.method.__getitem__], ["day", "method"])
+
+
+def _grid(prefix: str, rows: Sequence[tuple], keys: list, names: list[str]
+          ) -> dict[str, np.ndarray]:
+    """Key columns (positions) then orders, units, revenue, discount, margin (cents)."""
+    width = len(keys)
+    out = {f"{prefix}_{name}": np.array([key(r[i]) for r in rows], dtype=np.int64)
+           for i, (key, name) in enumerate(zip(keys, names, strict=True))}
+    out[f"{prefix}_orders"] = np.array([r[width] for r in rows], dtype=np.int64)
+    out[f"{prefix}_units"] = np.array([r[width + 1] for r in rows], dtype=np.int64)
+    for offset, name in enumerate(("revenue", "discount", "margin"), start=width + 2):
+        out[f"{prefix}_{name}"] = np.array([_cents(r[offset]) for r in rows], dtype=np.int64)
+    return out
+
+
+def _signups(rows: Sequence[tuple], axes: _Axes) -> dict[str, np.ndarray]:
+    return {"su_day": np.array([axes.day(r[0]) for r in rows], dtype=np.int64),
+            "su_count": np.array([r[1] for r in rows], dtype=np.int64)}
+
+
+def _product_grid(rows: Sequence[tuple], axes: _Axes) -> dict[str, np.ndarray]:
+    return {
+        "pp_product": np.array([axes.product[r[1]] for r in rows], dtype=np.int64),
+        "pp_month": np.array([axes.month(r[0]) for r in rows], dtype=np.int64),
+        "pp_method": np.array([axes.method[r[2]] for r in rows], dtype=np.int64),
+        "pp_orders": np.array([r[3] for r in rows], dtype=np.int64),
+        "pp_units": np.array([r[4] for r in rows], dtype=np.int64),
+        "pp_revenue": np.array([_cents(r[5]) for r in rows], dtype=np.int64),
+        "pp_margin": np.array([_cents(r[6]) for r in rows], dtype=np.int64),
+    }
+
+
+def _customer_days(rows: Sequence[tuple], axes: _Axes) -> dict[str, np.ndarray]:
+    """Rows sorted by customer and day: how many rows each customer has, and per row the
+    day (as the gap to the customer's previous row; the first as a position), the payment
+    method, and its categories as a count plus a flat list."""
+    customers = np.array([r[0] for r in rows], dtype=np.int64)
+    day = np.array([axes.day(r[1]) for r in rows], dtype=np.int64)
+    first_of_customer = np.ones(len(rows), dtype=bool)
+    first_of_customer[1:] = customers[1:] != customers[:-1]
+    gap = day.copy()
+    gap[1:] = np.where(first_of_customer[1:], day[1:], day[1:] - day[:-1])
+    categories = [sorted(axes.category[c] for c in r[3]) for r in rows]
+    starts = np.flatnonzero(first_of_customer)
+    return {
+        "cr_runs": np.diff(np.append(starts, len(rows))),
+        "cr_day": gap,
+        "cr_method": np.array([axes.method[r[2]] for r in rows], dtype=np.int64),
+        "cr_ncat": np.array([len(c) for c in categories], dtype=np.int64),
+        "cr_cats": np.array([c for cats in categories for c in cats], dtype=np.int64),
     }
 
 
@@ -298,15 +410,6 @@ def _freshness_json(freshness: Freshness | None) -> dict[str, Any] | None:
     }
 
 
-def _products(rows: Sequence[tuple]) -> dict[str, list]:
-    """One entry per candidate product: id, name, category, brand (current version)."""
-    seen: dict[int, tuple] = {}
-    for row in rows:
-        seen.setdefault(row[1], (row[1], row[2], row[3], row[4]))
-    ordered = [seen[key] for key in sorted(seen)]
-    return _columns(ordered, ["id", "name", "category", "brand"])
-
-
 def _columns(rows: Sequence[Sequence[Any]], names: Sequence[str]) -> dict[str, list]:
     """Rows to a dict of columns (compact JSON), values made JSON-ready."""
     columns: dict[str, list] = {name: [] for name in names}
@@ -346,12 +449,50 @@ def script_json(data: Any) -> str:
     return _SCRIPT_UNSAFE.sub(lambda match: _SCRIPT_ESCAPES[match.group(0)], text)
 
 
-def render_html(data: dict[str, Any]) -> str:
-    """The template with plotly.js and the data embedded (one pass, so neither can inject
-    a marker into the other)."""
-    plotly_js = plotly.offline.get_plotlyjs()
-    if "</script" in plotly_js.lower():
-        raise DashboardError("plotly.min.js holds '</script' and cannot be inlined")
-    parts = {"PLOTLY_JS": plotly_js, "DASHBOARD_DATA": script_json(data)}
+def pack_columns(columns: dict[str, np.ndarray]) -> tuple[str, dict[str, list]]:
+    """Integer columns as one gzip-compressed, base64-encoded buffer, each in the narrowest
+    type that holds its values, little-endian, its bytes split into planes (every value's
+    first byte, then every second byte, ...: small numbers leave planes of zeros, which
+    gzip packs to almost nothing). Returns the text and {name: [type, offset, length]}."""
+    layout: dict[str, list] = {}
+    parts: list[bytes] = []
+    offset = 0
+    for name, values in columns.items():
+        dtype, js_type = _narrowest(values)
+        little = np.ascontiguousarray(values, dtype=np.dtype(dtype).newbyteorder("<"))
+        planes = little.view(np.uint8).reshape(len(values), little.itemsize).T.tobytes()
+        layout[name] = [js_type, offset, len(values)]
+        parts.append(planes)
+        offset += len(planes)
+    return gzip_base64(b"".join(parts)), layout
+
+
+def gzip_base64(data: bytes) -> str:
+    """gzip, then base64: how the page embeds plotly.js and the columns (the browser's
+    DecompressionStream unpacks them; base64 holds nothing a ``<script>`` could end on)."""
+    return base64.b64encode(gzip.compress(data, compresslevel=9, mtime=0)).decode("ascii")
+
+
+def _narrowest(values: np.ndarray) -> tuple[type, str]:
+    low, high = (int(values.min()), int(values.max())) if len(values) else (0, 0)
+    for dtype, js_type in _INT_TYPES:
+        if dtype is np.float64:
+            if max(abs(low), abs(high)) > 2**53:
+                raise DashboardError(f"a figure beyond 2**53 ({low}..{high}) cannot be shown")
+            return dtype, js_type
+        info = np.iinfo(dtype)
+        if info.min <= low and high <= info.max:
+            return dtype, js_type
+    raise AssertionError("unreachable: float64 ends the list")
+
+
+def render_html(data: DashboardData) -> str:
+    """The template with plotly.js and the data embedded (one pass, so none of them can
+    inject a marker into another). plotly.min.js (4.8 MB) is embedded gzip-compressed
+    (1.4 MB), which keeps the file of a million orders well under 10 MB."""
+    plotly_js = gzip_base64(plotly.offline.get_plotlyjs().encode("utf-8"))
+    packed, layout = pack_columns(data.columns)
+    parts = {"PLOTLY_JS": plotly_js, "DASHBOARD_DATA": script_json({**data.meta,
+             "columns": layout}), "DASHBOARD_COLUMNS": packed}
     template = TEMPLATE.read_text(encoding="utf-8")
     return _MARKERS.sub(lambda match: parts[match.group(1)], template)

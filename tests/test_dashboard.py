@@ -10,38 +10,30 @@ from __future__ import annotations
 
 import base64
 import csv
-import fcntl
+import gzip
 import json
 import os
 import re
-import select
-import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+import plotly.offline
 import psycopg2
 import pytest
 
 from runner.config import PROJECT_ROOT, RetryPolicy
-from runner.dashboard import render_html, script_json, write_dashboard
+from runner.dashboard import DashboardData, render_html, script_json, write_dashboard
 from runner.pipeline import RunOptions, run_pipeline
+from tests.chromium import DevTools, Tab, chromium_binary
 
-CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "chromium", "chromium-browser",
-                       "google-chrome", "google-chrome-stable")
-CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-extensions", "--disable-dev-shm-usage", "--remote-debugging-pipe",
-)
 CHART_IDS = ("chart-daily", "chart-monthly", "chart-customers", "chart-products",
              "chart-categories", "chart-payments")
-KPIS = ("revenue", "orders", "aov", "customers", "margin")
+KPIS = ("revenue", "orders", "aov", "active", "new", "margin")
 # A product name and a category that would break HTML, JS or plotly's label markup if any
 # of them were not escaped (quotes, a closing script tag, a tag plotly understands, an
 # ampersand, non-ASCII); 33 characters, so the chart label shows it whole.
@@ -52,185 +44,11 @@ GENERATOR_ARGS = ("--batches", "2", "--seed", "3", "--quiet", "--customers", "60
                   "--start", "2025-01-01", "--days", "150")
 
 
-def chromium_binary() -> str | None:
-    for candidate in CHROMIUM_CANDIDATES:
-        if candidate.startswith("/"):
-            if os.access(candidate, os.X_OK):
-                return candidate
-        elif shutil.which(candidate):
-            return shutil.which(candidate)
-    return None
-
-
 needs_chromium = pytest.mark.skipif(
     chromium_binary() is None,
     reason="Chromium is not installed (apt-get install chromium chromium-driver); "
     "the dashboard's browser test needs it",
 )
-
-
-# -- a minimal DevTools-protocol client over --remote-debugging-pipe ----------------------
-
-class DevTools:
-    """Chromium with ``--remote-debugging-pipe``: commands go to its fd 3, answers and
-    events come from its fd 4, each JSON message ended by a NUL byte."""
-
-    def __init__(self, binary: str, workdir: Path) -> None:
-        profile = workdir / "profile"
-        profile.mkdir()
-        to_browser_r, self._to_browser = os.pipe()
-        self._from_browser, from_browser_w = os.pipe()
-        # Copies numbered 10 or more (close-on-exec), so that placing them on 3 and 4 in the
-        # child cannot overwrite one with the other; the placed 3 and 4 survive the exec.
-        child_in = fcntl.fcntl(to_browser_r, fcntl.F_DUPFD_CLOEXEC, 10)
-        child_out = fcntl.fcntl(from_browser_w, fcntl.F_DUPFD_CLOEXEC, 10)
-
-        def place_pipe_fds() -> None:
-            os.dup2(child_in, 3)
-            os.dup2(child_out, 4)
-
-        self.log_path = workdir / "chromium.log"
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                close_fds=False, preexec_fn=place_pipe_fds,
-            )
-        for fd in (to_browser_r, from_browser_w, child_in, child_out):
-            os.close(fd)
-        self._buffer = b""
-        self._next_id = 0
-        self.events: list[dict[str, Any]] = []
-
-    def call(self, method: str, params: dict | None = None, session: str | None = None,
-             timeout: float = 60) -> dict[str, Any]:
-        self._next_id += 1
-        message: dict[str, Any] = {"id": self._next_id, "method": method,
-                                   "params": params or {}}
-        if session:
-            message["sessionId"] = session
-        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
-        deadline = time.monotonic() + timeout
-        while True:
-            reply = self._read(deadline)
-            if reply.get("id") == self._next_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method} failed: {reply['error']}")
-                return reply.get("result", {})
-            self.events.append(reply)
-
-    def drain(self, seconds: float) -> None:
-        """Collect the events that arrive within ``seconds``."""
-        deadline = time.monotonic() + seconds
-        try:
-            while True:
-                self.events.append(self._read(deadline))
-        except TimeoutError:
-            pass
-
-    def _read(self, deadline: float) -> dict[str, Any]:
-        while b"\0" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("no message from Chromium in time; log: "
-                                   f"{self.log_path}")
-            ready, _, _ = select.select([self._from_browser], [], [], left)
-            if ready:
-                chunk = os.read(self._from_browser, 1 << 20)
-                if not chunk:
-                    raise RuntimeError(f"Chromium exited; log: {self.log_path.read_text()}")
-                self._buffer += chunk
-        raw, self._buffer = self._buffer.split(b"\0", 1)
-        return json.loads(raw)
-
-    def close(self) -> None:
-        try:
-            self.call("Browser.close", timeout=5)
-        except (RuntimeError, TimeoutError, OSError):
-            pass
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        os.close(self._to_browser)
-        os.close(self._from_browser)
-
-
-class Tab:
-    """One page: network offline, console and exceptions recorded, dialogs recorded."""
-
-    def __init__(self, browser: DevTools, width: int, height: int = 900) -> None:
-        self.browser = browser
-        target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        self.session = browser.call(
-            "Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for domain in ("Runtime", "Log", "Page", "Network"):
-            self.send(f"{domain}.enable")
-        self.send("Network.emulateNetworkConditions", {
-            "offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
-        self.resize(width, height)
-
-    def send(self, method: str, params: dict | None = None) -> dict[str, Any]:
-        return self.browser.call(method, params, self.session)
-
-    def resize(self, width: int, height: int = 900) -> None:
-        self.send("Emulation.setDeviceMetricsOverride", {
-            "width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
-
-    def open(self, path: Path) -> None:
-        self.send("Page.navigate", {"url": path.resolve().as_uri()})
-
-    def evaluate(self, expression: str) -> Any:
-        result = self.send("Runtime.evaluate", {
-            "expression": expression, "returnByValue": True, "awaitPromise": True})
-        if "exceptionDetails" in result:
-            raise AssertionError(f"{expression!r} threw: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    def wait_for(self, expression: str, timeout: float = 60) -> None:
-        """Poll until ``expression`` is truthy (errors while the page loads count as no)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if self.evaluate(expression):
-                    return
-            except (AssertionError, RuntimeError):
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {expression}; "
-                                     f"problems: {self.problems()}")
-            time.sleep(0.05)
-
-    def screenshot(self, path: Path) -> Path:
-        size = self.send("Page.getLayoutMetrics")["cssContentSize"]
-        shot = self.send("Page.captureScreenshot", {
-            "format": "png", "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"],
-                     "scale": 1}})
-        path.write_bytes(base64.b64decode(shot["data"]))
-        return path
-
-    def events(self, method: str) -> list[dict[str, Any]]:
-        return [e["params"] for e in self.browser.events
-                if e.get("method") == method and e.get("sessionId") == self.session]
-
-    def problems(self) -> list[str]:
-        """Console errors and warnings, uncaught exceptions, log errors, dialogs."""
-        self.browser.drain(0.3)
-        found = [f"console.{e['type']}: {e['args']}"
-                 for e in self.events("Runtime.consoleAPICalled")
-                 if e["type"] in ("error", "assert", "warning")]
-        found += [f"exception: {e['exceptionDetails']}"
-                  for e in self.events("Runtime.exceptionThrown")]
-        found += [f"log {e['entry']['level']}: {e['entry']['text']}"
-                  for e in self.events("Log.entryAdded")
-                  if e["entry"]["level"] in ("error", "warning")]
-        found += [f"dialog: {e['message']}" for e in self.events("Page.javascriptDialogOpening")]
-        return found
-
-    def requested_urls(self) -> list[str]:
-        return [e["request"]["url"] for e in self.events("Network.requestWillBeSent")]
 
 
 CHART_STATE_JS = """
@@ -310,21 +128,22 @@ def deliver_hostile_rename(conn, landing: Path) -> int:  # noqa: ANN001
 
 
 @dataclass(frozen=True)
-class Expected:
-    """What the page must show for a date range, computed here in SQL."""
+class Selection:
+    """A selection of the page: dates, and a category and payment method (None: all)."""
 
-    revenue: Decimal
-    orders: int
-    margin: Decimal
-    aov: Decimal | None
-    revenue_growth: Decimal | None
-    customers: int | None
-    days_with_sales: int
-    months: int
-    customer_months: int
-    categories: int
-    payment_methods: int
-    top_products: int
+    first: date
+    last: date
+    category: str | None = None
+    method: str | None = None
+
+    @property
+    def previous(self) -> Selection:
+        days = (self.last - self.first).days + 1
+        return Selection(self.first - timedelta(days=days), self.first - timedelta(days=1),
+                         self.category, self.method)
+
+    def months(self) -> tuple[date, date]:
+        return self.first.replace(day=1), self.last.replace(day=1)
 
 
 def pct(current: Decimal | int, previous: Decimal | int) -> Decimal | None:
@@ -334,80 +153,124 @@ def pct(current: Decimal | int, previous: Decimal | int) -> Decimal | None:
     return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
-def expected_for(conn, first: date, last: date) -> Expected:  # noqa: ANN001
-    days = (last - first).days + 1
-    period = {"from": first, "to": last, "prev_from": first - timedelta(days=days),
-              "prev_to": first - timedelta(days=1)}
-    ((revenue, orders, margin, prev_revenue, days_with_sales),) = fetch(conn, """
-        select coalesce(sum(revenue) filter (where sales_date between %(from)s and %(to)s), 0),
-               coalesce(sum(orders) filter (where sales_date between %(from)s and %(to)s), 0),
-               coalesce(sum(margin) filter (where sales_date between %(from)s and %(to)s), 0),
-               coalesce(sum(revenue) filter (
-                   where sales_date between %(prev_from)s and %(prev_to)s), 0),
-               count(*) filter (where sales_date between %(from)s and %(to)s)
-        from analytics.v_daily_sales
-    """, period)
-    overlapping = "month <= %(to)s and (month + interval '1 month' - interval '1 day') >= %(from)s"
-    ((months,),) = fetch(
-        conn, f"select count(*) from analytics.v_monthly_sales where {overlapping}", period)
-    ((customer_months, customers),) = fetch(conn, f"""
-        select (select count(*) from analytics.v_customer_growth where {overlapping}),
-               (select cumulative_customers from analytics.v_customer_growth
-                where month <= %(to)s order by month desc limit 1)
-    """, period)
-    ((categories, top_products),) = fetch(conn, f"""
-        select count(distinct category), least(count(distinct product_id), 10)
-        from analytics.v_product_performance where {overlapping}
-    """, period)
-    ((payment_methods,),) = fetch(conn, f"""
-        select count(*) from (select payment_method from analytics.v_payment_methods
-                              where {overlapping} group by payment_method
-                              having sum(revenue) > 0) m
-    """, period)
+def filters(sel: Selection, date_column: str = "sales_date") -> tuple[str, dict]:
+    """SQL conditions and parameters of a selection on the filter views."""
+    where = [f"{date_column} between %(first)s and %(last)s"]
+    if sel.category is not None:
+        where.append("category = %(category)s")
+    if sel.method is not None:
+        where.append("payment_method = %(method)s")
+    return " and ".join(where), {"first": sel.first, "last": sel.last,
+                                 "category": sel.category, "method": sel.method}
+
+
+def sales_of(conn, sel: Selection) -> dict[str, Any]:  # noqa: ANN001
+    """Tile figures of a selection, from the analytics views: one category's orders from
+    v_daily_category_sales, all categories' from v_daily_payment_sales."""
+    view = "v_daily_category_sales" if sel.category is not None else "v_daily_payment_sales"
+    where, params = filters(sel)
+    ((orders, units, revenue, margin),) = fetch(conn, f"""
+        select coalesce(sum(orders), 0), coalesce(sum(units), 0), coalesce(sum(revenue), 0),
+               coalesce(sum(margin), 0)
+        from analytics.{view} where {where}""", params)
+    ((active,),) = fetch(conn, f"""
+        select count(distinct customer_id) from analytics.v_order_categories
+        where {where}""", params)
+    ((signups,),) = fetch(conn, """
+        select coalesce(sum(new_customers), 0) from analytics.v_daily_signups
+        where signup_date between %(first)s and %(last)s""", params)
     aov = (Decimal(revenue) / orders).quantize(Decimal("0.01"), ROUND_HALF_UP) if orders else None
-    return Expected(Decimal(revenue), int(orders), Decimal(margin), aov,
-                    pct(revenue, prev_revenue), customers, days_with_sales, months,
-                    customer_months, categories, payment_methods, top_products)
+    return {"orders": int(orders), "units": int(units), "revenue": Decimal(revenue),
+            "margin": Decimal(margin), "aov": aov, "active": int(active), "new": int(signups)}
 
 
-def assert_page_shows(tab: Tab, expected: Expected) -> None:
+def assert_tiles_show(tab: Tab, conn, sel: Selection) -> dict[str, Any]:  # noqa: ANN001
+    """Every tile's value and its change against the previous period equal SQL."""
+    current, previous = sales_of(conn, sel), sales_of(conn, sel.previous)
     shown = tiles(tab)
-    assert Decimal(shown["revenue"]["value"]) == expected.revenue
-    assert int(shown["orders"]["value"]) == expected.orders
-    assert Decimal(shown["margin"]["value"]) == expected.margin
-    if expected.aov is None:
-        assert shown["aov"]["value"] == ""
-    else:
-        assert Decimal(shown["aov"]["value"]) == expected.aov
-    assert int(shown["customers"]["value"]) == expected.customers
-    if expected.revenue_growth is None:
-        assert shown["revenue"]["delta"] == ""
-        assert shown["revenue"]["deltaText"].startswith("no sales in the previous")
-    else:  # JavaScript rounds a double; allow its last-digit difference only
-        assert abs(Decimal(shown["revenue"]["delta"]) - expected.revenue_growth) <= Decimal(
-            "0.01")
-        assert "% vs previous" in shown["revenue"]["deltaText"]
+    for kpi in ("revenue", "margin", "aov"):
+        value = shown[kpi]["value"]
+        assert (Decimal(value) if value else None) == current[kpi], (kpi, sel)
+    for kpi in ("orders", "active", "new"):
+        assert int(shown[kpi]["value"]) == current[kpi], (kpi, sel)
+    for kpi in KPIS:
+        expected = pct(current[kpi], previous[kpi]) if current[kpi] is not None and \
+            previous[kpi] is not None else None
+        delta = shown[kpi]["delta"]
+        if expected is None:
+            assert delta == "", (kpi, sel)
+        else:  # JavaScript rounds a double; allow its last-digit difference only
+            assert abs(Decimal(delta) - expected) <= Decimal("0.01"), (kpi, sel, delta)
+    return current
 
-    charts = chart_state(tab)
-    assert set(charts) == set(CHART_IDS)
-    assert charts["chart-daily"]["traces"] == (2 if expected.days_with_sales else 0)
-    assert charts["chart-daily"]["markers"] == 2 * expected.days_with_sales
-    assert charts["chart-monthly"]["bars"] == expected.months
-    assert charts["chart-customers"]["bars"] == expected.customer_months
-    assert charts["chart-customers"]["markers"] == 2 * expected.customer_months
-    assert charts["chart-products"]["bars"] == expected.top_products
-    assert charts["chart-categories"]["bars"] == 2 * min(expected.categories, 12)
-    assert charts["chart-payments"]["slices"] == expected.payment_methods
-    for chart_id, chart in charts.items():
-        assert chart["svgs"] >= 1, chart_id
-        assert (chart["traces"] >= 1) == (chart["points"] > 0), chart_id
+
+def chart_data(tab: Tab, chart_id: str, trace: int = 0) -> dict[str, Any]:
+    """The figures a chart shows: its trace's x, y (or labels, values) and its level."""
+    return json.loads(tab.evaluate(f"""JSON.stringify((() => {{
+        const el = document.getElementById('{chart_id}');
+        const t = (el.data || [])[{trace}] || {{}};
+        return {{level: el.dataset.level, points: Number(el.dataset.points), x: t.x, y: t.y,
+                 labels: t.labels, values: t.values, customdata: t.customdata}};
+    }})())"""))
+
+
+def click_point(tab: Tab, selector: str, index: int) -> None:
+    """A real mouse click (DevTools input events) in the middle of the index-th match."""
+    box = tab.evaluate(f"""(() => {{
+        const el = document.querySelectorAll({json.dumps(selector)})[{index}];
+        if (!el) return null;
+        el.scrollIntoView({{block: 'center'}});
+        const r = el.getBoundingClientRect();
+        return [r.left + r.width / 2, r.top + r.height / 2];
+    }})()""")
+    assert box, f"nothing to click at {selector} #{index}"
+    x, y = box
+    tab.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y})
+    for kind in ("mousePressed", "mouseReleased"):
+        tab.send("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left",
+                                              "clickCount": 1})
+
+
+def click(tab: Tab, selector: str) -> None:
+    tab.evaluate(f"document.querySelector({json.dumps(selector)}).click()")
+
+
+def choose(tab: Tab, select_id: str, label: str | None) -> None:
+    """Pick an option of a filter by its text (None: the first, 'All ...')."""
+    tab.evaluate(f"""(() => {{
+        const s = document.getElementById('{select_id}');
+        const o = Array.from(s.options).find((o, i) => {json.dumps(label)} === null ? i === 0
+                                                        : o.textContent === {json.dumps(label)});
+        s.value = o.value; s.dispatchEvent(new Event('change'));
+    }})()""")
+
+
+class Page:
+    """The dashboard in a tab: act, then wait for the re-render that follows."""
+
+    def __init__(self, tab: Tab) -> None:
+        self.tab = tab
+        self.renders = 1
+
+    def after(self, action: Any, *args: Any) -> None:
+        action(self.tab, *args)
+        self.renders += 1
+        wait_rendered(self.tab, self.renders)
+
+
+def money_list(values: list) -> list[Decimal]:
+    return [Decimal(str(v)).quantize(Decimal("0.01")) for v in values]
+
+
+def pretty(code: str) -> str:
+    return code.replace("_", " ").capitalize()
 
 
 # -- tests --------------------------------------------------------------------------------
 
 @pytest.mark.browser
 @needs_chromium
-def test_dashboard_of_a_real_pipeline_run_renders_every_chart_in_headless_chromium(
+def test_dashboard_filters_and_drill_downs_show_the_views_figures_in_headless_chromium(
     db_url: str, conn, tmp_path: Path  # noqa: ANN001
 ) -> None:
     landing = tmp_path / "landing"
@@ -421,27 +284,41 @@ def test_dashboard_of_a_real_pipeline_run_renders_every_chart_in_headless_chromi
                     if b.startswith("-- Reconcile")]
     ((_, orders, revenue, orders_from_lines, revenue_from_lines),) = fetch(conn, reconcile)
     assert (orders, revenue) == (orders_from_lines, revenue_from_lines) and orders > 0
+    # the data hold orders with lines in several categories: summed over categories,
+    # orders exceed the orders of the total, so a category filter must not add them up
+    ((by_category, total),) = fetch(conn, """
+        select (select sum(orders) from analytics.v_daily_category_sales),
+               (select sum(orders) from analytics.v_daily_sales)""")
+    assert by_category > total
 
     html_path = write_dashboard(db_url, tmp_path / "dashboard.html")
     html = html_path.read_text(encoding="utf-8")
-    assert html.count("plotly.js v") == 1  # the bundle's banner: inlined exactly once
     assert HOSTILE_NAME not in html and "</script><b>" not in html
 
-    ((first, last),) = fetch(conn, """
-        select least(min(d.sales_date), min(g.month)), greatest(max(d.sales_date), max(g.month))
-        from analytics.v_daily_sales d, analytics.v_customer_growth g
-    """)
+    ((first, last, first_sale),) = fetch(conn, """
+        select least(min(d.sales_date), min(s.signup_date)),
+               greatest(max(d.sales_date), max(s.signup_date)), min(d.sales_date)
+        from analytics.v_daily_sales d, analytics.v_daily_signups s""")
+    ((category, method),) = fetch(conn, """
+        select (select category from analytics.v_daily_category_sales where category is not null
+                group by category order by sum(orders) desc, category limit 1),
+               (select payment_method from analytics.v_daily_payment_sales
+                group by payment_method order by sum(orders) desc, payment_method limit 1)""")
     browser = DevTools(chromium_binary(), tmp_path)
     try:
         tab = Tab(browser, width=1280)
         tab.open(html_path)
         wait_rendered(tab, 1)
+        page = Page(tab)
+        assert tab.evaluate("Plotly.version") == plotly.offline.get_plotlyjs_version()
         assert tab.evaluate("[dashboard.extent.from, dashboard.extent.to]") == [
             first.isoformat(), last.isoformat()]
-        assert_page_shows(tab, expected_for(conn, first, last))
+        everything = Selection(first, last)
+        assert_tiles_show(tab, conn, everything)
         assert all(chart["points"] > 0 for chart in chart_state(tab).values())
-        screenshot = tab.screenshot(tmp_path / "dashboard.png")
-        print(f"\ndashboard screenshot: {screenshot}")
+        assert tab.evaluate("document.getElementById('active-filters').textContent") == \
+            f"No filter: everything since {first}"
+        print(f"\ndashboard screenshot: {tab.screenshot(tmp_path / 'dashboard.png')}")
         # The modebar's "download as PNG" works under the page's content security policy.
         assert tab.evaluate(
             "Plotly.toImage(document.getElementById('chart-monthly'),"
@@ -459,22 +336,112 @@ def test_dashboard_of_a_real_pipeline_run_renders_every_chart_in_headless_chromi
         assert HOSTILE_CATEGORY in tab.evaluate(
             "Array.from(document.querySelectorAll('#chart-categories .ytick text'))"
             ".map(t => t.textContent)")
-        data = json.loads(tab.evaluate("document.getElementById('dashboard-data').textContent"))
-        assert HOSTILE_NAME in data["products"]["name"]
-        assert product_id in data["products"]["id"]
+        assert HOSTILE_CATEGORY in tab.evaluate(
+            "Array.from(document.querySelectorAll('#filter-category option'))"
+            ".map(o => o.textContent)")
+        data = tab.evaluate("dashboard.data.products")
+        assert HOSTILE_NAME in data["name"] and product_id in data["id"]
 
-        # The date-range filter: a preset, then typed dates, recompute tiles and charts.
-        tab.evaluate("document.querySelector('[data-preset=\"30d\"]').click()")
-        wait_rendered(tab, 2)
-        assert_page_shows(tab, expected_for(conn, last - timedelta(days=29), last))
-        middle_from, middle_to = first + timedelta(days=40), first + timedelta(days=70)
-        tab.evaluate(
+        # Date filters: a preset, then typed dates; tiles against the previous period.
+        page.after(click, '[data-preset="30d"]')
+        assert_tiles_show(tab, conn, Selection(last - timedelta(days=29), last))
+        middle_from, middle_to = first_sale + timedelta(days=40), first_sale + timedelta(days=70)
+        page.after(lambda t: t.evaluate(
             f"(() => {{ const f = document.getElementById('range-from');"
             f" const t = document.getElementById('range-to');"
             f" f.value = '{middle_from}'; t.value = '{middle_to}';"
-            f" t.dispatchEvent(new Event('change')); }})()")
-        wait_rendered(tab, 3)
-        assert_page_shows(tab, expected_for(conn, middle_from, middle_to))
+            f" t.dispatchEvent(new Event('change')); }})()"))
+        middle = Selection(middle_from, middle_to)
+        assert_tiles_show(tab, conn, middle)
+
+        # Category and payment method, alone and together; chips show and clear them.
+        page.after(choose, "filter-category", category)
+        in_category = assert_tiles_show(tab, conn, Selection(middle_from, middle_to, category))
+        assert in_category["orders"] < sales_of(conn, middle)["orders"]
+        page.after(choose, "filter-method", pretty(method))
+        both = Selection(middle_from, middle_to, category, method)
+        assert_tiles_show(tab, conn, both)
+        chips = tab.evaluate("Array.from(document.querySelectorAll('#active-filters .chip'))"
+                             ".map(c => c.dataset.filter + ': ' + c.firstChild.textContent)")
+        assert chips == [f"range: Dates: {middle_from} to {middle_to}",
+                         f"category: Category: {category}",
+                         f"method: Payment: {pretty(method)}"]
+        page.after(click, '#active-filters .chip[data-filter="category"] button')
+        assert_tiles_show(tab, conn, Selection(middle_from, middle_to, None, method))
+        page.after(click, "#clear-filters")
+        assert_tiles_show(tab, conn, everything)
+        page.after(choose, "filter-method", pretty(method))
+        by_method = Selection(first, last, None, method)
+        assert_tiles_show(tab, conn, by_method)
+
+        # Drill-down: a month opens its days (the method filter applies), and back up.
+        months = chart_data(tab, "chart-monthly")
+        assert months["level"] == "months"
+        page.after(click_point, "#chart-monthly .barlayer .point", 1)
+        month = date.fromisoformat(months["x"][1][:10])
+        days = chart_data(tab, "chart-monthly")
+        assert days["level"] == "days"
+        expected_days = fetch(conn, """
+            select sales_date, revenue from analytics.v_daily_payment_sales
+            where payment_method = %s and date_trunc('month', sales_date) = %s
+            order by sales_date""", (method, month))
+        assert [x[:10] for x in days["x"]] == [d.isoformat() for d, _ in expected_days]
+        assert money_list(days["y"]) == [r for _, r in expected_days]
+        page.after(click, '#crumbs-monthly button[data-level="months"]')
+        assert chart_data(tab, "chart-monthly")["level"] == "months"
+
+        # A category opens its products, ranked as v_product_performance ranks them (here
+        # over every month, paid with the method); a product opens its monthly trend.
+        categories = chart_data(tab, "chart-categories")
+        position = [c[1] for c in categories["customdata"]].index(category)
+        page.after(click_point, "#chart-categories .barlayer .trace:first-child .point",
+                   position)
+        products = chart_data(tab, "chart-categories")
+        assert products["level"] == "products"
+        ranking = fetch(conn, """
+            with revenue as (
+                select pp.product_id, sum(pp.revenue) as revenue
+                from analytics.v_product_payment_monthly pp
+                join (select distinct product_id, category
+                      from analytics.v_product_performance) p using (product_id)
+                where p.category = %s and pp.payment_method = %s
+                group by pp.product_id)
+            select product_id, revenue, rank() over (order by revenue desc)
+            from revenue order by revenue desc, product_id limit 15""", (category, method))
+        ids = tab.evaluate("dashboard.data.products.id")
+        assert [ids[q] for q in products["customdata"]] == [r[0] for r in ranking]
+        assert money_list(products["x"]) == [r[1] for r in ranking]
+        assert [y.split(" ")[0] for y in products["y"]] == [f"#{r[2]}" for r in ranking]
+        page.after(click_point, "#chart-categories .barlayer .point", 0)
+        trend = chart_data(tab, "chart-categories")
+        assert trend["level"] == "product"
+        monthly = dict(fetch(conn, """
+            select month, revenue from analytics.v_product_payment_monthly
+            where product_id = %s and payment_method = %s""", (ranking[0][0], method)))
+        assert money_list(trend["y"]) == [
+            monthly.get(date.fromisoformat(x[:10]), Decimal("0.00")) for x in trend["x"]]
+        page.after(click, '#crumbs-categories button[data-level="products"]')
+        assert chart_data(tab, "chart-categories")["level"] == "products"
+        page.after(click, '#crumbs-categories button[data-level="categories"]')
+        assert chart_data(tab, "chart-categories")["level"] == "categories"
+
+        # A payment method opens its monthly share (v_payment_methods), and back up.
+        page.after(click, '#active-filters .chip[data-filter="method"] button')
+        pie = chart_data(tab, "chart-payments")
+        assert pie["level"] == "methods" and len(pie["labels"]) == len(fetch(
+            conn, "select distinct payment_method from analytics.v_payment_methods"))
+        page.after(click_point, "#chart-payments .pielayer .slice", 0)
+        shares = chart_data(tab, "chart-payments", trace=1)
+        assert shares["level"] == "method"
+        opened = tab.evaluate("dashboard.data.payment_methods[dashboard.state.drill.method]")
+        expected_share = dict(fetch(conn, """
+            select month, 100 * revenue_share from analytics.v_payment_methods
+            where payment_method = %s""", (opened,)))
+        for x, y in zip(shares["x"], shares["y"], strict=True):
+            want = expected_share.get(date.fromisoformat(x[:10]))
+            assert (y is None and not want) or abs(Decimal(str(y)) - want) < Decimal("1e-9")
+        page.after(click, '#crumbs-payments button[data-level="methods"]')
+        assert chart_data(tab, "chart-payments")["level"] == "methods"
 
         # Responsive: a phone-sized viewport needs no horizontal scrolling.
         tab.resize(390, 844)
@@ -516,8 +483,9 @@ def test_dashboard_is_one_file_with_plotly_inlined_and_nothing_fetched(
     db_url: str, tmp_path: Path
 ) -> None:
     html = write_dashboard(db_url, tmp_path / "d.html").read_text(encoding="utf-8")
-    assert html.count("plotly.js v") == 1
-    assert len(html) > 3_000_000  # the bundle itself, not a link to it
+    (packed,) = re.findall(r'<script type="application/octet-stream" id="plotly-js">(.*?)<', html)
+    assert gzip.decompress(base64.b64decode(packed)).decode() == plotly.offline.get_plotlyjs()
+    assert len(html) > 1_000_000  # the bundle itself, not a link to it
     assert not re.search(r"""<(script|link|img|iframe)[^>]+(src|href)\s*=""", html)
     assert "default-src 'none'" in html  # the page may not fetch anything, by policy
 
@@ -529,8 +497,8 @@ def test_embedded_json_cannot_close_its_script_element() -> None:
 
 
 def test_template_markers_in_data_are_not_expanded() -> None:
-    html = render_html({"x": "/*@@PLOTLY_JS@@*/", "daily": {"date": []}})
-    assert html.count("plotly.js v") == 1
+    html = render_html(DashboardData({"x": "/*@@PLOTLY_JS@@*/"}, {}))
+    assert html.count("/*@@PLOTLY_JS@@*/") == 1
     assert '"x":"/*@@PLOTLY_JS@@*/"' in html
 
 
@@ -568,7 +536,7 @@ def test_an_open_connection_in_a_transaction_is_left_usable(
         with reader.cursor() as cur:
             cur.execute("select count(*) from analytics.v_daily_sales")
         path = write_dashboard(reader, tmp_path / "tx.html")
-        assert path == tmp_path / "tx.html" and path.stat().st_size > 3_000_000
+        assert path == tmp_path / "tx.html" and path.stat().st_size > 1_000_000
         with reader.cursor() as cur:
             cur.execute("select 1")
             assert cur.fetchone() == (1,)

@@ -486,11 +486,11 @@ def test_the_dashboard_banner_names_the_latest_batchs_warnings_and_nothing_when_
         conn, db_url, tmp_path) -> None:  # noqa: ANN001
     base_batch(tmp_path)
     assert run_cli(db_url, "run", str(tmp_path)).returncode == EXIT_OK
-    assert collect_data(conn)["check_banner"] is None
+    assert collect_data(conn).meta["check_banner"] is None
     write_batch(tmp_path, "batch_0002", {"products.csv": products(
         {p: f"Product {p}" for p in range(11, 21)}, bad={11})})
     assert run_cli(db_url, "run", str(tmp_path)).returncode == EXIT_OK
-    assert collect_data(conn)["check_banner"] == {
+    assert collect_data(conn).meta["check_banner"] == {
         "level": "warned",
         "text": "The latest batch (batch_0002) warned: batch 2 (batch_0002): products.csv: 1 of "
                 "10 rows rejected for any rule (ratio 0.1000), above the warning threshold "
