@@ -98,7 +98,8 @@ def figures(conn: Conn) -> dict[str, list[tuple]]:
           and (c.relname like 'agg%%' or c.relname like 'fact%%')
         order by 1""")]
     relations += ["etl.v_batch_reconciliation", "etl.v_reject_summary"]
-    state = {name: fetch(conn, f"select * from {name} order by 1, 2, 3")
+    # every row, in an order of all its columns (relations have two columns or more)
+    state = {name: sorted(fetch(conn, f"select * from {name}"), key=repr)
              for name in relations}
     state["warehouse.dim_customer"] = fetch(conn, """
         select customer_key, customer_id, city, state, country, signup_date, valid_from,
