@@ -26,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 def database_volume(url: str) -> tuple[int, int]:
-    with connect(url, autocommit=True) as conn, conn.cursor() as cur:
+    with closing(connect(url, autocommit=True)) as conn, conn.cursor() as cur:
         cur.execute("select coalesce(sum(orders), 0), count(*) from analytics.v_daily_sales")
         orders, days = cur.fetchone()
     return int(orders), int(days)

@@ -127,7 +127,10 @@ class DevTools:
 class Tab:
     """One page: network offline, console and exceptions recorded, dialogs recorded."""
 
-    def __init__(self, browser: DevTools, width: int, height: int = 900) -> None:
+    def __init__(self, browser: DevTools, width: int, height: int = 900, *,
+                 offline: bool = True) -> None:
+        """``offline``: no network at all (a page on a local server needs it off, and then
+        checks requested_urls() instead)."""
         self.browser = browser
         target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         self.session = browser.call(
@@ -135,7 +138,7 @@ class Tab:
         for domain in ("Runtime", "Log", "Page", "Network"):
             self.send(f"{domain}.enable")
         self.send("Network.emulateNetworkConditions", {
-            "offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+            "offline": offline, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
         self.resize(width, height)
 
     def send(self, method: str, params: dict | None = None) -> dict[str, Any]:
@@ -169,12 +172,15 @@ class Tab:
                                      f"problems: {self.problems()}")
             time.sleep(0.05)
 
-    def screenshot(self, path: Path) -> Path:
-        size = self.send("Page.getLayoutMetrics")["cssContentSize"]
-        shot = self.send("Page.captureScreenshot", {
-            "format": "png", "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"],
-                     "scale": 1}})
+    def screenshot(self, path: Path, *, whole_page: bool = True) -> Path:
+        """The whole page, or (``whole_page=False``, for a page that scrolls inside
+        itself) what the viewport shows."""
+        params: dict[str, Any] = {"format": "png"}
+        if whole_page:
+            size = self.send("Page.getLayoutMetrics")["cssContentSize"]
+            params.update({"captureBeyondViewport": True, "clip": {
+                "x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}})
+        shot = self.send("Page.captureScreenshot", params)
         path.write_bytes(base64.b64decode(shot["data"]))
         return path
 

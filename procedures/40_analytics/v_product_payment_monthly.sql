@@ -1,26 +1,43 @@
 -- analytics.v_product_payment_monthly: one row per product, month and payment method with
 -- at least one completed order; v_product_performance split by payment method (its rows
--- for a product and month sum to that product's row there). Completed means the statuses
--- marked is_sale; product_id -1 is the unknown product, as in agg_product_monthly.
+-- for a product and month sum to that product's row there), with the same name, category
+-- and brand (the product's current version), so a BI tool filters it by category and
+-- payment method at once. Completed means the statuses marked is_sale; product_id -1 is the
+-- unknown product, as in agg_product_monthly.
 -- Dropped and recreated on every apply.
 drop view if exists analytics.v_product_payment_monthly;
 
 create view analytics.v_product_payment_monthly as
+with sales as (
+    select
+        d.month_start as month,
+        coalesce(p.product_id, -1) as product_id,
+        pm.payment_method_code as payment_method,
+        count(distinct f.transaction_id)::bigint as orders,
+        sum(f.quantity)::bigint as units,
+        sum(f.line_amount)::numeric(18,2) as revenue,
+        sum(f.line_margin)::numeric(18,2) as margin
+    from warehouse.fact_sales f
+    join warehouse.dim_date d on d.date_key = f.date_key
+    left join warehouse.dim_product p on p.product_key = f.product_key
+    left join warehouse.dim_payment_method pm on pm.payment_method_key = f.payment_method_key
+    where f.status_code in (
+        select s.status_code from production.transaction_statuses s where s.is_sale)
+    group by d.month_start, coalesce(p.product_id, -1), pm.payment_method_code
+)
 select
-    d.month_start as month,
-    coalesce(p.product_id, -1) as product_id,
-    pm.payment_method_code as payment_method,
-    count(distinct f.transaction_id)::bigint as orders,
-    sum(f.quantity)::bigint as units,
-    sum(f.line_amount)::numeric(18,2) as revenue,
-    sum(f.line_margin)::numeric(18,2) as margin
-from warehouse.fact_sales f
-join warehouse.dim_date d on d.date_key = f.date_key
-left join warehouse.dim_product p on p.product_key = f.product_key
-left join warehouse.dim_payment_method pm on pm.payment_method_key = f.payment_method_key
-where f.status_code in (
-    select s.status_code from production.transaction_statuses s where s.is_sale)
-group by d.month_start, coalesce(p.product_id, -1), pm.payment_method_code;
+    s.month,
+    s.product_id,
+    cur.product_name,
+    cur.category,
+    cur.brand,
+    s.payment_method,
+    s.orders,
+    s.units,
+    s.revenue,
+    s.margin
+from sales s
+left join warehouse.dim_product cur on cur.product_id = s.product_id and cur.is_current;
 
 comment on view analytics.v_product_payment_monthly is
     'Completed sales per product, month and payment method (v_product_performance by '
@@ -28,6 +45,10 @@ comment on view analytics.v_product_payment_monthly is
 comment on column analytics.v_product_payment_monthly.month is 'First day of the month';
 comment on column analytics.v_product_payment_monthly.product_id is
     'Product id (-1: unknown product)';
+comment on column analytics.v_product_payment_monthly.product_name is
+    'Product name (current version)';
+comment on column analytics.v_product_payment_monthly.category is 'Category (current version)';
+comment on column analytics.v_product_payment_monthly.brand is 'Brand (current version)';
 comment on column analytics.v_product_payment_monthly.payment_method is 'Payment method code';
 comment on column analytics.v_product_payment_monthly.orders is
     'Completed transactions holding the product, paid with the method';
