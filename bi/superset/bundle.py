@@ -39,12 +39,13 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from bi.catalog import SCHEMA, view_columns, view_comment
+
 BUNDLE_DIR = Path(__file__).resolve().parent / "bundle"
 ROOT_FOLDER = "warehouse_kpis"  # the folder inside the zip (Superset drops it)
 NAMESPACE = uuid.UUID("6f1f5a52-5d4e-4b0c-9f0e-3a1de6a7c015")  # fixes every uuid of the bundle
 DATABASE_NAME = "Warehouse"
 DEFAULT_URI = "postgresql+psycopg2://warehouse_bi@localhost:5432/warehouse"
-SCHEMA = "analytics"
 DASHBOARD_TITLE = "E-commerce KPIs"
 DASHBOARD_SLUG = "warehouse-kpis"
 TIMESTAMP = "2026-12-03T00:00:00+00:00"  # metadata.yaml's; fixed so the files are stable
@@ -145,21 +146,6 @@ LAYOUT = ((2, 5), (1,), (3, 6), (4,))  # rows of the dashboard, chart numbers
 
 # -- the catalogue ----------------------------------------------------------------------------
 
-COLUMNS_SQL = """
-select a.attname, format_type(a.atttypid, a.atttypmod), col_description(c.oid, a.attnum)
-from pg_attribute a
-join pg_class c on c.oid = a.attrelid
-join pg_namespace n on n.oid = c.relnamespace
-where n.nspname = %s and c.relname = %s and a.attnum > 0 and not a.attisdropped
-order by a.attnum
-"""
-VIEW_SQL = """
-select obj_description(c.oid, 'pg_class')
-from pg_class c join pg_namespace n on n.oid = c.relnamespace
-where n.nspname = %s and c.relname = %s
-"""
-
-
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -169,16 +155,8 @@ class Column:
 
 def read_views(conn: Any) -> dict[str, tuple[str | None, list[Column]]]:  # noqa: ANN401
     """Each dataset's view: its COMMENT and its columns, from the catalogue."""
-    views = {}
-    with conn.cursor() as cur:
-        for dataset in DATASETS:
-            cur.execute(COLUMNS_SQL, (SCHEMA, dataset.view))
-            columns = [Column(*row) for row in cur.fetchall()]
-            if not columns:
-                raise LookupError(f"view {SCHEMA}.{dataset.view} not found: migrate first")
-            cur.execute(VIEW_SQL, (SCHEMA, dataset.view))
-            views[dataset.view] = (cur.fetchone()[0], columns)
-    return views
+    return {d.view: (view_comment(conn, d.view), [Column(*c) for c in view_columns(conn, d.view)])
+            for d in DATASETS}
 
 
 # -- the files --------------------------------------------------------------------------------
