@@ -10,10 +10,11 @@ Reads the database of DATABASE_URL (else the embedded cluster) as it is: load it
 ``runner.dashboard.write_dashboard`` (timed), opens it in headless Chromium (the Debian
 ``chromium`` package, driven as in the browser tests: tests/chromium.py), and times, in the
 page, each action a click triggers (the same functions the click handlers call) from its
-start until the frame after the charts are drawn. Each action runs ``--rounds`` times; the
-median and the worst are reported. ``--write`` puts the figures into the "## Dashboard"
-section of docs/performance.md with the machine and the command. Targets (issue 15): the
-file under 10 MB at the large preset, every re-render within 300 ms.
+start until the frame after the charts are drawn. Each action runs ``--rounds`` times after
+a first round timed apart (the first interactions also pay for compiling the page's
+JavaScript); the median and the worst are reported. ``--write`` puts the figures into the
+"## Dashboard" section of docs/performance.md with the machine and the command. Targets
+(issue 15): the file under 10 MB at the large preset, every re-render within 300 ms.
 """
 
 from __future__ import annotations
@@ -84,15 +85,22 @@ def database_volume(url: str) -> tuple[int, int, int]:
     return int(transactions), int(orders), int(days)
 
 
-def time_actions(tab: Tab, rounds: int) -> dict[str, list[float]]:
+def time_actions(tab: Tab, rounds: int) -> tuple[dict[str, list[float]], float]:
+    """Each action ``rounds`` times, after a first round that is timed apart: the first
+    interactions after opening also pay for the JavaScript engine compiling the page's
+    code. Returns the timings and the first round's worst."""
     timings: dict[str, list[float]] = {name: [] for name, _ in ACTIONS}
-    for _ in range(rounds):
+    first_round = 0.0
+    for round_number in range(rounds + 1):
         for name, call in ACTIONS:
-            elapsed = tab.evaluate(f"""(async () => {{ {HELPERS_JS}
+            elapsed = float(tab.evaluate(f"""(async () => {{ {HELPERS_JS}
                 const t0 = performance.now(); await {call}; await frame();
-                return performance.now() - t0; }})()""")
-            timings[name].append(float(elapsed))
-    return timings
+                return performance.now() - t0; }})()"""))
+            if round_number == 0:
+                first_round = max(first_round, elapsed)
+            else:
+                timings[name].append(elapsed)
+    return timings, first_round
 
 
 def measure(url: str, rounds: int, workdir: Path) -> dict:
@@ -109,12 +117,13 @@ def measure(url: str, rounds: int, workdir: Path) -> dict:
         tab.open(path)
         tab.wait_for("document.documentElement.dataset.ready === 'true'", timeout=120)
         load_seconds = time.perf_counter() - started
-        timings = time_actions(tab, rounds)
+        timings, first_round = time_actions(tab, rounds)
         problems = tab.problems()
     finally:
         browser.close()
     return {"bytes": path.stat().st_size, "build_seconds": build_seconds,
-            "load_seconds": load_seconds, "timings": timings, "problems": problems}
+            "load_seconds": load_seconds, "timings": timings, "first_round": first_round,
+            "problems": problems}
 
 
 def report(result: dict, volume: tuple[int, int, int], rounds: int, command: str) -> str:
@@ -135,9 +144,11 @@ def report(result: dict, volume: tuple[int, int, int], rounds: int, command: str
         f"{'met' if result['bytes'] < SIZE_TARGET else 'NOT met'}), written in "
         f"{result['build_seconds']:.1f} s (the views' queries and the packing);",
         f"- opened, unpacked and first drawn in {result['load_seconds']:.2f} s;",
-        f"- each action below, {rounds} runs, from the call a click makes until the frame "
-        f"after the charts are drawn; worst {worst:.0f} ms (target: 300 ms; "
-        f"{'met' if worst <= RENDER_TARGET_MS else 'NOT met'}).",
+        f"- each action below, {rounds} runs after a first round, from the call a click makes "
+        f"until the frame after the charts are drawn; worst {worst:.0f} ms (target: 300 ms; "
+        f"{'met' if worst <= RENDER_TARGET_MS else 'NOT met'}); in the first round, while "
+        f"the browser still compiles the page's code, the worst took "
+        f"{result['first_round']:.0f} ms.",
         "",
         "| action | median ms | worst ms |",
         "|---|---:|---:|",
@@ -145,7 +156,11 @@ def report(result: dict, volume: tuple[int, int, int], rounds: int, command: str
     for name, values in result["timings"].items():
         lines.append(f"| {name} | {statistics.median(values):.0f} | {max(values):.0f} |")
     lines += ["", "Problems reported by the page (console errors, exceptions): "
-              + (", ".join(result["problems"]) or "none") + ".", ""]
+              + (", ".join(result["problems"]) or "none") + ".", "",
+              "The times are the browser's work on one core: they grow with what else the "
+              "machine runs (with two test suites on the same 2 cores, load average 5.6, the "
+              "worst filter change took about twice as long), so compare runs at a similar "
+              "load average.", ""]
     return "\n".join(lines)
 
 
