@@ -427,6 +427,7 @@ class Run:
 
     def _finish(self, status: str, exit_code: int, error: str | None, *,
                 step: str | None = None, batch_id: int | None = None) -> None:
+        error = redact(error) if error else error  # the result feeds alerts and the summary
         self.result.status, self.result.exit_code, self.result.error = status, exit_code, error
         self.result.failed_step = step
         self.result.seconds = time.monotonic() - self.began
