@@ -81,6 +81,28 @@ def optional_duration_option(text: str) -> timedelta | None:
         raise argparse.ArgumentTypeError(f"{error}, or off") from None
 
 
+def port_option(text: str) -> int:
+    """A TCP port for argparse (0 allowed: none)."""
+    try:
+        port = _whole_number(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{error}: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port (0 to 65535): {text!r}")
+    return port
+
+
+def positive_option(text: str) -> int:
+    """A whole number of at least 1, for argparse."""
+    try:
+        number = _whole_number(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{error}: {text!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return number
+
+
 def _setting(env: Mapping[str, str], name: str, default: str, parse: Callable[[str], T],
              check: Callable[[T], bool] = lambda value: True, rule: str = "") -> T:
     """``env[name]`` parsed, or ConfigError naming the variable, its value and the rule."""

@@ -258,8 +258,14 @@ def test_refused_batch_fails_the_run_after_processing_the_batches_before_it(
      "run: the landing directory /does/not/exist (WAREHOUSE_LANDING) does not exist"),
     (["schedule", "--every", "0s", "--metrics-port", "0"], {},
      "schedule: --every must be longer than 0s (got 0:00:00)"),
+    (["schedule", "--metrics-port", "99999"], {},
+     "argument --metrics-port: not a TCP port (0 to 65535): '99999'"),
+    (["status", "--runs", "-5"], {}, "argument --runs: must be at least 1: '-5'"),
+    (["status"], {"WAREHOUSE_METRICS_PORT": "http"},
+     "WAREHOUSE_METRICS_PORT='http' is not valid: not a whole number"),
 ], ids=["max-data-age", "max-age", "WAREHOUSE_MAX_AGE", "RETRY_ATTEMPTS", "RETRY_ATTEMPTS=0",
-        "run-missing-dir", "WAREHOUSE_LANDING", "every-0s"])
+        "run-missing-dir", "WAREHOUSE_LANDING", "every-0s", "metrics-port", "runs",
+        "METRICS_PORT"])
 def test_usage_errors_exit_2_naming_the_bad_value(db_url, args, env, named) -> None:  # noqa: ANN001
     done = subprocess.run(runner_command(*args), cwd=PROJECT_ROOT, capture_output=True,
                           text=True, timeout=60, env={**runner_env(db_url), **env})

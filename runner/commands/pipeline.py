@@ -15,7 +15,14 @@ from pathlib import Path
 import psycopg2
 
 from runner import alerts, demo, status
-from runner.config import Config, duration_option, optional_duration_option, parse_duration
+from runner.config import (
+    Config,
+    duration_option,
+    optional_duration_option,
+    parse_duration,
+    port_option,
+    positive_option,
+)
 from runner.db import connect, database_url
 from runner.exitcodes import EXIT_USAGE
 from runner.pipeline import RunOptions, run_pipeline, stop_on_signals
@@ -58,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sched.add_argument("--misfire-grace", type=duration_option, default=None,
                        help="run a late tick if it is late by less than this (default: one "
                        "interval, at most 10m; 5m for cron)")
-    sched.add_argument("--metrics-port", type=int, default=None,
+    sched.add_argument("--metrics-port", type=port_option, default=None,
                        help="port of /metrics and /healthz (default WAREHOUSE_METRICS_PORT or "
                        "9108; 0 disables)")
     sched.add_argument("--full-check-cron", default=FULL_CHECK_CRON, metavar="EXPR|off",
@@ -114,7 +121,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       metavar="DURATION|off",
                       help="limit on the newest sale's age, or 'off' (default "
                       "WAREHOUSE_MAX_DATA_AGE, else the same as --max-age)")
-    stat.add_argument("--runs", type=int, default=10, help="how many runs to list (10)")
+    stat.add_argument("--runs", type=positive_option, default=10,
+                      help="how many runs to list (10)")
     out = stat.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="machine-readable output")
     out.add_argument("--quiet", "-q", action="store_true",
