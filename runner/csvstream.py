@@ -519,6 +519,7 @@ class CopyStream:
         self._eof = False
         self.long_records: list[LongRecord] = []
         self.long_fields: list[LongField] = []
+        self.bare_cr_lines: list[int] = []  # malformed for a CR that ends no line
         self._path = path
         self._snapshot = snapshot or Snapshot.of_path(path, self.file_name)
         self._file: BinaryIO = open_snapshot(path, self.file_name, self._snapshot)
@@ -655,7 +656,11 @@ class CopyStream:
             if not body:
                 continue  # an empty line: nothing but the line end (LF or CRLF)
             self.counts.rows += 1
-            if b"\r" in body or body.count(b",") != self._commas:
+            if b"\r" in body:
+                self.bare_cr_lines.append(line_no)
+                self._malformed(line_no, body)
+                continue
+            if body.count(b",") != self._commas:
                 self._malformed(line_no, body)
                 continue
             if len(body) > MAX_FIELD_BYTES and self._field_too_long(line_no, body.split(b",")):
@@ -697,8 +702,11 @@ class CopyStream:
             text = text[:-1]
         self.counts.rows += 1
         outside = text.split(b'"')[0::2]
-        if any(b"\r" in part for part in outside) or (
-                sum(part.count(b",") for part in outside) != self._commas):
+        if any(b"\r" in part for part in outside):
+            self.bare_cr_lines.append(line_no)
+            self._malformed(line_no, text)
+            return
+        if sum(part.count(b",") for part in outside) != self._commas:
             self._malformed(line_no, text)
             return
         values = [field_value(field) for field in split_fields(text)]

@@ -135,10 +135,24 @@ class FileResult:
     loaded_in_batch_name: str | None = None
     long_records: tuple[LongRecord, ...] = ()  # records spanning many lines (stray quotes?)
     long_fields: tuple[LongField, ...] = ()  # records quarantined for a field over the limit
+    bare_cr_lines: tuple[int, ...] = ()  # malformed records holding a CR that ends no line
 
     @property
     def rows_per_second(self) -> float:
         return self.rows_in_file / self.seconds if self.seconds > 0 else 0.0
+
+    def warnings(self) -> list[str]:
+        """What the operator should look at: stray quotes, fields over the limit, bare CRs."""
+        found = [item.describe(self.file_name)
+                 for item in (*self.long_records, *self.long_fields)]
+        if self.bare_cr_lines:
+            lines = ", ".join(str(n) for n in self.bare_cr_lines[:5])
+            more = f" and {len(self.bare_cr_lines) - 5:,} more" if len(self.bare_cr_lines) > 5 \
+                else ""
+            found.append(f"{self.file_name}: {len(self.bare_cr_lines):,} record(s) hold a "
+                         "carriage return that ends no line (CR-only line ends after the "
+                         f"header?), quarantined as malformed: line(s) {lines}{more}")
+        return found
 
     def summary(self, batch_name: str) -> str:
         """The file's one-line summary, as the ``ingest`` command prints it."""
@@ -155,8 +169,7 @@ class FileResult:
         if self.absent_optional:
             parts.append(f"absent optional ({', '.join(self.absent_optional)}) left empty")
         parts.append(f"{self.seconds:.2f} s ({self.rows_per_second:,.0f} rows/s)")
-        warnings = "".join(f"\n  WARNING {found.describe(self.file_name)}"
-                           for found in (*self.long_records, *self.long_fields))
+        warnings = "".join(f"\n  WARNING {text}" for text in self.warnings())
         return f"{where}: " + ", ".join(parts) + warnings
 
 
@@ -622,22 +635,23 @@ def _load_file(cur: psycopg2.extensions.cursor, batch_id: int, batch_name: str, 
         cur.execute("rollback to savepoint ingest_file")
         return FileResult(spec.file_name, "already_loaded", stream.sha256, counts.bytes_read,
                           loaded_in_batch_id=earlier[0], loaded_in_batch_name=earlier[1])
-    for found in (*stream.long_records, *stream.long_fields):
-        log.warning("%s/%s", batch_name, found.describe(spec.file_name))
     cur.execute(_INSERT_LEDGER_SQL, (
         batch_id, spec.file_name, stream.sha256, counts.bytes_read,
         list(layout.header.names), list(layout.extra_columns), list(layout.absent_optional),
         counts.rows, counts.staged, counts.malformed,
     ))
     cur.execute("release savepoint ingest_file")
-    return FileResult(
+    result = FileResult(
         spec.file_name, "loaded", stream.sha256, counts.bytes_read,
         rows_in_file=counts.rows, rows_staged=counts.staged, rows_malformed=counts.malformed,
         extra_columns=layout.extra_columns, absent_optional=layout.absent_optional,
         seconds=time.monotonic() - began, loaded_in_batch_id=batch_id,
         loaded_in_batch_name=batch_name, long_records=tuple(stream.long_records),
-        long_fields=tuple(stream.long_fields),
+        long_fields=tuple(stream.long_fields), bare_cr_lines=tuple(stream.bare_cr_lines),
     )
+    for warning in result.warnings():
+        log.warning("%s/%s", batch_name, warning)
+    return result
 
 
 def _spool_reject(spool: IO[bytes], batch_id: int, spec: FileSpec, line_no: int,

@@ -644,6 +644,16 @@ def test_cr_only_line_ends_refuse_the_batch_and_no_value_is_named_as_a_column(db
     assert nothing_staged(conn)
 
 
+def test_cr_only_line_ends_after_the_header_are_reported_as_such(db_url, conn, tmp_path):
+    body = CUSTOMERS + "\n" + "\r".join([customer(1), customer(2), customer(3)]) + "\r"
+    result = ingest_batch(db_url, write_batch(tmp_path, "batch_0001", {"customers.csv": body}))
+    (customers,) = result.files
+    assert (customers.rows_in_file, customers.rows_staged, customers.rows_malformed) == (1, 0, 1)
+    assert customers.warnings() == [
+        "customers.csv: 1 record(s) hold a carriage return that ends no line (CR-only line "
+        "ends after the header?), quarantined as malformed: line(s) 2"]
+
+
 def test_a_stray_quote_is_reported_naming_the_line_where_it_opened(db_url, conn, tmp_path,
                                                                    caplog):
     body = PRODUCTS + "\n" + "".join(
