@@ -331,6 +331,8 @@ def discover_batches(paths: Iterable[Path | str]) -> list[Path]:
     batches: list[Path] = []
     for given in paths:
         path = Path(given)
+        if path.is_symlink():  # named by the caller: followed (links inside it are not)
+            path = path.resolve()
         if not path.is_dir():
             raise IngestError(f"{printable(str(path))} is not a directory: give a batch "
                               "directory or a landing directory of batch directories")

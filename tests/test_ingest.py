@@ -735,6 +735,16 @@ def test_symbolic_links_in_the_landing_are_refused_and_never_read(db_url, conn, 
         ("1",), ("2",), ("3",), ("7",)]
 
 
+def test_a_landing_or_batch_given_as_a_link_is_followed(db_url, conn, tmp_path):
+    clean_batch(tmp_path / "real", "batch_0001")
+    (tmp_path / "landing").symlink_to(tmp_path / "real")
+    (tmp_path / "batch").symlink_to(tmp_path / "real" / "batch_0001")
+    assert [b.batch_name for b in ingest_paths(db_url, [tmp_path / "landing"]).batches] == [
+        "batch_0001"]
+    assert [b.status for b in ingest_paths(db_url, [tmp_path / "batch"]).batches] == [
+        "already_loaded"]
+
+
 def test_unknown_files_in_a_batch_are_warned_about_names_matched_exactly(db_url, conn,
                                                                         tmp_path):
     batch = clean_batch(tmp_path)
