@@ -55,6 +55,7 @@ import psycopg2.extensions
 
 from runner.contract import FILE_SPECS, FileSpec
 from runner.csvstream import (
+    LONG_RECORD_LINES,
     SEND_SIZE,
     CopyStream,
     FileProblem,
@@ -107,6 +108,14 @@ join etl.batch b on b.batch_id = f.batch_id
 where f.sha256 = %s
 """
 _DISCARDED_SQL = "select file_name, sha256 from etl.discarded_file where batch_name = %s"
+# One batch-check event per file whose longest record spans too many lines (revision 0013);
+# etl.check_batch queues it for the alert channels like every event of the batch.
+_INSERT_LONG_RECORD_EVENT_SQL = """
+insert into etl.dq_event (batch_id, file_name, check_name, severity, observed, threshold,
+                          message)
+values (%s, %s, 'long_record', 'warn', %s, %s, %s)
+on conflict do nothing
+"""
 _INSERT_REFUSAL_SQL = """
 insert into etl.batch_refusal (
     batch_name, source_path, file_name, problem, line_no, byte_offset, message
@@ -642,6 +651,15 @@ def _load_file(cur: psycopg2.extensions.cursor, batch_id: int, batch_name: str, 
         list(layout.header.names), list(layout.extra_columns), list(layout.absent_optional),
         counts.rows, counts.staged, counts.malformed,
     ))
+    if stream.long_records:
+        longest = max(stream.long_records, key=lambda record: record.lines)
+        more = len(stream.long_records) - 1
+        cur.execute(_INSERT_LONG_RECORD_EVENT_SQL, (
+            batch_id, spec.file_name, longest.lines, LONG_RECORD_LINES,
+            f"batch {batch_id} ({batch_name}): {longest.describe(spec.file_name)}"
+            + (f"; {more:,} other record(s) span more than {LONG_RECORD_LINES} lines"
+               if more else ""),
+        ))
     cur.execute("release savepoint ingest_file")
     result = FileResult(
         spec.file_name, "loaded", stream.sha256, counts.bytes_read,

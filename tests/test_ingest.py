@@ -671,6 +671,17 @@ def test_a_stray_quote_is_reported_naming_the_line_where_it_opened(db_url, conn,
                 "after it one record")
     assert "WARNING " + expected in products.summary("batch_0001")
     assert f"batch_0001/{expected}" in caplog.messages
+    assert rows(conn, 'select batch_name, file_name, "check", severity, observed, threshold, '
+                      "message from etl.v_dq_events") == [
+        ("batch_0001", "products.csv", "long_record", "warn", 43, 5,
+         f"batch {result.batch_id} (batch_0001): {expected}")]
+    # the batch checks queue it for the alert channels like every event
+    run = run_pipeline(db_url, RunOptions(landing=None, retry=RetryPolicy(attempts=1)))
+    assert run.status == "succeeded", run.error
+    assert rows(conn, "select kind, severity, title from etl.alert where title like "
+                      "'%%long_record%%'") == [
+        ("dq_event", "warning", f"warehouse: warning long_record in batch {result.batch_id} "
+                                "(batch_0001), products.csv")]
 
 
 def test_records_of_a_few_lines_are_not_reported_as_stray_quotes(db_url, conn, tmp_path):

@@ -148,12 +148,15 @@ comment on column etl.v_dq_events.event_id is 'Event id, in recording order';
 comment on column etl.v_dq_events.created_at is 'When the check recorded it';
 comment on column etl.v_dq_events.batch_name is 'Batch directory name';
 comment on column etl.v_dq_events.file_name is 'File base name';
-comment on column etl.v_dq_events."check" is 'reject_ratio, volume or schema_change';
+comment on column etl.v_dq_events."check" is
+    'reject_ratio, volume, schema_change or long_record (a record spanning more than 5 '
+    'lines: a stray quote?)';
 comment on column etl.v_dq_events.rule is 'reject_ratio only: the rule counted (null: any rule)';
 comment on column etl.v_dq_events.severity is 'warn, or error (the batch is held)';
 comment on column etl.v_dq_events.observed is
     'reject_ratio: rejected rows / rows in the file (6 decimals); volume: rows in the file; '
-    'schema_change: columns added plus removed';
+    'schema_change: columns added plus removed; long_record: lines of the longest record';
 comment on column etl.v_dq_events.threshold is
-    'reject_ratio: the ratio exceeded; volume: the bound crossed; schema_change: null';
+    'reject_ratio: the ratio exceeded; volume: the bound crossed; schema_change: null; '
+    'long_record: the lines a record may span unreported (5)';
 comment on column etl.v_dq_events.message is 'What was found, naming batch, file and numbers';
