@@ -14,14 +14,14 @@ migrations only, and a record spanning many lines is a batch-check event.
 Downgrade: the write grants come back; the old check list is restored NOT VALID, so events
 recorded meanwhile stay.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 """
 
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
