@@ -59,19 +59,40 @@ VERDICTS = {
     EXIT_HELD: "held",
 }
 
+# A run still 'running' whose lock is free was abandoned (its process killed): it reports the
+# step and batch it was in, from its last step still 'running' (or its last step).
 _RUNS_SQL = """
-with holder as (select backend_pid from etl.pipeline_lock_holder())
+with holder as (select backend_pid from etl.pipeline_lock_holder()),
+runs as (
+    select r.*,
+           r.status = 'running'
+           and not exists (select 1 from holder where holder.backend_pid = r.backend_pid)
+               as abandoned
+    from etl.pipeline_run r
+    order by r.run_id desc
+    limit %(limit)s
+)
 select
     r.run_id, r.trigger,
-    case when r.status = 'running'
-              and not exists (select 1 from holder where holder.backend_pid = r.backend_pid)
-         then 'abandoned' else r.status end as status,
+    case when r.abandoned then 'abandoned' else r.status end as status,
     r.started_at, r.ended_at,
     extract(epoch from coalesce(r.ended_at, clock_timestamp()) - r.started_at)::float8,
-    r.batches_processed, r.error_step, r.error_batch_id, r.error, r.hostname, r.pid
-from etl.pipeline_run r
+    r.batches_processed,
+    coalesce(r.error_step, last_step.step),
+    coalesce(r.error_batch_id, last_step.batch_id),
+    coalesce(r.error, case when r.abandoned then
+        'its process stopped (killed, or its connection lost) without recording its end; '
+        'the next run marks it failed' end),
+    r.hostname, r.pid
+from runs r
+left join lateral (
+    select s.step, s.batch_id
+    from etl.step_run s
+    where r.abandoned and s.run_id = r.run_id
+    order by s.status = 'running' desc, s.step_run_id desc
+    limit 1
+) last_step on true
 order by r.run_id desc
-limit %(limit)s
 """
 
 _STEPS_SQL = """

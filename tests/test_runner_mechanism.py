@@ -227,9 +227,9 @@ def test_killed_run_left_running_is_marked_failed_by_the_next_run(stubbed, db_ur
                     (dead,))
     result = run_pipeline(db_url, options())
     assert result.status == "succeeded"
-    (row,) = fetch(stubbed, "select status, ended_at is not null, error from etl.pipeline_run "
-                            "where run_id = %s", (dead,))
-    assert row[:2] == ("failed", True)
+    (row,) = fetch(stubbed, "select status, ended_at is not null, error, error_step, "
+                            "error_batch_id from etl.pipeline_run where run_id = %s", (dead,))
+    assert (row[:2], row[3:]) == (("failed", True), ("merge", 1))
     assert row[2].startswith("abandoned: the run ended without recording its end")
     assert fetch(stubbed, "select status, error from etl.step_run where run_id = %s", (dead,)) == [
         ("failed", "abandoned: the run stopped during this step without recording its end")]

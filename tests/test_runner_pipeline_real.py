@@ -162,11 +162,16 @@ def test_kill_9_in_the_middle_of_a_run_then_run_again_equals_a_clean_run(
     assert fetch(conn, "select status from etl.pipeline_run") == [("running",)]
     assert fetch(conn, "select batch_id, status from etl.batch order by 1") == [
         (1, "processed"), (2, "ingested"), (3, "ingested")]
+    report = run_cli(db_url, "status", "--quiet")
+    assert report.stdout.startswith(
+        "failed: run 1 abandoned at step load_fact_sales of batch 2: its process stopped"
+    ), report.stdout + report.stderr
 
     again = run_cli(db_url, "run", str(landing))
     assert again.returncode == EXIT_OK, again.stdout + again.stderr
-    assert fetch(conn, "select status, left(error, 10) from etl.pipeline_run order by 1") == [
-        ("failed", "abandoned:"), ("succeeded", None)]
+    assert fetch(conn, "select status, left(error, 10), error_step, error_batch_id "
+                       "from etl.pipeline_run order by 1") == [
+        ("failed", "abandoned:", "load_fact_sales", 2), ("succeeded", None, None, None)]
     assert snapshot(db_url) == clean_run(second_db_url, landing)
 
 

@@ -135,7 +135,22 @@ def test_run_left_running_without_the_lock_is_abandoned_and_failed(conn) -> None
     report = status.collect(conn)
     assert [r.status for r in report.runs] == ["abandoned", "succeeded"]
     assert status.judge(report, LIMITS) == status.Health(
-        EXIT_FAILED, "run 2 abandoned: no message")
+        EXIT_FAILED, "run 2 abandoned: its process stopped (killed, or its connection lost) "
+                     "without recording its end; the next run marks it failed")
+
+
+def test_abandoned_run_reports_the_step_and_batch_it_was_in(conn) -> None:  # noqa: ANN001
+    add_run(conn, "succeeded", "2 hours")
+    add_sale(conn, "1 hour")
+    add_run(conn, "running", None, backend_pid=999999)
+    with conn.cursor() as cur:
+        cur.execute("insert into etl.step_run (run_id, step, batch_id, status, ended_at) "
+                    "values (2, 'merge', 3, 'succeeded', now()), "
+                    "(2, 'load_fact_sales', 3, 'running', null)")
+    assert status.judge(status.collect(conn), LIMITS) == status.Health(
+        EXIT_FAILED, "run 2 abandoned at step load_fact_sales of batch 3: its process stopped "
+                     "(killed, or its connection lost) without recording its end; the next run "
+                     "marks it failed")
 
 
 def test_run_in_progress_holding_the_lock_does_not_count_as_finished(conn, cli, db_url) -> None:  # noqa: ANN001

@@ -109,11 +109,20 @@ begin
             error = 'abandoned: the run stopped during this step without recording its end'
         from abandoned_runs
         where s.run_id = abandoned_runs.run_id and s.status = 'running'
-        returning s.run_id
+        returning s.run_id, s.step_run_id, s.step, s.batch_id
+    ),
+    last_failed_step as (
+        select distinct on (f.run_id) f.run_id, f.step, f.batch_id
+        from failed_steps f
+        order by f.run_id, f.step_run_id desc
     )
     update etl.pipeline_run r
     set status = 'failed',
         ended_at = abandoned_runs.last_activity,
+        error_step = coalesce(r.error_step, (
+            select l.step from last_failed_step l where l.run_id = r.run_id)),
+        error_batch_id = coalesce(r.error_batch_id, (
+            select l.batch_id from last_failed_step l where l.run_id = r.run_id)),
         error = format(
             'abandoned: the run ended without recording its end (its process was killed or '
             'its connection lost; %s running step(s) marked failed); found at %s by the next '
