@@ -21,6 +21,7 @@ a fresh cluster would.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -34,9 +35,10 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+import yaml
 
 from runner.config import PROJECT_ROOT
-from runner.localdb import find_bindir
+from runner.localdb import WAREHOUSE_SETTINGS, find_bindir
 from tests.conftest import url_for
 from tests.docblocks import Block, MarkerError, output_matches, parse, shell_commands
 
@@ -259,3 +261,50 @@ def test_shell_lines_are_split_as_a_reader_would_type_them() -> None:
 
 def test_psql_is_found_where_the_server_binaries_are() -> None:
     assert (find_bindir() / "psql").exists() or shutil.which("psql")
+
+
+# -- figures the docs quote, checked against what they describe ---------------------------------
+
+
+def _quoted(path: str, pattern: str) -> tuple[int, ...]:
+    text = " ".join((PROJECT_ROOT / path).read_text(encoding="utf-8").split())
+    found = re.search(pattern, text)
+    assert found, f"{path} no longer says {pattern!r}: update this test with the doc"
+    return tuple(int(g) for g in found.groups())
+
+
+def _rejected_percent(landing: Path) -> dict[str, float]:
+    """Rows rejected at their batch's processing, in % per file and in all, from the manifests."""
+    rows: dict[str, int] = {}
+    rejected: dict[str, int] = {}
+    for manifest in sorted(landing.glob("*/manifest.json")):
+        for name, counts in json.loads(manifest.read_text())["files"].items():
+            for key, total in (("all", rows), (name, rows)):
+                total[key] = total.get(key, 0) + counts["rows"]
+            for key in ("all", name):
+                rejected[key] = rejected.get(key, 0) + counts["rejected"]
+    return {key: 100 * rejected[key] / rows[key] for key in rows}
+
+
+def test_rejected_shares_quoted_in_the_docs_hold_for_data_of_the_demos_shape(docs_site) -> None:  # noqa: ANN001
+    share = _rejected_percent(docs_site.landing)
+    (readme,) = _quoted("README.md", r"about (\d+) % of the rows are rejected")
+    assert abs(readme - share["all"]) <= 2, share
+    (rows,) = _quoted("docs/generator.md", r"about (\d+) % of customer and transaction rows")
+    assert abs(rows - share["customers.csv"]) <= 3 and abs(rows - share["transactions.csv"]) <= 3
+    low, high = _quoted("docs/generator.md", r"about (\d+)-(\d+) % of items")
+    assert low - 1 <= share["transaction_items.csv"] <= high + 1, share
+
+
+def test_compose_settings_differ_from_the_embedded_ones_only_where_performance_md_says() -> None:
+    services = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())["services"]
+    command = services["postgres"]["command"]
+    compose = dict(arg.split("=", 1) for flag, arg in zip(command, command[1:], strict=False)
+                   if flag == "-c")
+    differ = {key for key in compose.keys() | WAREHOUSE_SETTINGS.keys()
+              if compose.get(key) != WAREHOUSE_SETTINGS.get(key)}
+    text = (PROJECT_ROOT / "docs" / "performance.md").read_text(encoding="utf-8")
+    table = text.split("except these", 1)[1].split("\n\n", 2)[1]
+    documented = {name for row in table.splitlines()[2:]
+                  for name in re.findall(r"`([a-z_]+)`", row.split("|")[1])}
+    assert differ == documented
