@@ -308,3 +308,33 @@ def test_compose_settings_differ_from_the_embedded_ones_only_where_performance_m
     documented = {name for row in table.splitlines()[2:]
                   for name in re.findall(r"`([a-z_]+)`", row.split("|")[1])}
     assert differ == documented
+
+
+# -- links between the docs -------------------------------------------------------------------
+
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(path: Path) -> set[str]:
+    text = path.read_text(encoding="utf-8")
+    return {_slug(m.group(1)) for m in re.finditer(r"^#+ (.+)$", text, re.MULTILINE)}
+
+
+def test_every_link_between_the_docs_reaches_a_file_and_heading() -> None:
+    broken = []
+    for doc in DOC_FILES:
+        for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
+            for target in LINK.findall(line):
+                if re.match(r"^[a-z]+:", target):
+                    continue
+                name, _, anchor = target.partition("#")
+                path = (doc.parent / name).resolve() if name else doc
+                if not path.exists() or (anchor and path.suffix == ".md"
+                                         and anchor not in _anchors(path)):
+                    broken.append(f"{doc.relative_to(PROJECT_ROOT)}:{number}: {target}")
+    assert broken == []
