@@ -322,7 +322,8 @@ def _slug(heading: str) -> str:
 
 def _anchors(path: Path) -> set[str]:
     text = path.read_text(encoding="utf-8")
-    return {_slug(m.group(1)) for m in re.finditer(r"^#+ (.+)$", text, re.MULTILINE)}
+    headings = {_slug(m.group(1)) for m in re.finditer(r"^#+ (.+)$", text, re.MULTILINE)}
+    return headings | set(re.findall(r"<a (?:id|name)=\"([^\"]+)\"", text))
 
 
 def test_every_link_between_the_docs_reaches_a_file_and_heading() -> None:

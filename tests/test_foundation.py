@@ -415,3 +415,19 @@ def test_compose_runs_the_runner_as_its_login_and_the_superuser_only_migrates() 
     example = (PROJECT_ROOT / ".env.example").read_text()
     for login in LOGINS:
         assert f"{login.password_variable}=" in example
+
+
+def test_db_start_with_another_port_on_a_running_cluster_says_so_and_changes_nothing(
+        pg_cluster) -> None:  # noqa: ANN001
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["WAREHOUSE_PGDATA"] = str(pg_cluster.base)
+    done = subprocess.run([sys.executable, "-m", "runner", "db", "start", "--port", "5499"],
+                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        f"error: the embedded cluster in {pg_cluster.base} is already running on port 5432; "
+        "stop it first (python -m runner db stop), then start it with --port 5499\n")
+    url = subprocess.run([sys.executable, "-m", "runner", "db", "url"], cwd=PROJECT_ROOT,
+                         env=env, capture_output=True, text=True, timeout=120).stdout
+    assert url == f"{pg_cluster.url('warehouse')}\n"
+    assert fetch(pg_cluster.url("postgres"), "show listen_addresses") == [("",)]
