@@ -12,8 +12,9 @@ Reads the database of DATABASE_URL (else the embedded cluster) as it is: load it
 page, each action a click triggers (the same functions the click handlers call) from its
 start until the frame after the charts are drawn. Each action runs ``--rounds`` times after
 a first round timed apart (the first interactions also pay for compiling the page's
-JavaScript); the median and the worst are reported. ``--write`` puts the figures into the
-"## Dashboard" section of docs/performance.md with the machine and the command. Targets
+JavaScript); the median and the worst are reported. ``--write`` records the figures in
+docs/figures/dashboard.json with the machine and the command, rendered into the
+"## Dashboard" section of docs/performance.md (bench/figures.py). Targets
 (issue 15): the file under 10 MB at the large preset, every re-render within 300 ms.
 """
 
@@ -31,7 +32,7 @@ from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.bench_ingest import write_section
+from bench import figures
 from runner.config import load_config
 from runner.dashboard import write_dashboard
 from runner.db import connect, database_url
@@ -133,7 +134,6 @@ def report(result: dict, volume: tuple[int, int, int], rounds: int, command: str
     with open("/proc/cpuinfo", encoding="utf-8") as info:
         models = [line.split(":", 1)[1].strip() for line in info if line.startswith("model name")]
     lines = [
-        SECTION, "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `{command}` on {os.cpu_count()} "
         f"CPU(s) ({models[0] if models else cpu}), load average before: "
         f"{os.getloadavg()[0]:.2f}; headless Chromium (Debian `chromium`), 1280 px wide. "
@@ -173,10 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m bench.bench_dashboard " + " ".join(argv if argv is not None
                                                             else sys.argv[1:])
     text = report(result, volume, args.rounds, command.strip())
-    print(text)
+    print(f"{SECTION}\n\n{text}")
     print(json.dumps({k: v for k, v in result.items() if k != "timings"}))
     if args.write:
-        write_section(text, SECTION)
+        figures.publish("dashboard", {"command": command.strip(),
+                                      "load_average": f"{os.getloadavg()[0]:.2f} (after)",
+                                      "markdown": text, **result})
     return 0
 
 

@@ -14,7 +14,8 @@ migrates it, then alternates, each round:
 - ingest + BRIN: the same with a BRIN index on staging.transaction_items.batch_id, as the
   staging tables were first designed (why they have none).
 
-It prints and writes (docs/performance.md, section "## Ingestion", unless --no-write) the best
+It prints and records (docs/figures/ingest.json, rendered into docs/performance.md's
+"## Ingestion" by bench/figures.py, unless --no-write) the best
 and median wall-clock seconds and rows/s of each, the ratio ingest / bare, the CPU seconds
 of the client process and of the server backend (read from /proc when the server runs on this
 machine), the load average, and the peak resident memory of this process. The scratch
@@ -26,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import resource
 import statistics
 import tempfile
@@ -40,6 +40,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg2
 import psycopg2.extensions
 
+from bench import figures
 from runner import migrate
 from runner.config import PROJECT_ROOT, load_config
 from runner.db import connect, database_url, libpq_url
@@ -53,7 +54,6 @@ create table bench.bare_items (
     discount text
 )
 """
-PERFORMANCE_DOC = PROJECT_ROOT / "docs" / "performance.md"
 SECTION = "## Ingestion"
 TARGET_RATIO = 0.60
 
@@ -205,8 +205,6 @@ def report_text(rows: int, size: int, timings: list[Timing], server: str, load: 
     best_ratio = bare.best() / ingest.best()
     median_ratio = bare.median() / ingest.median()
     lines = [
-        SECTION,
-        "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python -m bench.bench_ingest "
         f"--rows {rows} --rounds {len(bare.wall)}` on {os.cpu_count()} CPU(s) "
         f"({cpu_model()}), {server}; load average before/after: "
@@ -273,19 +271,6 @@ def report_text(rows: int, size: int, timings: list[Timing], server: str, load: 
     return "\n".join(lines)
 
 
-def write_section(text: str, title: str = SECTION) -> None:
-    """Replace (or add) the section ``title`` ("## Ingestion") of docs/performance.md with
-    ``text``, which starts with that title."""
-    doc = PERFORMANCE_DOC.read_text() if PERFORMANCE_DOC.exists() else "# Performance\n\n"
-    pattern = re.compile(rf"^{re.escape(title)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(doc):
-        doc = pattern.sub(lambda _: text + "\n", doc, count=1)
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text + "\n"
-    PERFORMANCE_DOC.parent.mkdir(parents=True, exist_ok=True)
-    PERFORMANCE_DOC.write_text(doc)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
     url = database_url(load_config())
@@ -325,10 +310,16 @@ def main(argv: list[str] | None = None) -> int:
     text = report_text(args.rows, size, timings, server, (load_before, os.getloadavg()[0]),
                        peak)
     print()
-    print(text)
+    print(f"{SECTION}\n\n{text}")
     if not args.no_write:
-        write_section(text)
-        print(f"wrote the {SECTION!r} section of {PERFORMANCE_DOC.relative_to(PROJECT_ROOT)}")
+        path = figures.publish("ingest", {
+            "command": f"python -m bench.bench_ingest --rows {args.rows} --rounds {args.rounds}",
+            "machine": f"{os.cpu_count()} CPU(s) ({cpu_model()}), {server}",
+            "load_average": f"{load_before:.2f} / {os.getloadavg()[0]:.2f}",
+            "markdown": text,
+            "timings": {t.name: {"wall": t.wall, "client_cpu": t.client_cpu,
+                                 "server_cpu": t.server_cpu} for t in timings}})
+        print(f"recorded in {path.relative_to(PROJECT_ROOT)}; docs/performance.md rendered")
     return 0
 
 

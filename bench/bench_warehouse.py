@@ -16,8 +16,8 @@ part alone), then:
    warm runs.
 
 Targets (issue 6): initial load within 30 s, the 1 % batch within 5 % of it, every view
-query within 100 ms. ``--write-docs`` writes the figures between the markers of the
-"## Warehouse" section of docs/performance.md (the section's notes stay).
+query within 100 ms. ``--write-docs`` records the figures in docs/figures/warehouse.json,
+rendered into the "## Warehouse" section of docs/performance.md (bench/figures.py).
 """
 
 from __future__ import annotations
@@ -35,16 +35,14 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 
+from bench import figures
 from runner import migrate
-from runner.config import PROJECT_ROOT, Config, load_config
+from runner.config import Config, load_config
 from runner.db import connect, database_url
 
 log = logging.getLogger("bench.warehouse")
 
-PERFORMANCE_DOC = PROJECT_ROOT / "docs" / "performance.md"
 SECTION_TITLE = "## Warehouse"
-BLOCK_BEGIN = "<!-- bench_warehouse: begin (python -m bench.bench_warehouse --write-docs) -->"
-BLOCK_END = "<!-- bench_warehouse: end -->"
 INITIAL_TARGET_S = 30.0
 INCREMENTAL_SHARE = 0.05
 QUERY_TARGET_MS = 100.0
@@ -481,25 +479,6 @@ def report(results: Results) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_block(doc: Path, block: str) -> None:
-    """Put the generated figures between the markers of the "## Warehouse" section of the
-    shared performance document; the rest of the file, and the section's own notes after
-    the markers, stay as they are."""
-    text = doc.read_text() if doc.exists() else "# Performance\n"
-    generated = f"{BLOCK_BEGIN}\n\n{block}\n{BLOCK_END}\n"
-    if BLOCK_BEGIN in text and BLOCK_END in text:
-        head, rest = text.split(BLOCK_BEGIN, 1)
-        tail = rest.split(BLOCK_END, 1)[1].removeprefix("\n")
-        text = head + generated + tail
-    elif f"\n{SECTION_TITLE}\n" in text:
-        head, tail = text.split(f"\n{SECTION_TITLE}\n", 1)
-        text = f"{head}\n{SECTION_TITLE}\n\n{generated}{tail}"
-    else:
-        text = f"{text.rstrip()}\n\n{SECTION_TITLE}\n\n{generated}"
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_warehouse",
                                      description=__doc__.split("\n\n")[0])
@@ -518,8 +497,14 @@ def main(argv: list[str] | None = None) -> int:
     block = report(results)
     print(f"{SECTION_TITLE}\n\n{block}")
     if args.write_docs:
-        write_block(PERFORMANCE_DOC, block)
-        log.info("wrote %s", PERFORMANCE_DOC)
+        figures.publish("warehouse", {
+            "command": "python -m bench.bench_warehouse --write-docs"
+                       + (f" --transactions {args.transactions}"
+                          if args.transactions != 1_000_000 else ""),
+            "machine": f"{platform.node()} ({os.cpu_count()} CPUs, {platform.machine()})",
+            "load_average": ", ".join(f"{load:.1f}" for load in results.load_average),
+            "markdown": block})
+        log.info("recorded in docs/figures/warehouse.json; docs/performance.md rendered")
     ok = (results.initial_total <= INITIAL_TARGET_S
           and results.incremental_total <= results.initial_total * INCREMENTAL_SHARE
           and all(results.queries[name] <= QUERY_TARGET_MS for name in QUERIES))

@@ -7,22 +7,28 @@ rule, and write the HTML dashboard. Running it again generates nothing and inges
 new (files are identified by their SHA-256): it prints the same numbers.
 
 Size: the generator's ``medium`` scale (20,000 customers, 2,000 products, 200,000 orders,
-about 850,000 lines in all) in 6 batches with 1 % defects per rule; its time is measured in
-docs/operations.md ("The demo"), the one place for it.
+about 850,000 lines in all) in 6 batches with 1 % defects per rule. It records its own
+timings (generation, migration, pipeline and its steps, in all; the load average before and
+after) in ``reports/demo-figures.json``; ``python -m bench.figures record demo
+reports/demo-figures.json --label medium`` puts a fresh demo's into docs/figures/demo.json,
+from which README.md and docs/operations.md ("The demo") render their figures.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from runner.config import Config
 from runner.db import connect, database_url
-from runner.pipeline import RunOptions, run_pipeline, stop_on_signals
+from runner.pipeline import RunOptions, RunResult, run_pipeline, stop_on_signals
 from runner.run_summary import run_summary
 from runner.status import format_table
 
@@ -33,6 +39,7 @@ DEMO_DESCRIPTION = "a medium 6-batch dataset (200,000 orders) with 1% defects"
 CHATTY_LOGGERS = ("alembic", "runner.routines", "runner.ingest", "runner.dashboard")
 DEFAULT_DEMO_DIR = Path("data") / "demo"
 DASHBOARD_FILE = Path("reports") / "dashboard.html"
+FIGURES_FILE = Path("reports") / "demo-figures.json"
 
 KPI_SQL = """
 with totals as (
@@ -133,6 +140,36 @@ def kpi_report(url: str) -> str:
     return "\n".join(parts)
 
 
+VOLUME_SQL = """
+select coalesce(sum(rows_in_file) filter (where file_name = 'transactions.csv'), 0),
+       coalesce(sum(rows_in_file), 0)
+from etl.batch_file where batch_id = any(%s)
+"""
+
+
+def _load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def demo_figures(url: str, result: RunResult, seconds: dict[str, float | None],
+                 command: str, load_before: str) -> dict:
+    """What the demo measured, for docs/figures/demo.json (bench/figures.py)."""
+    conn = connect(url, autocommit=True, application_name="warehouse-demo")
+    try:
+        with conn.cursor() as cur:
+            cur.execute(VOLUME_SQL, (result.touched,))
+            orders, lines = cur.fetchone()
+    finally:
+        conn.close()
+    steps: dict[str, float] = {}
+    for step in result.steps:
+        steps[step.step] = steps.get(step.step, 0.0) + step.seconds
+    return {"command": command, "measured_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            "load_average": f"{load_before} / {_load()}", "exit_code": result.exit_code,
+            "batches": len(result.batches), "orders": orders, "lines": lines,
+            **seconds, "pipeline_seconds": result.seconds, "steps": steps}
+
+
 def write_dashboard(url: str, out: Path, config: Config) -> Path | None:
     """The HTML dashboard (runner/dashboard.py), when that module is there."""
     try:
@@ -145,6 +182,8 @@ def write_dashboard(url: str, out: Path, config: Config) -> Path | None:
 
 def run_demo(config: Config, data_dir: Path | None = None) -> int:
     began = time.monotonic()
+    load_before = _load()
+    seconds: dict[str, float | None] = {"generate_seconds": None}
     if not logging.getLogger().isEnabledFor(logging.DEBUG):  # the tables say it all
         for name in CHATTY_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -153,12 +192,15 @@ def run_demo(config: Config, data_dir: Path | None = None) -> int:
     from runner import migrate  # alembic is slow to import: only when the demo runs
 
     migrate.upgrade(url)
+    seconds["migrate_seconds"] = time.monotonic() - began
     print("migrated to head", flush=True)
     directory = data_dir or config.project_root / DEFAULT_DEMO_DIR
     if has_data(directory):
         print(f"demo data found in {directory}: not generated again", flush=True)
     else:
+        started = time.monotonic()
         generate(directory, config.project_root)
+        seconds["generate_seconds"] = time.monotonic() - started
     options = RunOptions(landing=directory, retry=config.retry, trigger="demo", wait=True)
     with stop_on_signals(threading.Event()) as stop:
         result = run_pipeline(url, options, stop)
@@ -168,6 +210,13 @@ def run_demo(config: Config, data_dir: Path | None = None) -> int:
     dashboard = write_dashboard(url, config.project_root / DASHBOARD_FILE, config)
     if dashboard is not None:
         print(f"\ndashboard: {dashboard.resolve()}")
-    print(f"\ndemo finished in {time.monotonic() - began:.0f}s (pipeline exit code "
+    seconds["total_seconds"] = time.monotonic() - began
+    print(f"\ndemo finished in {seconds['total_seconds']:.0f}s (pipeline exit code "
           f"{result.exit_code}); `python -m runner status` shows the run history")
+    if result.run_id is not None:
+        command = "python -m runner demo" + (f" --out {data_dir}" if data_dir else "")
+        figures = config.project_root / FIGURES_FILE
+        figures.parent.mkdir(parents=True, exist_ok=True)
+        figures.write_text(json.dumps(demo_figures(url, result, seconds, command, load_before),
+                                      indent=2) + "\n")
     return result.exit_code
