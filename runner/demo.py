@@ -141,8 +141,8 @@ def kpi_report(url: str) -> str:
 
 
 VOLUME_SQL = """
-select coalesce(sum(rows_in_file) filter (where file_name = 'transactions.csv'), 0),
-       coalesce(sum(rows_in_file), 0)
+select coalesce(sum(rows_in_file) filter (where file_name = 'transactions.csv'), 0)::bigint,
+       coalesce(sum(rows_in_file), 0)::bigint
 from etl.batch_file where batch_id = any(%s)
 """
 

@@ -119,6 +119,7 @@ def test_the_demo_records_what_it_measured(conn, db_url: str) -> None:  # noqa: 
     measured = demo_figures(db_url, result, {"generate_seconds": None, "migrate_seconds": 1.0,
                                              "total_seconds": 4.0}, "python -m runner demo",
                             "0.50 0.40 0.30")
+    assert json.loads(json.dumps(measured)) == measured  # what the demo writes as JSON
     assert measured["load_average"].startswith("0.50 0.40 0.30 / ")
     del measured["load_average"], measured["measured_at"]
     assert measured == {"command": "python -m runner demo", "exit_code": 0, "batches": 1,
