@@ -81,10 +81,7 @@ class Policy:
         return f"SQLSTATE {code}{' ' + name if name else ''}: {message}"
 
 
-# Until a run has read etl.retry_policy it has not reached the database, so the only error
-# it can meet is a connection that cannot be made (no SQLSTATE): that first contact is
-# retried like any transient error of the seeded policy, so that a server that is starting
-# up or restarting is waited for.
+# Apart from etl.retry_policy: waiting for a server not reachable yet, before it can be read.
 FIRST_CONTACT = Policy(attempts=5, base_delay=0.5, max_delay=30.0)
 
 

@@ -3,7 +3,7 @@
 --   transaction ends, so that two steps of one batch never run at once. Raises
 --   no_data_found, naming the caller ('<caller>: batch <id> does not exist'), when the
 --   batch does not exist. Shared by the steps that start this way (validate_batch,
---   merge_batch, reprocess_rejects).
+--   check_batch, merge_batch, reprocess_rejects).
 create or replace function etl.lock_batch(p_batch_id bigint, p_caller text)
 returns text
 language plpgsql

@@ -154,6 +154,7 @@ comment on function staging.typed_customers(bigint, timestamptz) is
     'Staged customers.csv rows of a batch, typed, with every rule but duplicate_key and '
     'email_conflict';
 
+-- Apart from typed_customers (same shape): products.csv's own columns and rules.
 create function staging.typed_products(p_batch_id bigint, p_load_ts timestamptz)
 returns table (
     batch_id bigint, line_no bigint, product_id bigint, product_name text, category text,
@@ -338,6 +339,7 @@ end;
 comment on function staging.typed_transactions(bigint, text[], text[], timestamptz) is
     'Staged transactions.csv rows of a batch, typed, with every rule but duplicate_key';
 
+-- Apart from typed_transactions (same shape): the items' own columns, rules and parents.
 create function staging.typed_transaction_items(p_batch_id bigint, p_known_products bigint[])
 returns table (
     batch_id bigint, line_no bigint, item_id bigint, transaction_id bigint, product_id bigint,

@@ -36,6 +36,7 @@
 -- Safe to call twice: it first drops the batch's partition and deletes the file's rejects
 --   other than ingestion's malformed_row, in the same transaction, then computes them again
 --   from the same inputs.
+-- Apart from the other validate_<file> (steps shared as staging.* calls): email_conflict.
 create or replace procedure staging.validate_customers(p_batch_id bigint)
 language plpgsql
 security definer
@@ -102,17 +103,7 @@ begin
     get diagnostics v_conflicts = row_count;
 
     -- 4. the quarantine: rejected rows with their raw values
-    insert into etl.rejected_row (batch_id, file_name, line_no, record_key, rules, raw)
-    select
-        p_batch_id, 'customers.csv', v.line_no, v.raw_customer_id, v.rules,
-        jsonb_build_object(
-            'customer_id', v.raw_customer_id, 'first_name', v.raw_first_name,
-            'last_name', v.raw_last_name, 'email', v.raw_email, 'phone', v.raw_phone,
-            'city', v.raw_city, 'state', v.raw_state, 'country', v.raw_country,
-            'signup_date', v.raw_signup_date, 'updated_at', v.raw_updated_at)
-    from staging.validated_customers v
-    where v.batch_id = p_batch_id and v.rules is not null;
-    get diagnostics v_rejected = row_count;
+    call staging.quarantine_rejects('customers', p_batch_id, 'customer_id', v_rejected);
 
     if v_conflicts > 0 then
         raise notice 'validate_customers: batch %: customers.csv: % rows with email_conflict',

@@ -30,6 +30,7 @@
 -- Safe to call twice: it first drops the batch's partition and deletes the file's rejects
 --   other than ingestion's malformed_row, in the same transaction, then computes them again
 --   from the same inputs.
+-- Apart from the other validate_<file> (steps shared as staging.* calls): products' query.
 create or replace procedure staging.validate_products(p_batch_id bigint)
 language plpgsql
 security definer
@@ -60,16 +61,7 @@ begin
     call staging.mark_duplicate_keys('products', p_batch_id, 'product_id', v_duplicates);
 
     -- 3. the quarantine: rejected rows with their raw values
-    insert into etl.rejected_row (batch_id, file_name, line_no, record_key, rules, raw)
-    select
-        p_batch_id, 'products.csv', v.line_no, v.raw_product_id, v.rules,
-        jsonb_build_object(
-            'product_id', v.raw_product_id, 'product_name', v.raw_product_name,
-            'category', v.raw_category, 'brand', v.raw_brand, 'unit_price', v.raw_unit_price,
-            'cost', v.raw_cost, 'updated_at', v.raw_updated_at)
-    from staging.validated_products v
-    where v.batch_id = p_batch_id and v.rules is not null;
-    get diagnostics v_rejected = row_count;
+    call staging.quarantine_rejects('products', p_batch_id, 'product_id', v_rejected);
 
     call staging.record_file_result(p_batch_id, 'products.csv', v_staged, v_rejected,
                                     v_duplicates);

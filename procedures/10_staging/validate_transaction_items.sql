@@ -40,6 +40,7 @@
 -- Safe to call twice: it first drops the batch's partition and deletes the file's rejects
 --   other than ingestion's malformed_row, in the same transaction, then computes them again
 --   from the same inputs.
+-- Apart from the other validate_<file> (steps shared as staging.* calls): known parents.
 create or replace procedure staging.validate_transaction_items(p_batch_id bigint)
 language plpgsql
 security definer
@@ -99,16 +100,7 @@ begin
     end if;
 
     -- 4. the quarantine: rejected rows with their rules and raw values
-    insert into etl.rejected_row (batch_id, file_name, line_no, record_key, rules, raw)
-    select
-        p_batch_id, 'transaction_items.csv', v.line_no, v.raw_item_id, v.rules,
-        jsonb_build_object(
-            'item_id', v.raw_item_id, 'transaction_id', v.raw_transaction_id,
-            'product_id', v.raw_product_id, 'quantity', v.raw_quantity,
-            'unit_price', v.raw_unit_price, 'discount', v.raw_discount)
-    from staging.validated_transaction_items v
-    where v.batch_id = p_batch_id and v.rules is not null;
-    get diagnostics v_rejected = row_count;
+    call staging.quarantine_rejects('transaction_items', p_batch_id, 'item_id', v_rejected);
     perform set_config('session_replication_role', v_role_before, true);
 
     call staging.record_file_result(p_batch_id, 'transaction_items.csv', v_staged, v_rejected,

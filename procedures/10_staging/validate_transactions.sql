@@ -36,6 +36,7 @@
 -- Safe to call twice: it first drops the batch's partition and deletes the file's rejects
 --   other than ingestion's malformed_row, in the same transaction, then computes them again
 --   from the same inputs.
+-- Apart from the other validate_<file> (steps shared as staging.* calls): the code lists.
 create or replace procedure staging.validate_transactions(p_batch_id bigint)
 language plpgsql
 security definer
@@ -83,16 +84,7 @@ begin
                                      v_duplicates);
 
     -- 3. the quarantine: rejected rows with their rules and raw values
-    insert into etl.rejected_row (batch_id, file_name, line_no, record_key, rules, raw)
-    select
-        p_batch_id, 'transactions.csv', v.line_no, v.raw_transaction_id, v.rules,
-        jsonb_build_object(
-            'transaction_id', v.raw_transaction_id, 'customer_id', v.raw_customer_id,
-            'transaction_ts', v.raw_transaction_ts, 'payment_method', v.raw_payment_method,
-            'status', v.raw_status)
-    from staging.validated_transactions v
-    where v.batch_id = p_batch_id and v.rules is not null;
-    get diagnostics v_rejected = row_count;
+    call staging.quarantine_rejects('transactions', p_batch_id, 'transaction_id', v_rejected);
     perform set_config('session_replication_role', v_role_before, true);
 
     call staging.record_file_result(p_batch_id, 'transactions.csv', v_staged, v_rejected,

@@ -151,8 +151,8 @@ begin
         end if;
         v_resolved := v_resolved + v_merged + v_superseded;
 
-        -- transaction_items.csv orphans: parents = the transaction and the product. Apart
-        -- from the block above on purpose: other columns, parsers and parents (two).
+        -- Apart from the block above: items.csv's columns, parsers, parents (two) and tables.
+        -- transaction_items.csv orphans: parents = the transaction and the product
         with open_orphans as (
             select
                 r.reject_id, r.batch_id, r.line_no,

@@ -28,6 +28,19 @@
 --     source_batch_id stay: nothing changed for the warehouse);
 --   - otherwise nothing is written.
 --   Returns the rows inserted and the rows changed (business values).
+--   "Business values differ" is written once per table, in a function its upsert calls in
+--   the three places that need it (updated_at, source_batch_id, the WHERE):
+--   production.<row>_values_differ(a, b production.<table>) returns boolean, the row
+--   comparison of the table's business values (every column but the key and the
+--   bookkeeping: created_at, updated_at, source_batch_id, delivered_batch_id). SQL-standard
+--   bodies, inlined by the planner: called with the row in production and EXCLUDED, each
+--   call plans as the comparison of the columns themselves (no function call, no row built).
+--   The WHERE tests the delivery first, so an increment's conflicting row (a newer delivery)
+--   is compared by the SET's two CASEs only, a batch merged again by the WHERE only. The
+--   form stays ON CONFLICT: a join with production before an INSERT and an UPDATE (each row
+--   compared once by construction) made the increments' merge about twice as slow, and a
+--   multi-column SET from a sub-SELECT is planned with the comparison copied into each
+--   column and whole rows passed per row: ON CONFLICT's one index probe per row is cheaper.
 --   p_bulk (production.merge_batch into a table it found empty: the initial load): a plain
 --   INSERT of the same rows, without the ON CONFLICT arbiter (nothing can conflict in an
 --   empty table, and keys are unique in the source): the speculative insertion of
@@ -36,6 +49,65 @@
 --   writes nothing (updated_at unchanged). (p_bulk is only for an empty table.)
 -- Foreign keys: the caller decides whether their per-row triggers run (merge_batch skips
 --   them for references validation proved); these functions write rows only.
+
+create or replace function production.customer_values_differ(
+    a production.customers,
+    b production.customers
+)
+returns boolean
+language sql immutable parallel safe
+return (a.first_name, a.last_name, a.email, a.phone, a.city, a.state, a.country,
+        a.signup_date, a.source_updated_at)
+       is distinct from
+       (b.first_name, b.last_name, b.email, b.phone, b.city, b.state, b.country,
+        b.signup_date, b.source_updated_at);
+
+comment on function production.customer_values_differ(production.customers,
+                                                        production.customers) is
+    'Whether two customers rows differ in their business values (the upsert''s comparison)';
+
+create or replace function production.product_values_differ(
+    a production.products,
+    b production.products
+)
+returns boolean
+language sql immutable parallel safe
+return (a.product_name, a.category_id, a.brand, a.unit_price, a.cost, a.source_updated_at)
+       is distinct from
+       (b.product_name, b.category_id, b.brand, b.unit_price, b.cost, b.source_updated_at);
+
+comment on function production.product_values_differ(production.products,
+                                                       production.products) is
+    'Whether two products rows differ in their business values (the upsert''s comparison)';
+
+create or replace function production.transaction_values_differ(
+    a production.transactions,
+    b production.transactions
+)
+returns boolean
+language sql immutable parallel safe
+return (a.customer_id, a.transaction_ts, a.payment_method_code, a.status_code)
+       is distinct from
+       (b.customer_id, b.transaction_ts, b.payment_method_code, b.status_code);
+
+comment on function production.transaction_values_differ(production.transactions,
+                                                           production.transactions) is
+    'Whether two transactions rows differ in their business values (the upsert''s comparison)';
+
+create or replace function production.transaction_item_values_differ(
+    a production.transaction_items,
+    b production.transaction_items
+)
+returns boolean
+language sql immutable parallel safe
+return (a.transaction_id, a.product_id, a.quantity, a.unit_price, a.discount)
+       is distinct from
+       (b.transaction_id, b.product_id, b.quantity, b.unit_price, b.discount);
+
+comment on function production.transaction_item_values_differ(production.transaction_items,
+                                                                production.transaction_items) is
+    'Whether two transaction_items rows differ in their business values (the upsert''s '
+    'comparison)';
 
 drop function if exists production.upsert_customers(bigint);
 drop function if exists production.upsert_products(bigint);
@@ -95,32 +167,15 @@ begin
             country = excluded.country,
             signup_date = excluded.signup_date,
             source_updated_at = excluded.source_updated_at,
-            updated_at = case
-                when (c.first_name, c.last_name, c.email, c.phone, c.city, c.state, c.country,
-                      c.signup_date, c.source_updated_at)
-                     is distinct from
-                     (excluded.first_name, excluded.last_name, excluded.email, excluded.phone,
-                      excluded.city, excluded.state, excluded.country, excluded.signup_date,
-                      excluded.source_updated_at)
+            updated_at = case when production.customer_values_differ(c, excluded)
                 then now() else c.updated_at end,
-            source_batch_id = case
-                when (c.first_name, c.last_name, c.email, c.phone, c.city, c.state, c.country,
-                      c.signup_date, c.source_updated_at)
-                     is distinct from
-                     (excluded.first_name, excluded.last_name, excluded.email, excluded.phone,
-                      excluded.city, excluded.state, excluded.country, excluded.signup_date,
-                      excluded.source_updated_at)
+            source_batch_id = case when production.customer_values_differ(c, excluded)
                 then excluded.source_batch_id else c.source_batch_id end,
             delivered_batch_id = excluded.delivered_batch_id
         where coalesce(c.delivered_batch_id, c.source_batch_id)
               <= excluded.delivered_batch_id
-          and ((c.first_name, c.last_name, c.email, c.phone, c.city, c.state, c.country,
-                c.signup_date, c.source_updated_at)
-               is distinct from
-               (excluded.first_name, excluded.last_name, excluded.email, excluded.phone,
-                excluded.city, excluded.state, excluded.country, excluded.signup_date,
-                excluded.source_updated_at)
-               or c.delivered_batch_id is distinct from excluded.delivered_batch_id)
+          and (c.delivered_batch_id is distinct from excluded.delivered_batch_id
+               or production.customer_values_differ(c, excluded))
         returning c.xmax = 0 as is_insert, c.source_batch_id = p_batch_id as is_change
     )
     select count(*) filter (where u.is_insert),
@@ -190,29 +245,15 @@ begin
             unit_price = excluded.unit_price,
             cost = excluded.cost,
             source_updated_at = excluded.source_updated_at,
-            updated_at = case
-                when (p.product_name, p.category_id, p.brand, p.unit_price, p.cost,
-                      p.source_updated_at)
-                     is distinct from
-                     (excluded.product_name, excluded.category_id, excluded.brand,
-                      excluded.unit_price, excluded.cost, excluded.source_updated_at)
+            updated_at = case when production.product_values_differ(p, excluded)
                 then now() else p.updated_at end,
-            source_batch_id = case
-                when (p.product_name, p.category_id, p.brand, p.unit_price, p.cost,
-                      p.source_updated_at)
-                     is distinct from
-                     (excluded.product_name, excluded.category_id, excluded.brand,
-                      excluded.unit_price, excluded.cost, excluded.source_updated_at)
+            source_batch_id = case when production.product_values_differ(p, excluded)
                 then excluded.source_batch_id else p.source_batch_id end,
             delivered_batch_id = excluded.delivered_batch_id
         where coalesce(p.delivered_batch_id, p.source_batch_id)
               <= excluded.delivered_batch_id
-          and ((p.product_name, p.category_id, p.brand, p.unit_price, p.cost,
-                p.source_updated_at)
-               is distinct from
-               (excluded.product_name, excluded.category_id, excluded.brand,
-                excluded.unit_price, excluded.cost, excluded.source_updated_at)
-               or p.delivered_batch_id is distinct from excluded.delivered_batch_id)
+          and (p.delivered_batch_id is distinct from excluded.delivered_batch_id
+               or production.product_values_differ(p, excluded))
         returning p.xmax = 0 as is_insert, p.source_batch_id = p_batch_id as is_change
     )
     select count(*) filter (where u.is_insert),
@@ -279,26 +320,15 @@ begin
             transaction_ts = excluded.transaction_ts,
             payment_method_code = excluded.payment_method_code,
             status_code = excluded.status_code,
-            updated_at = case
-                when (t.customer_id, t.transaction_ts, t.payment_method_code, t.status_code)
-                     is distinct from
-                     (excluded.customer_id, excluded.transaction_ts,
-                      excluded.payment_method_code, excluded.status_code)
+            updated_at = case when production.transaction_values_differ(t, excluded)
                 then now() else t.updated_at end,
-            source_batch_id = case
-                when (t.customer_id, t.transaction_ts, t.payment_method_code, t.status_code)
-                     is distinct from
-                     (excluded.customer_id, excluded.transaction_ts,
-                      excluded.payment_method_code, excluded.status_code)
+            source_batch_id = case when production.transaction_values_differ(t, excluded)
                 then excluded.source_batch_id else t.source_batch_id end,
             delivered_batch_id = excluded.delivered_batch_id
         where coalesce(t.delivered_batch_id, t.source_batch_id)
               <= excluded.delivered_batch_id
-          and ((t.customer_id, t.transaction_ts, t.payment_method_code, t.status_code)
-               is distinct from
-               (excluded.customer_id, excluded.transaction_ts, excluded.payment_method_code,
-                excluded.status_code)
-               or t.delivered_batch_id is distinct from excluded.delivered_batch_id)
+          and (t.delivered_batch_id is distinct from excluded.delivered_batch_id
+               or production.transaction_values_differ(t, excluded))
         returning t.xmax = 0 as is_insert, t.source_batch_id = p_batch_id as is_change
     )
     select count(*) filter (where u.is_insert),
@@ -367,26 +397,15 @@ begin
             quantity = excluded.quantity,
             unit_price = excluded.unit_price,
             discount = excluded.discount,
-            updated_at = case
-                when (i.transaction_id, i.product_id, i.quantity, i.unit_price, i.discount)
-                     is distinct from
-                     (excluded.transaction_id, excluded.product_id, excluded.quantity,
-                      excluded.unit_price, excluded.discount)
+            updated_at = case when production.transaction_item_values_differ(i, excluded)
                 then now() else i.updated_at end,
-            source_batch_id = case
-                when (i.transaction_id, i.product_id, i.quantity, i.unit_price, i.discount)
-                     is distinct from
-                     (excluded.transaction_id, excluded.product_id, excluded.quantity,
-                      excluded.unit_price, excluded.discount)
+            source_batch_id = case when production.transaction_item_values_differ(i, excluded)
                 then excluded.source_batch_id else i.source_batch_id end,
             delivered_batch_id = excluded.delivered_batch_id
         where coalesce(i.delivered_batch_id, i.source_batch_id)
               <= excluded.delivered_batch_id
-          and ((i.transaction_id, i.product_id, i.quantity, i.unit_price, i.discount)
-               is distinct from
-               (excluded.transaction_id, excluded.product_id, excluded.quantity,
-                excluded.unit_price, excluded.discount)
-               or i.delivered_batch_id is distinct from excluded.delivered_batch_id)
+          and (i.delivered_batch_id is distinct from excluded.delivered_batch_id
+               or production.transaction_item_values_differ(i, excluded))
         returning i.xmax = 0 as is_insert, i.source_batch_id = p_batch_id as is_change
     )
     select count(*) filter (where u.is_insert),

@@ -35,14 +35,8 @@ declare
     v_schema     integer;
     v_events     integer;
 begin
-    select b.batch_name, b.status into v_batch_name, v_status
-    from etl.batch b
-    where b.batch_id = p_batch_id
-    for no key update;
-    if not found then
-        raise exception 'etl.check_batch: batch % does not exist', p_batch_id
-            using errcode = 'no_data_found';
-    end if;
+    v_batch_name := etl.lock_batch(p_batch_id, 'etl.check_batch');
+    select b.status into v_status from etl.batch b where b.batch_id = p_batch_id;
 
     -- reject ratio: each threshold row against each non-empty file of the batch
     with batch_files as (
