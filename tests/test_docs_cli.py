@@ -71,6 +71,13 @@ def test_every_runner_command_and_option_is_in_the_command_reference() -> None:
         )
 
 
+def test_the_readme_lists_every_runner_command() -> None:
+    rows = section("README.md", "## Everyday commands").splitlines()
+    listed = {name for row in rows if row.startswith("| `")
+              for name in re.findall(r"^`([a-z]+)", row.split("|")[1].strip())}
+    assert listed == set(runner_commands())
+
+
 def test_every_generator_option_is_in_the_options_table_of_generator_md() -> None:
     rows = section("docs/generator.md", "## Options").splitlines()
     documented = {m.group(1) for row in rows if (m := re.match(r"^\| `(-[-a-z]+)", row))}

@@ -339,3 +339,43 @@ def test_every_link_between_the_docs_reaches_a_file_and_heading() -> None:
                                          and anchor not in _anchors(path)):
                     broken.append(f"{doc.relative_to(PROJECT_ROOT)}:{number}: {target}")
     assert broken == []
+
+
+# -- the layout the docs describe is the tree -------------------------------------------------
+
+
+def _table_paths(path: Path, heading: str) -> set[str]:
+    """The paths in code spans of the first column of the table under ``heading``."""
+    section = path.read_text(encoding="utf-8").split(f"\n{heading}\n", 1)[1].split("\n#", 1)[0]
+    return {name for row in section.splitlines() if row.startswith("| `")
+            for name in re.findall(r"`([^`]+)`", row.split("|")[1])}
+
+
+def _ignored() -> set[str]:
+    """Names .gitignore keeps out of the repository (plain names only), and git's own."""
+    lines = (PROJECT_ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+    return {line.strip().rstrip("/") for line in lines
+            if line.strip() and not set("*/") & set(line.strip().rstrip("/"))} | {".git"}
+
+
+def _entries(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()} - _ignored()
+
+
+def test_the_readme_layout_names_every_top_level_entry() -> None:
+    listed = {name.rstrip("/") for name in _table_paths(PROJECT_ROOT / "README.md", "## Layout")}
+    top = _entries(PROJECT_ROOT) - {".gitignore", ".ci"} | {".ci/run"}
+    assert top - listed == set() and listed - top == set()
+
+
+def test_the_module_map_names_every_module() -> None:
+    """docs/architecture.md, "Where the code lives": every runner module and folder, every
+    procedures/ layer and bi/ folder, bench/ and generator/."""
+    listed = _table_paths(PROJECT_ROOT / "docs" / "architecture.md", "## Where the code lives")
+    wanted = {f"runner/{name}" for name in _entries(PROJECT_ROOT / "runner")
+              if name.endswith(".py") and name not in ("__init__.py", "__main__.py")}
+    for folder in ("runner", "procedures", "bi"):
+        wanted |= {f"{folder}/{name}/" for name in _entries(PROJECT_ROOT / folder)
+                   if (PROJECT_ROOT / folder / name).is_dir()}
+    wanted |= {"bench/", "generator/"}
+    assert wanted - listed == set()
