@@ -10,8 +10,9 @@ Size: the generator's ``medium`` scale (20,000 customers, 2,000 products, 200,00
 about 850,000 lines in all) in 6 batches with 1 % defects per rule. It records its own
 timings (generation, migration, pipeline and its steps, in all; the load average before and
 after) in ``reports/demo-figures.json``; ``python -m bench.figures record demo
-reports/demo-figures.json --label medium`` puts a fresh demo's into docs/figures/demo.json,
-from which README.md and docs/operations.md ("The demo") render their figures.
+reports/demo-figures.json --label medium --command "make demo"`` puts a fresh demo's into
+docs/figures/demo.json, from which README.md and docs/operations.md ("The demo") render their
+figures.
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ def demo_figures(url: str, result: RunResult, seconds: dict[str, float | None],
     try:
         with conn.cursor() as cur:
             cur.execute(VOLUME_SQL, (result.touched,))
-            orders, lines = cur.fetchone()
+            transaction_rows, lines = cur.fetchone()
     finally:
         conn.close()
     steps: dict[str, float] = {}
@@ -166,7 +167,8 @@ def demo_figures(url: str, result: RunResult, seconds: dict[str, float | None],
         steps[step.step] = steps.get(step.step, 0.0) + step.seconds
     return {"command": command, "measured_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
             "load_average": f"{load_before} / {_load()}", "exit_code": result.exit_code,
-            "batches": len(result.batches), "orders": orders, "lines": lines,
+            "batches": len(result.batches), "transaction_rows": transaction_rows,
+            "lines": lines,
             **seconds, "pipeline_seconds": result.seconds, "steps": steps}
 
 

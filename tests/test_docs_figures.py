@@ -123,6 +123,6 @@ def test_the_demo_records_what_it_measured(conn, db_url: str) -> None:  # noqa: 
     assert measured["load_average"].startswith("0.50 0.40 0.30 / ")
     del measured["load_average"], measured["measured_at"]
     assert measured == {"command": "python -m runner demo", "exit_code": 0, "batches": 1,
-                        "orders": 2, "lines": 6, "generate_seconds": None,
+                        "transaction_rows": 2, "lines": 6, "generate_seconds": None,
                         "migrate_seconds": 1.0, "total_seconds": 4.0, "pipeline_seconds": 2.5,
                         "steps": {"validate": 1.75, "merge": 0.5}}
