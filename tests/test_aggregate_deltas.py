@@ -313,3 +313,50 @@ def test_a_batch_changes_only_the_aggregate_rows_of_the_orders_it_changed(shop: 
     assert aggregates(shop)["daily"] == [(date(2025, 2, 11), 1, 77, Decimal("5.00"),
                                           Decimal("0.00"), Decimal("4.00"))]
     assert aggregates(shop)["activity"] == [(feb, 2, 1)]
+
+
+def test_status_changes_alone_and_with_other_changes_of_their_orders_count_as_a_recompute(
+        shop: Shop) -> None:
+    b1 = shop.batch("2025-03-01 00:00+00")
+    two_products(shop, b1)
+    shop.transaction(b1, 100, 1, "2025-02-10 12:00", status="pending")
+    shop.item(b1, 1000, 100, 10, quantity=2)
+    shop.item(b1, 1001, 100, 11, quantity=1, price="5.00")
+    shop.transaction(b1, 101, 2, "2025-02-11 12:00")
+    shop.item(b1, 1002, 101, 10, quantity=1)
+    shop.transaction(b1, 102, 1, "2025-02-12 12:00")
+    shop.item(b1, 1003, 102, 11, quantity=1, price="5.00")
+    shop.load(b1)
+
+    b2 = shop.batch("2025-03-02 00:00+00")
+    shop.transaction(b2, 100, 1, "2025-02-10 12:00")  # completed: the status alone
+    shop.transaction(b2, 101, 2, "2025-02-11 12:00", status="refunded")
+    shop.item(b2, 1004, 101, 11, quantity=1, price="5.00")  # and a new line of the order
+    shop.transaction(b2, 102, 1, "2025-03-01 12:00", status="refunded")  # and a new time
+    shop.call("load_dimensions", b2)
+    shop.call("load_fact_sales", b2)
+    # the status change first (its own statement), then the lines recomputed from production
+    assert shop.rows("select ad.sign, ad.transaction_id, p.product_id, ad.units "
+                     "from warehouse.agg_delta ad "
+                     "join warehouse.dim_product p on p.product_key = ad.product_key "
+                     "order by ad.change_id, ad.transaction_id, p.product_id") == [
+        (1, 100, 10, 2), (1, 100, 11, 1), (-1, 101, 10, 1), (-1, 102, 11, 1)]
+    assert shop.rows("select item_id, status_code, date_key, source_batch_id "
+                     "from warehouse.fact_sales order by item_id") == [
+        (1000, "completed", 20250210, b2), (1001, "completed", 20250210, b2),
+        (1002, "refunded", 20250211, b2), (1003, "refunded", 20250301, b2),
+        (1004, "refunded", 20250211, b2)]
+    shop.call("refresh_batch_aggregates", b2)
+    shop.call("check_reconciliation", b2)
+
+    feb = date(2025, 2, 1)
+    assert aggregates(shop) == {
+        "daily": [(date(2025, 2, 10), 1, 3, Decimal("25.00"), Decimal("0.00"),
+                   Decimal("16.00"))],
+        "products": [(feb, 10, 1, 2, Decimal("20.00"), Decimal("12.00")),
+                     (feb, 11, 1, 1, Decimal("5.00"), Decimal("4.00"))],
+        "payments": [(feb, "credit_card", 1, Decimal("25.00"))],
+        "customers": [(date(2025, 1, 1), 2, 0), (feb, 0, 1)],
+        "activity": [(feb, 1, 1)],
+    }
+    assert_equal_to_a_recompute(shop)

@@ -15,12 +15,18 @@
 --   1. Re-pointing: for every customer or product version the batch added after a first
 --      version, fact rows of the version before it with transaction_ts in the new
 --      version's validity move to the new key (cost and margin follow).
---   2. The batch's lines (warehouse.batch_sales_lines: its items, and all items of its
---      transactions) are compared with the fact; only rows that differ are inserted or
---      updated. Into an empty fact (the initial load) the rows are bulk-loaded instead:
---      indexes and primary key dropped, the table truncated, rows inserted, indexes and
---      key rebuilt from their catalog definitions, the table analyzed (only when this role
---      owns the table; otherwise the incremental path does the same work, slower).
+--   2a. Status changes: the batch's transactions whose fact lines all agree with them but
+--      for the status (same time, payment method, customer version valid at that time, a
+--      known product; none of their items in the batch; every line with another status)
+--      get status_code written on their lines, nothing recomputed. Status feeds (pending to
+--      completed, refunds) are mostly this, spread over the whole history.
+--   2b. The batch's other lines (warehouse.batch_sales_lines: its items, and all items of
+--      its other transactions) are compared with the fact; only rows that differ are
+--      inserted or updated. Into an empty fact (the initial load) the rows are
+--      bulk-loaded instead: indexes and primary key dropped, the table truncated, rows
+--      inserted, indexes and key rebuilt from their catalog definitions, the table
+--      analyzed (only when this role owns the table; otherwise the incremental path does
+--      the same work, slower).
 --   Aggregates (agg_delta.sql): each statement that changes fact rows also writes into
 --   warehouse.agg_delta the completed lines of every order it touches, as they were (sign
 --   -1, read through the transaction_id index in the statement's snapshot) and as they are
@@ -44,6 +50,9 @@ language plpgsql
 set warehouse.writer = 'load_fact_sales'
 set search_path = warehouse, pg_catalog
 set plan_cache_mode = force_custom_plan
+-- a status feed changes hundreds of thousands of lines: its lines, as they were and as
+-- they are, stay in memory
+set work_mem = '512MB'
 as $$
 declare
     v_customer_repointed bigint := 0;
@@ -60,6 +69,9 @@ declare
     v_change_id          bigint;
     v_repoint_deltas     bigint := 0;
     v_line_deltas        bigint := 0;
+    v_status_updated     bigint := 0;
+    v_status_deltas      bigint := 0;
+    v_full_orders        bigint[];
 begin
     if not exists (select 1 from etl.batch b where b.batch_id = p_batch_id) then
         raise exception 'load_fact_sales: batch % does not exist', p_batch_id;
@@ -187,11 +199,88 @@ begin
         call etl.end_bulk_load(array['warehouse.fact_sales'::regclass], v_index_ddl);
         v_updated := 0;
     else
+        -- 2a. status changes: the batch's transactions already in the fact whose lines all
+        --     agree with them on everything but the status (time, payment method, the
+        --     customer version valid at that time, a known product), all with another status,
+        --     none of whose items the batch delivered. Their lines can only differ from
+        --     production in status_code (the items are unchanged, the dimension versions were
+        --     re-pointed above), so that alone is written, without recomputing the lines
+        --     from production and the dimensions. One pass in order id order: an order is
+        --     qualified (its lines read through transaction_id), then its lines are read as
+        --     they were (old) and updated through their ctid while their pages are at hand.
+        v_change_id := nextval('warehouse.fact_change_seq');
+        with batch_orders as materialized (
+            select t.transaction_id, t.transaction_ts, t.status_code,
+                   coalesce(dc.customer_key, -1) as customer_key,
+                   coalesce(dpm.payment_method_key, -1) as payment_method_key
+            from production.transactions t
+            left join warehouse.dim_customer dc
+                on dc.customer_id = t.customer_id
+               and dc.valid_from <= t.transaction_ts and t.transaction_ts < dc.valid_to
+            left join warehouse.dim_payment_method dpm
+                on dpm.payment_method_code = t.payment_method_code
+            where t.source_batch_id = p_batch_id
+            order by t.transaction_id
+        ),
+        batch_items as materialized (
+            select i.item_id, i.transaction_id
+            from production.transaction_items i
+            where i.source_batch_id = p_batch_id
+        ),
+        status_orders as (
+            -- "not in" a few thousand batch items: a hashed subplan, whatever the estimates
+            -- of a batch's fresh source_batch_id say
+            select bo.*
+            from batch_orders bo
+            where bo.transaction_id not in (select bi.transaction_id from batch_items bi)
+              and exists (select 1 from warehouse.fact_sales s
+                          where s.transaction_id = bo.transaction_id)
+              and not exists (
+                  select 1
+                  from warehouse.fact_sales s
+                  where s.transaction_id = bo.transaction_id
+                    and not (s.transaction_ts = bo.transaction_ts
+                             and s.customer_key = bo.customer_key
+                             and s.payment_method_key = bo.payment_method_key
+                             and s.product_key <> -1
+                             and s.status_code <> bo.status_code
+                             and s.item_id not in (select bi.item_id from batch_items bi)))
+        ),
+        updated as (
+            update warehouse.fact_sales f
+            set status_code = so.status_code,
+                source_batch_id = p_batch_id,
+                updated_at = now()
+            from status_orders so
+            join warehouse.fact_sales old on old.transaction_id = so.transaction_id
+            where f.ctid = old.ctid  -- the row read as it was: no second probe
+            returning old as old_line, f as line
+        ),
+        queued as (
+            insert into warehouse.agg_refresh_queue as q (batch_id, grain, day, by_delta)
+            select distinct p_batch_id, 'day', warehouse.utc_date((u.line).transaction_ts), true
+            from updated u
+            on conflict (batch_id, grain, day) do update
+                set refreshed_at = null, queued_at = now(),
+                    by_delta = (q.refreshed_at is not null or q.by_delta)
+        )
+        -- every line of the orders it changes, before and after
+        select (select count(*) from updated),
+               warehouse.record_fact_change(p_batch_id, v_change_id,
+                                            array(select u.old_line from updated u),
+                                            array(select u.line from updated u)),
+               array(select bo.transaction_id from batch_orders bo
+                     except
+                     select (u.line).transaction_id from updated u)
+        into v_status_updated, v_status_deltas, v_full_orders;
+
+        -- 2b. every other line of the batch (its items, all items of its other
+        --     transactions) recomputed from production and the dimensions
         v_change_id := nextval('warehouse.fact_change_seq');
         with changed_lines as materialized (
             select bl.*, f.item_id is not null as in_fact, f.transaction_ts as old_transaction_ts,
                    f.transaction_id as old_transaction_id, f.ctid as fact_ctid
-            from warehouse.batch_sales_lines(p_batch_id) bl
+            from warehouse.batch_sales_lines(p_batch_id, v_full_orders) bl
             left join warehouse.fact_sales f on f.item_id = bl.item_id
             where f.item_id is null
                or (f.transaction_id, f.date_key, f.customer_key, f.product_key,
@@ -281,6 +370,8 @@ begin
                                                       array(select nl.line from new_lines nl))
                end
         into v_inserted, v_updated, v_line_deltas;
+        v_updated := v_updated + v_status_updated;
+        v_line_deltas := v_line_deltas + v_status_deltas;
     end if;
 
     -- into an empty fact (the initial load, or a fact truncated to be rebuilt): no deltas,

@@ -8,10 +8,13 @@
 --   line_cost = quantity * cost of the product version valid at transaction time;
 --   line_margin = line_amount - line_cost. item_batch_id and transaction_batch_id say which
 --   batch last changed the item and its transaction.
--- warehouse.batch_sales_lines(p_batch_id bigint) returns setof warehouse.v_sales_lines
+-- warehouse.batch_sales_lines(p_batch_id bigint, p_orders bigint[] default null)
+--   returns setof warehouse.v_sales_lines
 --   The lines a batch changed: its new and changed items, and every item of its new and
---   changed transactions. Inlined by the planner, so filters reach production's
---   source_batch_id indexes: the work follows the batch, not the table.
+--   changed transactions (p_orders null), or of the orders p_orders lists instead (the
+--   batch's transactions that load_fact_sales does not handle as status changes). Inlined
+--   by the planner, so filters reach production's source_batch_id and transaction_id
+--   indexes: the work follows the batch, not the table.
 -- Dropped and recreated on every apply (the function depends on the view).
 drop view if exists warehouse.v_sales_lines cascade;
 
@@ -68,7 +71,7 @@ comment on column warehouse.v_sales_lines.item_batch_id is 'Batch that last chan
 comment on column warehouse.v_sales_lines.transaction_batch_id is
     'Batch that last changed the transaction';
 
-create function warehouse.batch_sales_lines(p_batch_id bigint)
+create function warehouse.batch_sales_lines(p_batch_id bigint, p_orders bigint[] default null)
 returns setof warehouse.v_sales_lines
 language sql
 stable
@@ -79,10 +82,16 @@ begin atomic
     union all
     select l.*
     from warehouse.v_sales_lines l
-    where l.transaction_batch_id = p_batch_id
-      and l.item_batch_id <> p_batch_id;
+    where p_orders is null
+      and l.transaction_batch_id = p_batch_id
+      and l.item_batch_id <> p_batch_id
+    union all
+    select l.*
+    from unnest(p_orders) o(transaction_id)
+    join warehouse.v_sales_lines l on l.transaction_id = o.transaction_id
+    where l.item_batch_id <> p_batch_id;
 end;
 
-comment on function warehouse.batch_sales_lines(bigint) is
-    'Order lines a batch changed (its items, and all items of its transactions), as the '
-    'fact must hold them';
+comment on function warehouse.batch_sales_lines(bigint, bigint[]) is
+    'Order lines a batch changed (its items, and all items of its transactions or of the '
+    'orders given), as the fact must hold them';
