@@ -59,6 +59,7 @@ import psycopg2.errors
 import psycopg2.extensions
 
 from runner.db import connect
+from runner.status import Freshness  # etl.v_freshness's row, read by both
 
 log = logging.getLogger(__name__)
 
@@ -123,14 +124,6 @@ _INT_TYPES = (
 
 class DashboardError(RuntimeError):
     """The dashboard could not be built; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class Freshness:
-    newest_transaction_ts: datetime | None
-    newest_transaction_age: timedelta | None
-    last_successful_run_at: datetime | None
-    last_successful_run_age: timedelta | None
 
 
 @dataclass(frozen=True)

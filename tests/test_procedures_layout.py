@@ -130,3 +130,14 @@ def test_rules_are_listed_in_the_order_of_etl_dq_rule(conn) -> None:  # noqa: AN
     listed = [re.findall(r"then '([a-z_]+)' end", body) for body in arrays]
     assert len(listed) == 4 and all(listed)
     assert [rules for rules in listed if rules != sorted(rules, key=order.__getitem__)] == []
+
+
+
+def test_one_quarantine_step_and_one_upsert_statement() -> None:
+    # the four validations quarantine through staging.quarantine_rejects, the four upserts
+    # write through the one statement of production.upsert_rows
+    quarantining = [path.name for path in sorted(PROCEDURES_DIR.glob("10_staging/*.sql"))
+                    if re.search(r"insert\s+into\s+etl\.rejected_row", code_of(path))]
+    upsert = code_of(PROCEDURES_DIR / "20_production" / "upsert_production.sql")
+    assert quarantining == ["quarantine_rejects.sql"]
+    assert len(re.findall(r"\bdo\s+update\b", upsert)) == 1

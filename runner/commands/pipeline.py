@@ -210,16 +210,29 @@ def run_schedule(args: argparse.Namespace, config: Config) -> int:
     except ValueError as error:
         print(f"schedule: {error}", file=sys.stderr)
         return EXIT_USAGE
-    port = config.metrics_port if args.metrics_port is None else args.metrics_port
     service = Service(database_url(config), run_options(config, args.landing,
                                                          trigger="schedule"),
-                      schedule, config.metrics_host, port, alert_settings=config.alerts,
-                      limits=status.Limits(max_age=config.max_age,
-                                           max_data_age=config.max_data_age))
+                      schedule, config.metrics_host, metrics_port(args, config),
+                      alert_settings=config.alerts, limits=freshness_limits(config))
+    return serve("schedule", service)
+
+
+def metrics_port(args: argparse.Namespace, config: Config) -> int:
+    """The metrics port of schedule and watch: --metrics-port, else the configured one."""
+    return config.metrics_port if args.metrics_port is None else args.metrics_port
+
+
+def freshness_limits(config: Config) -> status.Limits:
+    return status.Limits(max_age=config.max_age, max_data_age=config.max_data_age)
+
+
+def serve(command: str, service: Service | Watcher) -> int:
+    """Run the service of schedule or watch until it stops; a busy metrics port is a usage
+    error."""
     try:
         return service.serve()
     except MetricsPortBusy as busy:
-        print(f"schedule: {busy}", file=sys.stderr)
+        print(f"{command}: {busy}", file=sys.stderr)
         return EXIT_USAGE
 
 
@@ -235,17 +248,11 @@ def run_watch(args: argparse.Namespace, config: Config) -> int:
               "directory: create it, or give the folder the batches arrive in",
               file=sys.stderr)
         return EXIT_USAGE
-    port = config.metrics_port if args.metrics_port is None else args.metrics_port
     watcher = Watcher(database_url(config), options, options.landing, settle=settle,
-                      poll=args.poll, metrics_host=config.metrics_host, metrics_port=port,
-                      alert_settings=config.alerts,
-                      limits=status.Limits(max_age=config.max_age,
-                                           max_data_age=config.max_data_age))
-    try:
-        return watcher.serve()
-    except MetricsPortBusy as busy:
-        print(f"watch: {busy}", file=sys.stderr)
-        return EXIT_USAGE
+                      poll=args.poll, metrics_host=config.metrics_host,
+                      metrics_port=metrics_port(args, config), alert_settings=config.alerts,
+                      limits=freshness_limits(config))
+    return serve("watch", watcher)
 
 
 # -- status -----------------------------------------------------------------------------------
