@@ -17,8 +17,8 @@
 -- Steps: (1) CREATE TABLE AS the batch's partition from staging.typed_products (typed
 --   values and every rule but duplicate_key, computed by the parallel workers), and attach
 --   it; (2) duplicate_key: an UPDATE of the duplicated rows only; (3) the rejected rows into
---   etl.rejected_row. No UPDATE of every row: the rules are written with the row, as for
---   the other three files.
+--   etl.rejected_row (staging.quarantine_rejects). No UPDATE of every row: the rules
+--   are written with the row, as for the other three files.
 -- Security definer: it creates, attaches and drops the batch's partition, which needs the
 --   owner of the staging tables (the migrating role); callers need only EXECUTE (granted to
 --   warehouse_etl, revoked from PUBLIC). Every identifier it builds is quoted (%I) and the

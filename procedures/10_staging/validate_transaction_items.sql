@@ -23,7 +23,7 @@
 --   attach it; (2) duplicate_key: an UPDATE of the duplicated rows only; (3) production is
 --   probed for the transactions the batch does not hold (rows with unknown_transaction;
 --   skipped while production.transactions is empty); (4) the rejected rows into
---   etl.rejected_row (one scan of the partition). No UPDATE of every row: the rules are
+--   etl.rejected_row (staging.quarantine_rejects). No UPDATE of every row: the rules are
 --   written with the row.
 -- Security definer: it creates, attaches and drops the batch's partition, which needs the
 --   owner of the staging tables (the migrating role); callers need only EXECUTE (granted to

@@ -21,7 +21,7 @@
 -- Steps: (1) CREATE TABLE AS the batch's partition from staging.typed_transactions (typed
 --   values and every rule but duplicate_key, computed by the parallel workers), and attach
 --   it; (2) duplicate_key: an UPDATE of the duplicated rows only; (3) the rejected rows into
---   etl.rejected_row (one scan of the partition). No UPDATE of every row: the rules are
+--   etl.rejected_row (staging.quarantine_rejects). No UPDATE of every row: the rules are
 --   written with the row.
 -- Security definer: it creates, attaches and drops the batch's partition, which needs the
 --   owner of the staging tables (the migrating role); callers need only EXECUTE (granted to
