@@ -21,6 +21,7 @@
 -- The *_from_* functions are the common tails of the parsers: a caller that has already
 -- proved a value's characters may call them directly, with the same result as through the
 -- full parser.
+-- The parsers look alike (a gated CASE each) and stay apart: each holds one value rule.
 
 -- A field as the contract reads it: surrounding ASCII white space (space, tab, CR, LF)
 -- trimmed; empty means missing (null).

@@ -104,6 +104,7 @@ begin
     )
     select count(*) into v_ratio from inserted;
 
+    -- Apart from the check above (alike in their insert of events): another rule, message.
     -- volume: against the median of the file's previous 10 processed batches (at least 5)
     with batch_files as (
         select f.file_name, f.rows_in_file
@@ -162,6 +163,7 @@ begin
     )
     select count(*) into v_volume from inserted;
 
+    -- Apart from the checks above (alike in their insert of events): another rule, message.
     -- schema change: against the last processed batch that held the file
     with batch_files as (
         select f.file_name, f.header
