@@ -428,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     OUT.mkdir(parents=True, exist_ok=True)
+    load_before = history.load()
     url = fresh_database(args.server)
     results = Results(scale=args.scale, machine=machine(url))
     print(f"machine: {results.machine}")
@@ -460,7 +461,10 @@ def main(argv: list[str] | None = None) -> int:
     results.bi_queries_ms = bi_query_ms(url)
     print_queries(results)
 
-    record = asdict(results) | {"initial_seconds": results.initial_seconds}
+    record = asdict(results) | {  # what bench/figures.py records as the run's provenance
+        "initial_seconds": results.initial_seconds,
+        "command": " ".join(["python -m bench", *(sys.argv[1:] if argv is None else argv)]),
+        "load_before": load_before, "load_after": history.load()}
     target = OUT / f"results-{args.scale}.json"
     target.write_text(json.dumps(record, indent=2, default=str))
     print(f"\nresults written to {target}")
