@@ -4,12 +4,15 @@
 the command in the first cell of its first row; "every command" for the global ones).
 `python -m generator`: the options table of docs/generator.md. A new option fails this
 test until it is documented, and a documented option that no longer exists fails it too.
+README.md's command table names every command, and every `python -m runner ...` or
+`python -m generator ...` quoted in the prose with concrete arguments parses.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import shlex
 
 from generator.__main__ import build_parser as generator_parser
 from runner.cli import build_parser as runner_parser
@@ -89,3 +92,44 @@ def test_verbose_is_accepted_before_and_after_the_command() -> None:
     assert parser.parse_args(["run", "-v"]).verbose is True
     assert parser.parse_args(["-v", "run"]).verbose is True
     assert parser.parse_args(["status", "--json"]).verbose is False
+
+
+# -- commands quoted in the prose ---------------------------------------------------------------
+
+INLINE = re.compile(r"`python -m (runner|generator)((?: [^`|\[\]]*)?)`")
+PLACEHOLDER = re.compile(r"\b[A-Z][A-Z_]+\b|\.\.\.")
+
+
+def inline_commands() -> list[tuple[str, str, list[str]]]:
+    """(where, program, arguments) of every `python -m runner|generator ...` code span of
+    README.md and docs/*.md that names concrete arguments (no placeholder, no alternatives,
+    no optional brackets, no shell pipeline)."""
+    found = []
+    for path in [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]:
+        text = path.read_text(encoding="utf-8")
+        for match in INLINE.finditer(text):
+            arguments = match.group(2).strip()
+            if PLACEHOLDER.search(arguments) or re.search(r"[;&$<>]", arguments):
+                continue
+            line = text.count("\n", 0, match.start()) + 1
+            found.append((f"{path.relative_to(PROJECT_ROOT)}:{line}", match.group(1),
+                          shlex.split(arguments)))
+    return found
+
+
+def test_every_command_quoted_in_the_prose_parses() -> None:
+    commands = inline_commands()
+    assert len(commands) >= 30
+    parsers = {"runner": runner_parser, "generator": generator_parser}
+    refused = []
+    for where, program, arguments in commands:
+        if program == "runner" and len(arguments) <= 1:
+            # `python -m runner` or `python -m runner erase` names the program or a command
+            assert not arguments or arguments[0] in runner_commands(), where
+            continue
+        try:
+            parsers[program]().parse_args(arguments)
+        except SystemExit as stop:
+            if stop.code != 0:  # --help exits 0
+                refused.append(f"{where}: python -m {program} {' '.join(arguments)}")
+    assert refused == []
