@@ -214,7 +214,12 @@ def blocks(path: Path) -> list[Block]:
 def render(key: str) -> str:
     if key not in RENDERERS:
         raise FiguresError(f"no renderer for figures block {key!r} (bench/figures.py)")
-    return RENDERERS[key](load(key.split(".", 1)[0]))
+    name = key.split(".", 1)[0]
+    try:
+        return RENDERERS[key](load(name))
+    except (KeyError, TypeError, ValueError, StopIteration) as error:
+        raise FiguresError(f"renderer {key!r} cannot read docs/figures/{name}.json: "
+                           f"{type(error).__name__} {error}") from None
 
 
 def rendered_body(block: Block) -> str:

@@ -126,3 +126,13 @@ def test_the_demo_records_what_it_measured(conn, db_url: str) -> None:  # noqa: 
                         "transaction_rows": 2, "lines": 6, "generate_seconds": None,
                         "migrate_seconds": 1.0, "total_seconds": 4.0, "pipeline_seconds": 2.5,
                         "steps": {"validate": 1.75, "merge": 0.5}}
+
+
+def test_a_figures_file_its_renderer_cannot_read_is_reported(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(figures, "FIGURES_DIR", tmp_path)
+    figures.save("demo", {"name": "demo", "runs": [{"label": "medium", "results": {}}]})
+    doc = _doc(tmp_path, "About <!-- figures: demo.total -->56 seconds<!-- /figures -->.\n")
+    assert figures.doc_problems(doc) == [
+        f"{doc}:1: renderer 'demo.total' cannot read docs/figures/demo.json: "
+        "KeyError 'total_seconds'"]
