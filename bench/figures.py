@@ -519,6 +519,57 @@ def history_table(figures: dict) -> str:
     return "\n".join(lines)
 
 
+def initial_load_table(figures: dict) -> str:
+    """Runs of ``python -m bench.initial_load`` (or the history preset's initial load)
+    side by side: the steps that took 0.1 s in some run, the total and the floor."""
+    runs = [e["results"] for e in figures["runs"]]
+    lines = ["| seconds | " + " | ".join(e["label"] for e in figures["runs"]) + " |",
+             "|---|" + "---:|" * len(runs),
+             "| load average before / after | " + " | ".join(
+                 f"{r['load_before']} / {r['load_after']}" for r in runs) + " |"]
+    for step in _history_steps(runs, lambda r: r["initial"], HISTORY_STEP_MIN_SECONDS):
+        lines.append(f"| {step} | " + " | ".join(
+            f"{r['initial'].get(step, 0):.1f}" for r in runs) + " |")
+    lines += [
+        "| **CSV to aggregates** | " + " | ".join(
+            f"**{r['initial_seconds']:.1f}**" for r in runs) + " |",
+        "| bare COPY + typed INSERT floor, same run | " + " | ".join(
+            f"{r['bare_floor_seconds']:.1f}" for r in runs) + " |",
+        "| CSV to aggregates / floor | " + " | ".join(
+            f"{r['initial_seconds'] / r['bare_floor_seconds']:.1f}x" for r in runs) + " |",
+    ]
+    return "\n".join(lines)
+
+
+def drill_downs_table(figures: dict) -> str:
+    """Runs of ``python -m bench.drill_downs`` (or the end of a history preset's run) side
+    by side: each query's milliseconds fetched into Python objects, and delivered by COPY
+    where the run measured it; a query the run did not time is a dash."""
+    runs = [e["results"] for e in figures["runs"]]
+    lines = ["| query (ms; delivered by COPY) | " + " | ".join(
+                 e["label"] for e in figures["runs"]) + " |",
+             "|---|" + "---:|" * len(runs),
+             "| load average before / after | " + " | ".join(
+                 f"{r['load_before']} / {r['load_after']}" for r in runs) + " |"]
+    for query in runs[-1]["bi_queries_ms"]:
+        lines.append(f"| {query} | " + " | ".join(
+            f"{r['bi_queries_ms'][query]:.1f}" if query in r["bi_queries_ms"] else "-"
+            for r in runs) + " |")
+
+    def timed(r: dict, key: str, query: str) -> str:
+        if query not in r.get(key, {}):
+            return "-"
+        drill = r[key][query]
+        delivered = f"; {drill['delivered_ms']:.1f}" if "delivered_ms" in drill else ""
+        return f"{drill['ms']:.1f}{delivered}"
+
+    for key in ("drill_downs_ms", "bi_examples_ms"):
+        for query, drill in runs[-1][key].items():
+            lines.append(f"| {query} ({drill['rows']:,} rows) | " + " | ".join(
+                timed(r, key, query) for r in runs) + " |")
+    return "\n".join(lines)
+
+
 BEFORE_AFTER_STAGES = (
     ("ingest", ("ingest",)),
     ("validate", ("validate",)),
@@ -594,6 +645,8 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "demo.table": demo_table,
     "superset.size": superset_size,
     "history.table": history_table,
+    "initial-load.table": initial_load_table,
+    "drill-downs.table": drill_downs_table,
     "before-after.table": before_after_table,
     "ingest": recorded_markdown,
     "dashboard": recorded_markdown,

@@ -18,7 +18,8 @@ carries the status changes of the whole history (pending to completed, refunds).
    ``python -m runner watch`` process: each written under a hidden name, renamed, then
    marked with ``_READY``; the latency is from the marker to the batch's ``processed_at``
    (after its aggregates committed, so visible in ``analytics.v_daily_sales``).
-5. BI queries and drill-downs (median of five after a warm-up), the staging purge (sizes
+5. BI queries, drill-downs and docs/bi.md's examples (median of five, or two for the
+   examples, after a warm-up; drill-downs also as delivered by COPY), the staging purge (sizes
    before and after ``etl.purge_staging`` and VACUUM), the machine's load before and after.
 
 Results go to stdout and ``bench/out/history-<server>-<orders>.json``.
@@ -65,6 +66,57 @@ DRILL_DOWNS = {
         "select * from analytics.v_sales where product_id = %(product)s "
         "and sales_date >= %(month)s and sales_date < %(month)s::date + interval '1 month'"),
     "v_sales: one day": "select * from analytics.v_sales where sales_date = %(day)s",
+}
+# The other examples of docs/bi.md ("Example SQL"), on the drill-downs' month, its quarter
+# and the month's best-selling category (the quarter is the three months from the month).
+BI_EXAMPLES = {
+    "bi.md: top 10 products of a month": (
+        "select product_id, product_name, category, brand, orders, units, revenue, margin, "
+        "revenue_rank_in_category from analytics.v_product_performance "
+        "where month = %(month)s order by revenue desc, product_id limit 10"),
+    "bi.md: best seller of every category, month by month": (
+        "select month, category, product_id, product_name, revenue "
+        "from analytics.v_product_performance where revenue_rank_in_category = 1 "
+        "order by month, category"),
+    "bi.md: revenue and margin by category over six months": (
+        "select category, sum(units), sum(revenue), sum(margin) "
+        "from analytics.v_product_performance "
+        "where month between %(month)s and %(month)s::date + interval '5 months' "
+        "group by category order by 3 desc"),
+    "bi.md: active customers of a quarter (v_sales)": (
+        "select count(distinct customer_id) from analytics.v_sales "
+        "where status = 'completed' and sales_date >= %(month)s "
+        "and sales_date < %(month)s::date + interval '3 months'"),
+    "bi.md: the orders behind one day": (
+        "select transaction_id, customer_id, payment_method, count(*), sum(quantity), "
+        "sum(line_amount), sum(line_margin) from analytics.v_sales "
+        "where sales_date = %(day)s and status = 'completed' "
+        "group by transaction_id, customer_id, payment_method order by 6 desc"),
+    "bi.md: the lines behind one product's month": (
+        "select transaction_id, transaction_ts, customer_id, country, quantity, unit_price, "
+        "discount, line_amount, line_margin from analytics.v_sales "
+        "where product_id = %(product)s and sales_month = %(month)s "
+        "and status = 'completed' order by transaction_ts"),
+    "bi.md: status mix of a month": (
+        "select status, count(distinct transaction_id), sum(line_amount) "
+        "from analytics.v_sales where sales_month = %(month)s group by status order by 3 desc"),
+    "bi.md: one category and payment method over a quarter": (
+        "select sum(orders), sum(revenue) from analytics.v_daily_category_sales "
+        "where category = %(category)s and payment_method = 'paypal' "
+        "and sales_date >= %(month)s and sales_date < %(month)s::date + interval '3 months'"),
+    "bi.md: active customers of a category over a quarter": (
+        "select count(distinct customer_id) from analytics.v_order_categories "
+        "where category = %(category)s and sales_date >= %(month)s "
+        "and sales_date < %(month)s::date + interval '3 months'"),
+    "bi.md: products of a category paid by card over a quarter": (
+        "select pp.product_id, p.product_name, sum(pp.revenue) as revenue, "
+        "rank() over (order by sum(pp.revenue) desc) "
+        "from analytics.v_product_payment_monthly pp "
+        "join (select distinct product_id, product_name, category "
+        "      from analytics.v_product_performance) p using (product_id) "
+        "where p.category = %(category)s and pp.payment_method = 'credit_card' "
+        "and pp.month between %(month)s and %(month)s::date + interval '2 months' "
+        "group by pp.product_id, p.product_name order by revenue desc"),
 }
 
 
@@ -272,10 +324,15 @@ def watch_latencies(url: str, micro: list[Path], landing: Path) -> list[float]:
     return latencies
 
 
-def drill_down_ms(url: str, repeats: int = 5) -> dict[str, dict[str, float]]:
-    """Median milliseconds and rows of each drill-down, for a typical customer, order and
-    product (the middle ids: a line picked at random would favour the heaviest buyers and
-    bestsellers), the middle month and its middle day."""
+def drill_down_ms(url: str, queries: dict[str, str] = DRILL_DOWNS,
+                  repeats: int = 5) -> dict[str, dict[str, float]]:
+    """Median milliseconds and rows of each query (the drill-downs, or docs/bi.md's
+    examples), after a warm-up run, for a typical customer, order and product (the middle
+    ids: a line picked at random would favour the heaviest buyers and bestsellers), the
+    middle month, its middle day and the month's best-selling category. Two times: ``ms``
+    fetches the rows into Python objects (psycopg2 makes a Decimal, datetime or date of
+    every value), ``delivered_ms`` has the server run the query and send its rows as text
+    (COPY to the client): what the server and the connection take, whatever the client."""
     conn = connect(url, autocommit=True)
     try:
         with conn.cursor() as cur:
@@ -292,20 +349,37 @@ def drill_down_ms(url: str, repeats: int = 5) -> dict[str, dict[str, float]]:
                        (select min(full_date) + (max(full_date) - min(full_date)) / 2
                         from warehouse.dim_date where date_key > 0)""")
             customer, order, product, day = cur.fetchone()
+            cur.execute("select category from analytics.v_product_performance "
+                        "where month = %s group by category order by sum(revenue) desc "
+                        "limit 1", (day.replace(day=1),))
+            category = cur.fetchone()[0]
             params = {"customer": customer, "order": order, "product": product,
-                      "month": day.replace(day=1), "day": day}
+                      "month": day.replace(day=1), "day": day, "category": category}
             timings = {}
-            for label, sql in DRILL_DOWNS.items():
-                runs = []
+            for label, sql in queries.items():
+                runs, delivered = [], []
                 for _ in range(repeats + 1):
                     started = time.perf_counter()
                     cur.execute(sql, params)
                     rows = len(cur.fetchall())
                     runs.append(time.perf_counter() - started)
-                timings[label] = {"ms": statistics.median(runs[1:]) * 1000, "rows": rows}
+                    started = time.perf_counter()
+                    cur.copy_expert(f"copy ({cur.mogrify(sql, params).decode()}) to stdout",
+                                    _Discard())
+                    delivered.append(time.perf_counter() - started)
+                timings[label] = {"ms": statistics.median(runs[1:]) * 1000,
+                                  "delivered_ms": statistics.median(delivered[1:]) * 1000,
+                                  "rows": rows}
             return timings
     finally:
         conn.close()
+
+
+class _Discard:
+    """A file that forgets what COPY writes into it."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
 
 
 def purge(url: str) -> dict[str, int]:
@@ -378,10 +452,13 @@ def run_history(server: str, orders: int) -> dict:
 
     results["bi_queries_ms"] = bi_query_ms(url)
     results["drill_downs_ms"] = drill_down_ms(url)
+    # the examples that scan months of lines take seconds at 5M: two runs after a warm-up
+    results["bi_examples_ms"] = drill_down_ms(url, BI_EXAMPLES, repeats=2)
     for label, ms in results["bi_queries_ms"].items():
         print(f"  {ms:8.1f} ms  {label}")
-    for label, drill in results["drill_downs_ms"].items():
-        print(f"  {drill['ms']:8.1f} ms  {label} ({drill['rows']:,} rows)")
+    for label, drill in {**results["drill_downs_ms"], **results["bi_examples_ms"]}.items():
+        print(f"  {drill['ms']:8.1f} ms  {label} ({drill['rows']:,} rows; delivered in "
+              f"{drill['delivered_ms']:.1f} ms)")
     results["purge"] = purge(url)
     results["peak_rss_mb"] = peak_rss_mb()
     results["load_after"] = load()
