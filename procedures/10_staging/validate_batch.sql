@@ -108,8 +108,7 @@ declare
 begin
     v_batch_name := etl.lock_batch(p_batch_id, 'validate_batch');
 
-    if exists (select 1 from etl.batch_step s
-               where s.batch_id = p_batch_id and s.step = 'merge') then
+    if etl.batch_step_done(p_batch_id, 'merge') then
         raise notice 'validate_batch: batch % (%) is already merged: its validation is kept',
             p_batch_id, v_batch_name;
         return;
@@ -125,9 +124,7 @@ begin
         where n.nspname = 'staging'
           and parent.relname in ('validated_customers', 'validated_products',
                                  'validated_transactions', 'validated_transaction_items')
-          and exists (select 1 from etl.batch_step s
-                      where s.step = 'merge'
-                        and s.batch_id = substring(c.relname from '_([0-9]+)$')::bigint)
+          and etl.batch_step_done(substring(c.relname from '_([0-9]+)$')::bigint, 'merge')
     loop
         execute 'drop table ' || v_partition;
     end loop;

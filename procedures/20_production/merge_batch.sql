@@ -54,14 +54,12 @@ declare
 begin
     v_batch_name := etl.lock_batch(p_batch_id, 'merge_batch');
 
-    if exists (select 1 from etl.batch_step s
-               where s.batch_id = p_batch_id and s.step = 'merge') then
+    if etl.batch_step_done(p_batch_id, 'merge') then
         raise notice 'merge_batch: batch % (%) is already merged: nothing to do',
             p_batch_id, v_batch_name;
         return;
     end if;
-    if not exists (select 1 from etl.batch_step s
-                   where s.batch_id = p_batch_id and s.step = 'validate') then
+    if not etl.batch_step_done(p_batch_id, 'validate') then
         raise exception 'merge_batch: batch % (%) is not validated', p_batch_id, v_batch_name
             using errcode = 'object_not_in_prerequisite_state',
                   hint = format('CALL staging.validate_batch(%s) first', p_batch_id);
