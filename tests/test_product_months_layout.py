@@ -62,3 +62,37 @@ def test_without_the_room_the_changed_rows_move(conn) -> None:  # noqa: ANN001
     assert updated == 600
     print("ACTUAL", updated, hot, moved)
     assert hot < 60 and moved > 540
+
+
+YEAR_SQL = """
+select product_id, product_name, sum(revenue) as revenue
+from analytics.v_product_performance
+where month >= date '2025-01-01' and month < date '2026-01-01'
+group by product_id, product_name order by revenue desc limit 10
+"""
+
+
+def plan_nodes(plan: dict) -> list[dict]:
+    return [plan, *(node for child in plan.get("Plans", []) for node in plan_nodes(child))]
+
+
+def test_a_year_of_products_reads_its_months_by_key_without_ranking(conn) -> None:  # noqa: ANN001
+    """The top products of a year: the year's product-months through the key, and no
+    ranking (the view's RANK() is left out when the query does not read it)."""
+    with conn.cursor() as cur:
+        cur.execute("""
+            insert into warehouse.agg_product_monthly (month, product_id, orders, units,
+                                                       revenue, margin)
+            select (date '2023-01-01' + m * interval '1 month')::date, p, 3, 4, p, 1
+            from generate_series(0, 35) m, generate_series(1, 500) p order by 1, 2;
+            analyze warehouse.agg_product_monthly""")
+        cur.execute("explain (format json) " + YEAR_SQL)
+        nodes = plan_nodes(cur.fetchone()[0][0]["Plan"])
+        cur.execute("explain (format json) select * from analytics.v_product_performance "
+                    "where month = date '2025-03-01'")
+        ranked = plan_nodes(cur.fetchone()[0][0]["Plan"])
+    reads = [(n["Node Type"], n.get("Index Name")) for n in nodes
+             if n.get("Relation Name") == "agg_product_monthly"]
+    assert reads == [("Index Scan", "agg_product_monthly_pkey")]
+    assert [n for n in nodes if n["Node Type"] == "WindowAgg"] == []
+    assert [n["Node Type"] for n in ranked].count("WindowAgg") == 1
