@@ -25,19 +25,19 @@ dashboard: venv postgres-server
 	$(PY) -m runner dashboard
 
 # Apache Superset in its own environment (never the runtime's), then bound to 127.0.0.1
-# with the bundle imported (bi/superset/start.py; SUPERSET_ARGS="--port 8089").
-SUPERSET_VENV := bi/superset/.venv
+# with the bundle imported (runner/bi/superset/start.py; SUPERSET_ARGS="--port 8089").
+SUPERSET_VENV := runner/bi/superset/.venv
 
 superset: venv postgres-server superset-venv
 	$(PY) -m runner migrate
-	$(PY) -m bi.superset.start $(SUPERSET_ARGS)
+	$(PY) -m runner.bi.superset.start $(SUPERSET_ARGS)
 
 superset-venv: $(SUPERSET_VENV)/.installed
 
-$(SUPERSET_VENV)/.installed: bi/superset/requirements.txt
+$(SUPERSET_VENV)/.installed: runner/bi/superset/requirements.txt
 	test -x $(SUPERSET_VENV)/bin/python || $(PYTHON) -m venv $(SUPERSET_VENV)
 	$(SUPERSET_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
-	    -r bi/superset/requirements.txt
+	    -r runner/bi/superset/requirements.txt
 	touch $@
 
 venv: $(VENV)/.installed
@@ -67,4 +67,4 @@ postgres-server:
 
 clean:
 	-$(PY) -m runner db stop
-	rm -rf $(VENV) .pgdata reports $(SUPERSET_VENV) bi/superset/.home
+	rm -rf $(VENV) .pgdata reports $(SUPERSET_VENV) runner/bi/superset/.home

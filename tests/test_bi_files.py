@@ -1,4 +1,4 @@
-"""Power BI and Tableau connection files (bi/connections.py, issue 15): they parse (JSON,
+"""Power BI and Tableau connection files (runner/bi/connections.py, issue 15): they parse (JSON,
 XML), name only existing views and columns (read from the catalogue), are what a migrated
 database generates, and the Tableau measures compute the views' own figures: average order
 value per order, not per line.
@@ -11,7 +11,7 @@ import re
 from decimal import Decimal
 from xml.etree import ElementTree
 
-from bi import connections
+from runner.bi import connections
 from tests import test_warehouse
 from tests.test_analytics_filters import two_category_shop
 from tests.test_warehouse import Shop
@@ -30,7 +30,7 @@ def view_columns(shop: Shop, view: str) -> list[str]:
 def test_connection_files_are_what_the_migrated_schema_generates(shop: Shop) -> None:
     for path, text in connections.files(shop.cur.connection).items():
         assert path.read_text(encoding="utf-8") == text, (
-            f"{path} is out of date: `python -m bi.connections --write` from a freshly "
+            f"{path} is out of date: `python -m runner.bi.connections --write` from a freshly "
             "migrated database")
 
 

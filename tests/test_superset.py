@@ -1,9 +1,9 @@
-"""Apache Superset for real (issue 15): the bundle in bi/superset/ imported with Superset's
+"""Apache Superset for real (issue 15): the bundle in runner/bi/superset/ imported with Superset's
 own command line into a throwaway home, Superset serving on 127.0.0.1, every chart's data
 asked of Superset's API and compared with SQL on the same analytics views, and the
 dashboard rendered by headless Chromium without errors.
 
-Superset lives in its own virtual environment (bi/superset/.venv, `make superset-venv`;
+Superset lives in its own virtual environment (runner/bi/superset/.venv, `make superset-venv`;
 .ci/run installs it). Without it the tests marked ``superset`` skip, saying so; the check
 that the committed bundle equals what the migrated schema generates always runs.
 One Superset serves the whole test session (starting it takes about a minute).
@@ -30,15 +30,15 @@ import psycopg2
 import pytest
 import yaml
 
-from bi.superset import bundle
-from bi.superset.start import SUPERSET, prepare, serve_command
+from runner.bi.superset import bundle
+from runner.bi.superset.start import SUPERSET, prepare, serve_command
 from tests.chromium import DevTools, Tab, chromium_binary
 from tests.conftest import url_for
 from tests.test_dashboard import fetch, generate_batches, run_real_pipeline
 
 needs_superset = pytest.mark.skipif(
     not SUPERSET.exists(),
-    reason="Superset is not installed in bi/superset/.venv (make superset-venv); "
+    reason="Superset is not installed in runner/bi/superset/.venv (make superset-venv); "
     "the Superset tests need it",
 )
 CENT = Decimal("0.01")
@@ -50,8 +50,8 @@ TELEMETRY_HOST = "apachesuperset.gateway.scarf.sh"
 def test_superset_bundle_is_what_the_migrated_schema_generates(conn) -> None:  # noqa: ANN001
     generated = bundle.bundle_files(bundle.read_views(conn))
     assert bundle.committed_files() == generated, (
-        "bi/superset/bundle/ is out of date: regenerate it with "
-        "`python -m bi.superset.bundle --write` from a freshly migrated database")
+        "runner/bi/superset/bundle/ is out of date: regenerate it with "
+        "`python -m runner.bi.superset.bundle --write` from a freshly migrated database")
 
 
 def test_superset_bundle_names_existing_views_and_columns_and_no_password(
@@ -318,7 +318,7 @@ def test_superset_dashboard_renders_in_headless_chromium_without_errors(
         logged = [e["entry"] for e in tab.events("Log.entryAdded")
                   if e["entry"]["level"] == "error"]
         # Superset 6.1's menu holds a telemetry image of an outside host: the content
-        # security policy of bi/superset/superset_config.py blocks it (the browser says so
+        # security policy of runner/bi/superset/superset_config.py blocks it (the browser says so
         # once); every other error fails the test.
         errors += [e for e in logged if not (
             e["source"] == "security" and TELEMETRY_HOST in e["text"] and "blocked" in e["text"])]

@@ -1,11 +1,11 @@
 """``make superset``: a local Apache Superset on 127.0.0.1 with the bundle imported and the
 warehouse connected as the read-only ``warehouse_bi`` login.
 
-    python -m bi.superset.start [--port 8088] [--home bi/superset/.home]
+    python -m runner.bi.superset.start [--port 8088] [--home runner/bi/superset/.home]
 
 Runs with the runtime's Python (it reads the warehouse's configuration, runner/config.py)
-and drives Superset's own virtual environment (bi/superset/.venv, installed by
-``make superset`` from bi/superset/requirements.txt) through its command line:
+and drives Superset's own virtual environment (runner/bi/superset/.venv, installed by
+``make superset`` from runner/bi/superset/requirements.txt) through its command line:
 
 1. the login ``warehouse_bi`` (member of ``warehouse_reader``: the analytics views only) is
    created without a password when it does not exist; an existing one is left as it is
@@ -13,7 +13,7 @@ and drives Superset's own virtual environment (bi/superset/.venv, installed by
 2. Superset's home: its SQLite metadata database and a secret key made once; an ``admin``
    user whose password is made once and kept in ``<home>/admin_password`` (printed);
 3. ``superset db upgrade``, ``superset init``, and ``superset import-dashboards`` of the
-   bundle (bi/superset/bundle.py), its connection pointing at the warehouse as
+   bundle (runner/bi/superset/bundle.py), its connection pointing at the warehouse as
    ``warehouse_bi`` without a password: the embedded cluster trusts its Unix socket; a
    server that asks for a password gets it in Superset (Settings > Database connections);
 4. the web server (gunicorn) bound to 127.0.0.1 only.
@@ -35,7 +35,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from bi.superset.bundle import DASHBOARD_SLUG, zip_bundle
+from runner.bi.superset.bundle import DASHBOARD_SLUG, zip_bundle
 from runner.config import load_config
 from runner.db import connect, database_url
 
@@ -131,7 +131,7 @@ def serve_command(port: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bi.superset.start",
+    parser = argparse.ArgumentParser(prog="python -m runner.bi.superset.start",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=8088, help="port on 127.0.0.1 (8088)")
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME,

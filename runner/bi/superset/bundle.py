@@ -3,14 +3,14 @@ views, charts for the four KPI areas (revenue trends, product performance, custo
 payment methods) and one dashboard with native filters (date, category, payment method) and
 cross-filtering, as the YAML files of Superset's import format (version 1.0.0).
 
-bi/superset/bundle/ holds the files. They are generated, never edited by hand: the datasets'
+runner/bi/superset/bundle/ holds the files. They are generated, never edited by hand: the datasets'
 columns, types and descriptions come from the catalogue of a migrated database (the views'
 COMMENTs, which Superset would not read by itself), the charts and the dashboard from the
 specs below. tests/test_superset.py fails when the files differ from what a freshly migrated
 database generates.
 
-    python -m bi.superset.bundle --write      # regenerate bi/superset/bundle/ (DATABASE_URL)
-    python -m bi.superset.bundle --zip FILE --uri postgresql://warehouse_bi@host:5432/warehouse
+    python -m runner.bi.superset.bundle --write   # regenerate the bundle/ folder (DATABASE_URL)
+    python -m runner.bi.superset.bundle --zip FILE --uri postgresql://warehouse_bi@host:5432/warehouse
 
 ``--zip`` packs the committed files into an archive for ``superset import-dashboards``, with
 the connection's URI replaced by ``--uri`` (a URI with a password is refused: Superset keeps
@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from bi.catalog import SCHEMA, view_columns, view_comment
+from runner.bi.catalog import SCHEMA, view_columns, view_comment
 
 BUNDLE_DIR = Path(__file__).resolve().parent / "bundle"
 ROOT_FOLDER = "warehouse_kpis"  # the folder inside the zip (Superset drops it)
@@ -459,7 +459,7 @@ def zip_bundle(out: Path, uri: str) -> Path:
     files = committed_files()
     if database not in files:
         raise FileNotFoundError(f"{BUNDLE_DIR / database} is missing: run "
-                                "`python -m bi.superset.bundle --write`")
+                                "`python -m runner.bi.superset.bundle --write`")
     connection = yaml.safe_load(files[database])
     connection["sqlalchemy_uri"] = uri
     files[database] = _yaml(connection)
@@ -473,11 +473,11 @@ def zip_bundle(out: Path, uri: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bi.superset.bundle",
+    parser = argparse.ArgumentParser(prog="python -m runner.bi.superset.bundle",
                                      description=__doc__.split("\n\n")[0])
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--write", action="store_true",
-                        help="regenerate bi/superset/bundle/ from the configured database")
+                        help="regenerate runner/bi/superset/bundle/ from the configured database")
     action.add_argument("--zip", type=Path, metavar="FILE", help="write the archive to import")
     parser.add_argument("--uri", default=DEFAULT_URI,
                         help=f"the warehouse's SQLAlchemy URI for --zip (default {DEFAULT_URI})")

@@ -1,10 +1,10 @@
 """Connection files for Power BI and Tableau, on the analytics views.
 
-- ``bi/powerbi/warehouse.pbids``: a Power BI data source file (JSON): PostgreSQL, the
+- ``runner/bi/powerbi/warehouse.pbids``: a Power BI data source file (JSON): PostgreSQL, the
   warehouse's server and database, Import mode. Opening it starts *Get data* with the
   connection filled in; the Navigator lists the ``analytics`` views (docs/bi.md says which
   to tick for each KPI page).
-- ``bi/tableau/<view>.tds``: one Tableau data source (XML) per view the KPI pages use, with
+- ``runner/bi/tableau/<view>.tds``: one Tableau data source (XML) per view the KPI pages use, with
   its columns (types and the views' COMMENTs as descriptions, read from the catalogue) and
   the measures in Tableau's calculation language (average order value per order, not per
   line).
@@ -13,7 +13,7 @@ The files are generated, never edited by hand; tests/test_bi_files.py fails when
 from what a freshly migrated database generates, and checks they name only existing views
 and columns.
 
-    python -m bi.connections --write     # regenerate from the configured database
+    python -m runner.bi.connections --write     # regenerate from the configured database
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
-from bi.catalog import SCHEMA, view_columns
+from runner.bi.catalog import SCHEMA, view_columns
 
 BI_DIR = Path(__file__).resolve().parent
 PBIDS = BI_DIR / "powerbi" / "warehouse.pbids"
@@ -165,10 +165,11 @@ def files(conn: Any) -> dict[Path, str]:  # noqa: ANN401
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bi.connections",
+    parser = argparse.ArgumentParser(prog="python -m runner.bi.connections",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--write", action="store_true", required=True,
-                        help="regenerate bi/powerbi/ and bi/tableau/ from the database")
+                        help="regenerate runner/bi/powerbi/ and runner/bi/tableau/ from the "
+                             "database")
     parser.parse_args(argv)
     from runner.config import load_config
     from runner.db import connect, database_url

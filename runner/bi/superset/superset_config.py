@@ -1,7 +1,7 @@
-"""Superset's configuration for ``make superset`` (bi/superset/start.py) and the tests.
+"""Superset's configuration for ``make superset`` (runner/bi/superset/start.py) and the tests.
 
 Superset reads this file (``SUPERSET_CONFIG_PATH``) and its own home folder
-(``SUPERSET_HOME``, set by start.py, default bi/superset/.home): its metadata is a SQLite
+(``SUPERSET_HOME``, set by start.py, default runner/bi/superset/.home): its metadata is a SQLite
 database there (Superset's own metadata, not the warehouse), and so is its secret key,
 made once by start.py. The server binds to 127.0.0.1 (start.py). The content security
 policy allows nothing outside the server itself, so the browser fetches no telemetry image,
