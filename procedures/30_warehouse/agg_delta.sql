@@ -297,6 +297,7 @@ begin
         where (pc.orders, pc.units, pc.revenue, pc.margin) <> (0, 0, 0, 0)
     ),
     products_written as (
+        -- the upsert of daily_written above, for another table, key and columns
         insert into warehouse.agg_product_monthly as a (
             month, product_id, orders, units, revenue, margin, refreshed_at
         )

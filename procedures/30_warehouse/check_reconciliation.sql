@@ -218,6 +218,7 @@ begin
         from production.transactions t
         where t.source_batch_id = p_batch_id
         union
+        -- customers and products alike: one rule, each dimension through its own fact index
         select f.transaction_id
         from versioned_customers vc
         join warehouse.dim_customer dc on dc.customer_id = vc.customer_id
@@ -255,6 +256,9 @@ begin
         full join actual a on a.item_id = e.item_id
         where a.item_id is null
            or e.item_id is null
+           -- the fact's 13 columns, as load_fact_sales compares them before it writes (step
+           -- 2b): there inside its join with the batch's lines, here after it, inline in both
+           -- so that each stays one join
            or (a.transaction_id, a.date_key, a.customer_key, a.product_key,
                a.payment_method_key, a.status_code, a.transaction_ts, a.quantity,
                a.unit_price, a.discount, a.line_amount, a.line_cost, a.line_margin)

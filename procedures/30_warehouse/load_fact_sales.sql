@@ -257,6 +257,8 @@ begin
             returning old as old_line, f as line
         ),
         queued as (
+            -- the queue upsert of steps 1 and 2b too: a CTE of each statement, fed by the
+            -- rows its RETURNING gives
             insert into warehouse.agg_refresh_queue as q (batch_id, grain, day, by_delta)
             select distinct p_batch_id, 'day', warehouse.utc_date((u.line).transaction_ts), true
             from updated u
@@ -283,6 +285,8 @@ begin
             from warehouse.batch_sales_lines(p_batch_id, v_full_orders) bl
             left join warehouse.fact_sales f on f.item_id = bl.item_id
             where f.item_id is null
+               -- the 13 columns the batch check compares too (check_reconciliation.sql,
+               -- batch_line_differences), inline in both so that each stays one join
                or (f.transaction_id, f.date_key, f.customer_key, f.product_key,
                    f.payment_method_key, f.status_code, f.transaction_ts, f.quantity,
                    f.unit_price, f.discount, f.line_amount, f.line_cost, f.line_margin)
