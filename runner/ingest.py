@@ -10,8 +10,10 @@ batches"). For each batch, in ONE transaction:
    under the batch that first loaded it. Otherwise read its header and match it to the
    contract (runner/csvstream.py); a problem there refuses the batch before anything is
    copied;
-3. insert the batch (``etl.batch``, status 'ingested', load_ts = now()), then stream each new
-   file through ``COPY staging.<table> FROM STDIN`` (runner/csvstream.CopyStream), its
+3. insert the batch (``etl.batch``, status 'ingested', load_ts = now()), then create the
+   batch's partition of each new file's table (``staging.add_batch_partition``: validation
+   reads that partition alone) and stream the file through ``COPY staging.<table> FROM
+   STDIN`` (runner/csvstream.CopyStream), its
    malformed records into ``etl.rejected_row`` (rule ``malformed_row``, raw text, line), and
    its ledger row (hash, header, extra and absent columns, rows in file = staged +
    malformed);
@@ -618,6 +620,7 @@ def _load_file(cur: psycopg2.extensions.cursor, batch_id: int, batch_name: str, 
     spec, layout = item.spec, item.layout
     began = time.monotonic()
     cur.execute("savepoint ingest_file")
+    cur.execute("call staging.add_batch_partition(%s, %s)", (spec.table, batch_id))
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as spool:
         stream = CopyStream(
             item.path, layout, batch_id,
