@@ -24,7 +24,8 @@ def test_the_documented_table_is_the_module() -> None:
 def test_no_other_module_numbers_an_exit_code() -> None:
     numbered = []
     for path in sorted((PROJECT_ROOT / "runner").rglob("*.py")):
-        if path.name == "exitcodes.py":
+        # runner/bi/superset/.venv holds Superset's own install: thousands of modules, not ours
+        if path.name == "exitcodes.py" or ".venv" in path.relative_to(PROJECT_ROOT).parts:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
