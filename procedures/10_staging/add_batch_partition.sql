@@ -12,7 +12,7 @@
 -- Safe to call twice: a partition that exists is kept.
 -- Security definer (as the staging tables' owner): creating and attaching a partition needs
 --   the owner; EXECUTE is granted to warehouse_etl and revoked from PUBLIC. p_table must be
---   one of the four names (else invalid_parameter_value); identifiers are quoted with %I and
+--   a raw staging table partitioned by batch (else invalid_parameter_value); identifiers are quoted with %I and
 --   the batch id is a bigint.
 create or replace procedure staging.add_batch_partition(p_table text, p_batch_id bigint)
 language plpgsql
@@ -22,8 +22,13 @@ as $$
 declare
     v_partition text := format('%s_%s', p_table, p_batch_id);
 begin
-    if p_table is null
-       or p_table not in ('customers', 'products', 'transactions', 'transaction_items') then
+    -- the raw tables are the staging tables partitioned by list (revision 0016): asked of
+    -- the catalog rather than named again here
+    if p_table is null or not exists (
+        select 1 from pg_partitioned_table pt
+        where pt.partrelid = to_regclass(format('staging.%I', p_table))
+          and pt.partstrat = 'l'
+          and p_table not like 'validated\_%') then
         raise exception 'staging.add_batch_partition: no staging table %', quote_nullable(p_table)
             using errcode = 'invalid_parameter_value';
     end if;
