@@ -1,4 +1,5 @@
-"""warehouse.agg_product_monthly keeps a month's rows together (issue 17, revision 0015).
+"""warehouse.agg_product_monthly keeps a month's rows together (issue 17, revision 0015),
+and warehouse.agg_customer_activity changes its rows in place (revision 0017).
 
 A year of analytics.v_product_performance reads the product-months of twelve months through
 the table's (month, product_id) key; it stays a read of a few thousand pages at 5M orders
@@ -6,61 +7,82 @@ only while the rows stay where the initial load wrote them, in key order. The ta
 a fifth of each page free, so a product-month changed later (as a batch's deltas change
 them) is rewritten in its own page: a HOT update, which moves nothing and adds no key
 entry. Without the free space every such update moves the row to another page.
+agg_customer_activity leaves the same room, for a status feed's changes of customer-months
+all over the history.
 """
 
 from __future__ import annotations
 
-LOAD_SQL = """
-insert into warehouse.agg_product_monthly (month, product_id, orders, units, revenue, margin)
-select (date '2024-01-01' + m * interval '1 month')::date, p, 3, 4, 50.25, 20.10
-from generate_series(0, 11) m, generate_series(1, 500) p
-order by 1, 2
-"""
+import pytest
+
+# per table: the rows an initial load writes (in key order), and a batch's change of every
+# tenth key (600 rows), as its deltas change them
+LAYOUTS = {
+    "agg_product_monthly": (
+        """insert into warehouse.agg_product_monthly (month, product_id, orders, units,
+                                                      revenue, margin)
+           select (date '2024-01-01' + m * interval '1 month')::date, p, 3, 4, 50.25, 20.10
+           from generate_series(0, 11) m, generate_series(1, 500) p
+           order by 1, 2""",
+        """update warehouse.agg_product_monthly
+           set orders = orders + 1, revenue = revenue + 9.99, refreshed_at = now()
+           where product_id % 10 = 0"""),
+    "agg_customer_activity": (
+        """insert into warehouse.agg_customer_activity (month, customer_id, orders)
+           select (date '2024-01-01' + m * interval '1 month')::date, c, 2
+           from generate_series(0, 11) m, generate_series(1, 500) c
+           order by 1, 2""",
+        """update warehouse.agg_customer_activity set orders = orders + 1
+           where customer_id % 10 = 0"""),
+}
+KEYS = {"agg_product_monthly": ("month", "product_id"),
+        "agg_customer_activity": ("month", "customer_id")}
+TABLES = pytest.mark.parametrize("table", sorted(LAYOUTS))
 
 
-def changed_in_place(conn, every: int) -> tuple[int, int, int]:  # noqa: ANN001
-    """Change every ``every``-th product's figures in one transaction, as a batch's
-    deltas do: (rows updated, of them HOT, pages whose rows moved elsewhere)."""
+def changed_in_place(conn, table: str) -> tuple[int, int, int]:  # noqa: ANN001
+    """The table's change of every tenth key in one transaction: (rows updated, of them
+    HOT, rows that moved to another page)."""
+    key = ", ".join(KEYS[table])
     with conn.cursor() as cur:
         cur.execute("begin")
-        cur.execute("create temp table before on commit drop as "
-                    "select month, product_id, (ctid::text::point)[0]::int as page "
-                    "from warehouse.agg_product_monthly")
-        cur.execute("update warehouse.agg_product_monthly "
-                    "set orders = orders + 1, revenue = revenue + 9.99, refreshed_at = now() "
-                    "where product_id %% %s = 0", (every,))
+        cur.execute(f"create temp table before on commit drop as "
+                    f"select {key}, (ctid::text::point)[0]::int as page "
+                    f"from warehouse.{table}")
+        cur.execute(LAYOUTS[table][1])
         cur.execute("select n_tup_upd, n_tup_hot_upd from pg_stat_xact_user_tables "
-                    "where relid = 'warehouse.agg_product_monthly'::regclass")
+                    "where relid = %s::regclass", (f"warehouse.{table}",))
         updated, hot = cur.fetchone()
-        cur.execute("select count(*) from warehouse.agg_product_monthly a "
-                    "join before b using (month, product_id) "
-                    "where (a.ctid::text::point)[0]::int <> b.page")
+        cur.execute(f"select count(*) from warehouse.{table} a join before b using ({key}) "
+                    f"where (a.ctid::text::point)[0]::int <> b.page")
         moved = cur.fetchone()[0]
         cur.execute("commit")
     return updated, hot, moved
 
 
-def test_the_table_leaves_room_in_each_page(conn) -> None:  # noqa: ANN001
+@TABLES
+def test_the_table_leaves_room_in_each_page(conn, table: str) -> None:  # noqa: ANN001
     with conn.cursor() as cur:
-        cur.execute("select reloptions from pg_class "
-                    "where oid = 'warehouse.agg_product_monthly'::regclass")
+        cur.execute("select reloptions from pg_class where oid = %s::regclass",
+                    (f"warehouse.{table}",))
         assert cur.fetchone()[0] == ["fillfactor=80"]
 
 
-def test_a_changed_product_month_stays_in_its_page(conn) -> None:  # noqa: ANN001
+@TABLES
+def test_a_changed_row_stays_in_its_page(conn, table: str) -> None:  # noqa: ANN001
     with conn.cursor() as cur:
-        cur.execute(LOAD_SQL)
-    # one product in ten, in every month: 600 rows, each rewritten in place
-    assert changed_in_place(conn, 10) == (600, 600, 0)
+        cur.execute(LAYOUTS[table][0])
+    # one key in ten, in every month: 600 rows, each rewritten in place
+    assert changed_in_place(conn, table) == (600, 600, 0)
 
 
-def test_without_the_room_the_changed_rows_move(conn) -> None:  # noqa: ANN001
+@TABLES
+def test_without_the_room_the_changed_rows_move(conn, table: str) -> None:  # noqa: ANN001
     with conn.cursor() as cur:
-        cur.execute("alter table warehouse.agg_product_monthly reset (fillfactor)")
-        cur.execute(LOAD_SQL)
-    updated, hot, moved = changed_in_place(conn, 10)
+        cur.execute(f"alter table warehouse.{table} reset (fillfactor)")
+        cur.execute(LAYOUTS[table][0])
+    updated, hot, moved = changed_in_place(conn, table)
     assert updated == 600
-    print("ACTUAL", updated, hot, moved)
     assert hot < 60 and moved > 540
 
 

@@ -193,6 +193,9 @@ set plan_cache_mode = force_custom_plan
 -- production.transactions then reads that table's whole primary key (3 of 4 s for 130,000
 -- orders of 2.5M); a few orders take index probes, many a hash join
 set enable_mergejoin = off
+-- a status feed's fact lines (393,000 at 2.5M orders, estimated at 1.8 million) are hashed
+-- in memory: with the server's 64MB that hash spilled to disk
+set work_mem = '256MB'
 as $$
 declare
     v_orders bigint[];
