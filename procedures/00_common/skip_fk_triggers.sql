@@ -4,7 +4,8 @@
 -- triggers (session_replication_role = replica, set locally) when the current role may set
 -- that parameter and none of p_tables has a user trigger (which replica mode would
 -- silence too), the statement triggers of etl.log_unverified_write aside: they log writes
--- made outside the pipeline's procedures, and the callers are those procedures. Returns
+-- made outside the pipeline's procedures, and the callers are those procedures. Triggers
+-- enabled ALWAYS do not count: replica mode does not silence them. Returns
 -- true when it did, false when the triggers stay on.
 -- Callers use it only for rows whose references they have proved set-based (validation's
 -- rejects, the merge of validated rows); the constraints stay declared for every other
@@ -19,6 +20,7 @@ begin
     if not has_parameter_privilege('session_replication_role', 'SET')
        or exists (select 1 from pg_trigger tg
                   where tg.tgrelid = any (p_tables) and not tg.tgisinternal
+                    and tg.tgenabled <> 'A'
                     and tg.tgfoid is distinct from
                         to_regprocedure('etl.log_unverified_write()')) then
         return false;

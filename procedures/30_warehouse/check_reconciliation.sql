@@ -218,8 +218,7 @@ begin
         where i.source_batch_id = p_batch_id
         union
         select t.transaction_id
-        from production.transactions t
-        where t.source_batch_id = p_batch_id
+        from production.batch_transactions(p_batch_id) t
         union
         -- customers and products alike: one rule, each dimension through its own fact index
         select f.transaction_id

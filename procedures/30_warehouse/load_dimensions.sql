@@ -50,8 +50,7 @@ begin
 
     with batch_days as (
         select warehouse.utc_date(t.transaction_ts) as day
-        from production.transactions t
-        where t.source_batch_id = p_batch_id
+        from production.batch_transactions(p_batch_id) t
         union all
         select c.signup_date
         from production.customers c

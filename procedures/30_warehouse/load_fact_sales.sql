@@ -40,7 +40,7 @@
 --   path, the recompute; warehouse.dim_date is extended to cover them. Upserts
 --   etl.batch_step (batch_id, 'load_fact_sales', rows written).
 --   Work follows the batch: production and dimensions are read through their
---   source_batch_id indexes, the fact through item_id and transaction_id, facts to
+--   source_batch_id indexes (transactions through production.batch_transactions), the fact through item_id and transaction_id, facts to
 --   re-point through date_key from the earliest new version's start.
 -- Safe to call twice: after the first call no fact row points at a closed version inside
 -- the new version's validity and every recomputed row equals the fact, so the second call
@@ -213,13 +213,12 @@ begin
             select t.transaction_id, t.transaction_ts, t.status_code,
                    coalesce(dc.customer_key, -1) as customer_key,
                    coalesce(dpm.payment_method_key, -1) as payment_method_key
-            from production.transactions t
+            from production.batch_transactions(p_batch_id) t
             left join warehouse.dim_customer dc
                 on dc.customer_id = t.customer_id
                and dc.valid_from <= t.transaction_ts and t.transaction_ts < dc.valid_to
             left join warehouse.dim_payment_method dpm
                 on dpm.payment_method_code = t.payment_method_code
-            where t.source_batch_id = p_batch_id
             order by t.transaction_id
         ),
         batch_items as materialized (

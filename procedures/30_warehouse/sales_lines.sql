@@ -83,7 +83,8 @@ begin atomic
     select l.*
     from warehouse.v_sales_lines l
     where p_orders is null
-      and l.transaction_batch_id = p_batch_id
+      and l.transaction_id in (select t.transaction_id
+                               from production.batch_transactions(p_batch_id) t)
       and l.item_batch_id <> p_batch_id
     union all
     select l.*

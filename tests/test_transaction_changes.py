@@ -1,0 +1,90 @@
+"""staging.transaction_changes and production.batch_transactions (revision 0017): the
+transactions each batch wrote, logged by the triggers of production.transactions for every
+writer, so the loaders find them without an index on source_batch_id."""
+
+from __future__ import annotations
+
+import psycopg2.extensions
+
+from tests.staging_data import (
+    call,
+    create_batch,
+    customer,
+    fetch,
+    item,
+    product,
+    run_batch,
+    transaction,
+)
+
+Conn = psycopg2.extensions.connection
+
+FIRST = {
+    "customers.csv": [customer(1)],
+    "products.csv": [product(100)],
+    "transactions.csv": [transaction(10, status="pending"), transaction(11, status="pending"),
+                         transaction(12, status="pending")],
+    "transaction_items.csv": [item(1000, transaction_id="10"), item(1001, transaction_id="11"),
+                              item(1002, transaction_id="12")],
+}
+
+
+def batch_transactions(conn: Conn, batch: int) -> list[tuple]:
+    return fetch(conn, "select transaction_id, status_code "
+                       "from production.batch_transactions(%s) order by 1", (batch,))
+
+
+def test_the_batch_transactions_are_those_it_inserted_or_changed_and_no_later_one_did(
+        conn: Conn) -> None:
+    first = create_batch(conn, FIRST)
+    run_batch(conn, first)
+    second = create_batch(conn, {"transactions.csv": [
+        transaction(10, status="completed"),   # changed
+        transaction(11, status="pending"),     # delivered again, equal: only the delivery
+        transaction(13, status="pending"),     # new
+    ]})
+    run_batch(conn, second)
+    assert batch_transactions(conn, first) == [(11, "pending"), (12, "pending")]
+    assert batch_transactions(conn, second) == [(10, "completed"), (13, "pending")]
+    assert fetch(conn, "select batch_id, transaction_id from staging.transaction_changes "
+                       "order by 1, 2") == [
+        (first, 10), (first, 11), (first, 12), (second, 10), (second, 13)]
+    # the same rows as the column says
+    for batch in (first, second):
+        assert batch_transactions(conn, batch) == fetch(
+            conn, "select transaction_id, status_code from production.transactions "
+                  "where source_batch_id = %s order by 1", (batch,))
+
+
+def test_a_write_outside_the_pipeline_is_logged_too_even_in_replica_mode(conn: Conn) -> None:
+    first = create_batch(conn, FIRST)
+    run_batch(conn, first)
+    second = create_batch(conn, {"customers.csv": [customer(2)]})
+    with conn.cursor() as cur:
+        cur.execute("set session_replication_role = replica")
+        cur.execute("update production.transactions set status_code = 'refunded', "
+                    "source_batch_id = %s, delivered_batch_id = %s where transaction_id = 12",
+                    (second, second))
+        cur.execute("reset session_replication_role")
+    assert batch_transactions(conn, second) == [(12, "refunded")]
+    assert batch_transactions(conn, first) == [(10, "pending"), (11, "pending")]
+
+
+def test_the_merge_still_skips_the_foreign_key_triggers_beside_the_log_triggers(
+        conn: Conn) -> None:
+    batch = create_batch(conn, FIRST)
+    call(conn, "staging.validate_batch", batch)
+    notices = call(conn, "production.merge_batch", batch)
+    assert any("foreign keys proved by validation (per-row triggers skipped)" in notice
+               for notice in notices), notices
+
+
+def test_a_batch_transactions_are_read_through_the_log_index(conn: Conn) -> None:
+    with conn.cursor() as cur:
+        cur.execute("set enable_seqscan = off")
+        cur.execute("explain (costs off) select * from production.batch_transactions(7)")
+        plan = "\n".join(line for (line,) in cur.fetchall())
+        cur.execute("reset enable_seqscan")
+    assert "Index Scan on transaction_changes_batch_idx" in plan, plan
+    assert "Index Scan using transactions_pkey on transactions" in plan, plan
+    assert "Seq Scan" not in plan, plan
