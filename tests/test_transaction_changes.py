@@ -1,4 +1,4 @@
-"""staging.transaction_changes and production.batch_transactions (revision 0017): the
+"""staging.transaction_changes and production.batch_transactions (revision 0018): the
 transactions each batch wrote, logged by the triggers of production.transactions for every
 writer, so the loaders find them without an index on source_batch_id."""
 

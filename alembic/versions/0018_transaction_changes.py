@@ -22,15 +22,15 @@ four indexes of the table, at random places of the key, customer and time indexe
 Downgrade: the index again; the table (and the triggers that fill it) dropped, the default
 fillfactor.
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 """
 
 from alembic import op
 from runner.routines import FORGET_ROUTINES_SQL
 
-revision = "0017"
-down_revision = "0016"
+revision = "0018"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
