@@ -1,4 +1,4 @@
--- The transactions each batch wrote, for the warehouse loaders (revision 0017).
+-- The transactions each batch wrote, for the warehouse loaders (revision 0018).
 --
 -- production.log_transaction_changes() (trigger function) and its two statement triggers on
 --   production.transactions (after INSERT, after UPDATE, with the written rows as a
