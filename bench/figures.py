@@ -544,14 +544,24 @@ def initial_load_table(figures: dict) -> str:
 def drill_downs_table(figures: dict) -> str:
     """Runs of ``python -m bench.drill_downs`` (or the end of a history preset's run) side
     by side: each query's milliseconds fetched into Python objects, and delivered by COPY
-    where the run measured it; a query the run did not time is a dash."""
+    where the run measured it; a query the run did not time is a dash. Rows: the latest
+    run's queries, then those only earlier runs timed (a question since asked of another
+    view keeps its old row)."""
     runs = [e["results"] for e in figures["runs"]]
+
+    def queries(key: str) -> dict[str, dict]:
+        found: dict[str, dict] = {}
+        for r in reversed(runs):
+            for query, value in r.get(key, {}).items():
+                found.setdefault(query, value)
+        return found
+
     lines = ["| query (ms; delivered by COPY) | " + " | ".join(
                  e["label"] for e in figures["runs"]) + " |",
              "|---|" + "---:|" * len(runs),
              "| load average before / after | " + " | ".join(
                  f"{r['load_before']} / {r['load_after']}" for r in runs) + " |"]
-    for query in runs[-1]["bi_queries_ms"]:
+    for query in queries("bi_queries_ms"):
         lines.append(f"| {query} | " + " | ".join(
             f"{r['bi_queries_ms'][query]:.1f}" if query in r["bi_queries_ms"] else "-"
             for r in runs) + " |")
@@ -564,7 +574,7 @@ def drill_downs_table(figures: dict) -> str:
         return f"{drill['ms']:.1f}{delivered}"
 
     for key in ("drill_downs_ms", "bi_examples_ms"):
-        for query, drill in runs[-1][key].items():
+        for query, drill in queries(key).items():
             lines.append(f"| {query} ({drill['rows']:,} rows) | " + " | ".join(
                 timed(r, key, query) for r in runs) + " |")
     return "\n".join(lines)

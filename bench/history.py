@@ -83,10 +83,12 @@ BI_EXAMPLES = {
         "from analytics.v_product_performance "
         "where month between %(month)s and %(month)s::date + interval '5 months' "
         "group by category order by 3 desc"),
-    "bi.md: active customers of a quarter (v_sales)": (
-        "select count(distinct customer_id) from analytics.v_sales "
-        "where status = 'completed' and sales_date >= %(month)s "
-        "and sales_date < %(month)s::date + interval '3 months'"),
+    "bi.md: active customers of a quarter": (
+        "select count(distinct customer_id) from analytics.v_customer_activity "
+        "where month between %(month)s and %(month)s::date + interval '2 months'"),
+    "bi.md: revenue by category of a month": (
+        "select category, sum(revenue), sum(margin) from analytics.v_product_performance "
+        "where month = %(month)s group by category order by 2 desc"),
     "bi.md: the orders behind one day": (
         "select transaction_id, customer_id, payment_method, count(*), sum(quantity), "
         "sum(line_amount), sum(line_margin) from analytics.v_sales "

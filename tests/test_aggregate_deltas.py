@@ -37,11 +37,22 @@ def aggregates(shop: Shop) -> dict[str, list[tuple]]:
     return {name: shop.rows(query) for name, query in AGGREGATE_QUERIES.items()}
 
 
+# analytics.v_customer_activity (active customers of any whole months) and its definition
+# over the fact: distinct completed orders per month and customer
+CUSTOMER_ACTIVITY = "select month, customer_id, orders from analytics.v_customer_activity"
+CUSTOMER_ACTIVITY_FROM_FACT = (
+    "select sales_month, customer_id, count(distinct transaction_id) "
+    "from warehouse.v_order_category_sales where customer_id is not null group by 1, 2")
+
+
 def assert_equal_to_a_recompute(shop: Shop) -> None:
-    """A full recompute of every aggregate over 2024-2026 finds nothing to change."""
+    """A full recompute of every aggregate over 2024-2026 finds nothing to change, and
+    analytics.v_customer_activity equals its definition over the fact."""
     before = aggregates(shop)
     shop.cur.execute("call warehouse.refresh_aggregates('2024-01-01', '2026-12-31')")
     assert aggregates(shop) == before
+    assert sorted(shop.rows(CUSTOMER_ACTIVITY)) == sorted(
+        shop.rows(CUSTOMER_ACTIVITY_FROM_FACT))
 
 
 def two_products(shop: Shop, batch: int) -> None:
@@ -160,6 +171,28 @@ def test_an_order_moved_to_another_customer_and_month_moves_the_activity(shop: S
     assert aggregates(shop)["activity"] == [(mar, 2, 1)]
     assert aggregates(shop)["customers"] == [(date(2025, 1, 1), 2, 0), (mar, 0, 1)]
     assert aggregates(shop)["payments"] == [(mar, "paypal", 1, Decimal("10.00"))]
+    assert_equal_to_a_recompute(shop)
+
+
+def test_active_customers_of_a_quarter_count_a_customer_once_over_its_months(
+        shop: Shop) -> None:
+    first_order(shop)  # customer 1 in February
+    b2 = shop.batch("2025-04-01 00:00+00")
+    shop.transaction(b2, 101, 1, "2025-03-05 09:00")
+    shop.item(b2, 1001, 101, 11)
+    shop.transaction(b2, 102, 2, "2025-03-06 09:00")
+    shop.item(b2, 1002, 102, 10)
+    shop.transaction(b2, 103, 2, "2025-03-07 09:00", status="pending")
+    shop.item(b2, 1003, 103, 10)
+    shop.load(b2)
+
+    assert shop.rows(CUSTOMER_ACTIVITY + " order by 1, 2") == [
+        (date(2025, 2, 1), 1, 1), (date(2025, 3, 1), 1, 1), (date(2025, 3, 1), 2, 1)]
+    # two customers in the quarter, where the months' active customers add up to three
+    assert shop.rows("select count(distinct customer_id) from analytics.v_customer_activity "
+                     "where month between date '2025-01-01' and date '2025-03-01'") == [(2,)]
+    assert shop.rows("select sum(active_customers) from analytics.v_customer_growth "
+                     "where month between date '2025-01-01' and date '2025-03-01'") == [(3,)]
     assert_equal_to_a_recompute(shop)
 
 

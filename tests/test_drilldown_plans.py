@@ -1,5 +1,7 @@
 """Drill-downs of analytics.v_sales read one customer's, one order's, one product's month's or
-one day's lines through the fact's indexes, not the whole fact (issue 17; revision 0010).
+one day's lines through the fact's indexes, not the whole fact (issue 17; revision 0010); the
+active customers of whole months read analytics.v_customer_activity's months through the key
+of warehouse.agg_customer_activity, not the fact.
 
 The plans are read through EXPLAIN on a fact of 3 years, 2,000 customers, 300 products and
 60,000 lines (statistics gathered), where a scan of the fact would be the wrong plan; no
@@ -97,3 +99,23 @@ def test_without_the_customer_index_one_customer_scans_the_whole_fact(history) -
         cur.execute("drop index warehouse.fact_sales_customer_idx")
     assert fact_access(history, DRILL_DOWNS["fact_sales_customer_idx"]) == [
         ("Seq Scan", None)]
+
+
+def test_active_customers_of_a_quarter_read_the_quarter_of_the_activity_aggregate(
+        history) -> None:  # noqa: ANN001
+    with history.cursor() as cur:
+        cur.execute("call warehouse.refresh_aggregates('2023-01-01', '2025-12-31')")
+        cur.execute("analyze warehouse.agg_customer_activity")
+        cur.execute("explain (format json) select count(distinct customer_id) "
+                    "from analytics.v_customer_activity "
+                    "where month between date '2024-01-01' and date '2024-03-01'")
+        (plan,) = cur.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)[0]
+    reads = [(node["Node Type"], node.get("Relation Name"), node.get("Index Name"))
+             for node in plan_nodes(plan["Plan"]) if node["Node Type"].endswith("Scan")]
+    assert reads in (
+        [("Index Only Scan", "agg_customer_activity", "agg_customer_activity_pkey")],
+        [("Index Scan", "agg_customer_activity", "agg_customer_activity_pkey")],
+        [("Bitmap Heap Scan", "agg_customer_activity", None),
+         ("Bitmap Index Scan", None, "agg_customer_activity_pkey")]), reads
