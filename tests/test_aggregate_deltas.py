@@ -62,6 +62,20 @@ def two_products(shop: Shop, batch: int) -> None:
     shop.product(batch, 11, name="Kite", price="5.00", cost="1.00")
 
 
+def pending_and_completed_orders(shop: Shop, batch: int) -> None:
+    """Customers and products of two_products; order 100 pending on 2025-02-10 (item 1000:
+    2 units of product 10, item 1001: 1 of product 11 at 5.00), 101 completed on 2025-02-11
+    (item 1002: 1 of product 10), 102 completed on 2025-02-12 (item 1003: 1 of product 11)."""
+    two_products(shop, batch)
+    shop.transaction(batch, 100, 1, "2025-02-10 12:00", status="pending")
+    shop.item(batch, 1000, 100, 10, quantity=2)
+    shop.item(batch, 1001, 100, 11, quantity=1, price="5.00")
+    shop.transaction(batch, 101, 2, "2025-02-11 12:00")
+    shop.item(batch, 1002, 101, 10, quantity=1)
+    shop.transaction(batch, 102, 1, "2025-02-12 12:00")
+    shop.item(batch, 1003, 102, 11, quantity=1, price="5.00")
+
+
 def first_order(shop: Shop) -> int:
     """Batch 1, loaded: customers 1 and 2, products 10 and 11, order 100 of customer 1 on
     2025-02-10 with item 1000 (2 units of product 10, revenue 20.00, margin 12.00)."""
@@ -351,14 +365,7 @@ def test_a_batch_changes_only_the_aggregate_rows_of_the_orders_it_changed(shop: 
 def test_status_changes_alone_and_with_other_changes_of_their_orders_count_as_a_recompute(
         shop: Shop) -> None:
     b1 = shop.batch("2025-03-01 00:00+00")
-    two_products(shop, b1)
-    shop.transaction(b1, 100, 1, "2025-02-10 12:00", status="pending")
-    shop.item(b1, 1000, 100, 10, quantity=2)
-    shop.item(b1, 1001, 100, 11, quantity=1, price="5.00")
-    shop.transaction(b1, 101, 2, "2025-02-11 12:00")
-    shop.item(b1, 1002, 101, 10, quantity=1)
-    shop.transaction(b1, 102, 1, "2025-02-12 12:00")
-    shop.item(b1, 1003, 102, 11, quantity=1, price="5.00")
+    pending_and_completed_orders(shop, b1)
     shop.load(b1)
 
     b2 = shop.batch("2025-03-02 00:00+00")
@@ -374,11 +381,17 @@ def test_status_changes_alone_and_with_other_changes_of_their_orders_count_as_a_
                      "join warehouse.dim_product p on p.product_key = ad.product_key "
                      "order by ad.change_id, ad.transaction_id, p.product_id") == [
         (1, 100, 10, 2), (1, 100, 11, 1), (-1, 101, 10, 1), (-1, 102, 11, 1)]
-    assert shop.rows("select item_id, status_code, date_key, source_batch_id "
-                     "from warehouse.fact_sales order by item_id") == [
-        (1000, "completed", 20250210, b2), (1001, "completed", 20250210, b2),
-        (1002, "refunded", 20250211, b2), (1003, "refunded", 20250301, b2),
+    # statuses are written once per order; lines only where they changed
+    assert shop.rows("select f.item_id, os.status_code, f.date_key, f.source_batch_id "
+                     "from warehouse.fact_sales f "
+                     "join warehouse.fact_order_status os using (transaction_id) "
+                     "order by f.item_id") == [
+        (1000, "completed", 20250210, b1), (1001, "completed", 20250210, b1),
+        (1002, "refunded", 20250211, b1), (1003, "refunded", 20250301, b2),
         (1004, "refunded", 20250211, b2)]
+    assert shop.rows("select transaction_id, status_code, source_batch_id "
+                     "from warehouse.fact_order_status order by 1") == [
+        (100, "completed", b2), (101, "refunded", b2), (102, "refunded", b2)]
     shop.call("refresh_batch_aggregates", b2)
     shop.call("check_reconciliation", b2)
 

@@ -27,14 +27,17 @@ from generate_series(1, 300) n;
 select warehouse.ensure_dim_date(date '2023-01-01', date '2025-12-31');
 insert into warehouse.fact_sales (
     item_id, transaction_id, date_key, customer_key, product_key, payment_method_key,
-    status_code, transaction_ts, quantity, unit_price, discount, line_amount, line_cost,
+    transaction_ts, quantity, unit_price, discount, line_amount, line_cost,
     line_margin, source_batch_id)
 select n, n / 3 + 1, warehouse.date_key(warehouse.utc_date(ts)), (n::bigint * 7919) % 2000 + 1,
-       (n::bigint * 104729) % 300 + 1, -1, 'completed', ts, 1, 10, 0, 10, 4, 6, 1
+       (n::bigint * 104729) % 300 + 1, -1, ts, 1, 10, 0, 10, 4, 6, 1
 from generate_series(1, 60000) n,
      lateral (select timestamptz '2023-01-01 00:00+00'
                      + (n / 3) * interval '1 day' * 1095 / 20000 as ts) t;
+insert into warehouse.fact_order_status (transaction_id, status_code, source_batch_id)
+select n, 'completed', 1 from generate_series(1, 20001) n;
 analyze warehouse.fact_sales;
+analyze warehouse.fact_order_status;
 analyze warehouse.dim_customer;
 analyze warehouse.dim_product;
 analyze warehouse.dim_date;

@@ -39,10 +39,10 @@ def add_sale(conn, ago: str) -> None:  # noqa: ANN001
     execute(
         conn,
         "insert into warehouse.fact_sales (item_id, transaction_id, date_key, customer_key, "
-        "product_key, payment_method_key, status_code, transaction_ts, quantity, unit_price, "
+        "product_key, payment_method_key, transaction_ts, quantity, unit_price, "
         "discount, line_amount, line_cost, line_margin, source_batch_id) "
         "values ((select coalesce(max(item_id), 0) + 1 from warehouse.fact_sales), 1, -1, -1, "
-        "-1, -1, 'completed', now() - %s::interval, 1, 10, 0, 10, 6, 4, 1)",
+        "-1, -1, now() - %s::interval, 1, 10, 0, 10, 6, 4, 1)",
         (ago,),
     )
 

@@ -147,7 +147,8 @@ class Shop:
         tables = {
             "dim_customer": "customer_key", "dim_product": "product_key",
             "dim_date": "date_key", "dim_payment_method": "payment_method_key",
-            "fact_sales": "item_id", "agg_daily_sales": "sales_date",
+            "fact_sales": "item_id", "fact_order_status": "transaction_id",
+            "agg_daily_sales": "sales_date",
             "agg_product_monthly": "month, product_id",
             "agg_payment_method_monthly": "month, payment_method_code",
             "agg_customer_monthly": "month", "agg_refresh_queue": "batch_id, grain, day",
@@ -167,8 +168,10 @@ def shop(conn) -> Shop:  # noqa: ANN001 - the conftest's psycopg2 connection
 
 def fact(shop: Shop, item_id: int) -> dict:
     shop.cur.execute(
-        "select f.*, c.customer_id, c.city, p.product_id, p.cost as version_cost "
+        "select f.*, os.status_code, c.customer_id, c.city, p.product_id, "
+        "p.cost as version_cost "
         "from warehouse.fact_sales f "
+        "join warehouse.fact_order_status os on os.transaction_id = f.transaction_id "
         "join warehouse.dim_customer c on c.customer_key = f.customer_key "
         "join warehouse.dim_product p on p.product_key = f.product_key "
         "where f.item_id = %s",
@@ -443,8 +446,9 @@ def test_status_change_from_pending_to_completed_moves_revenue_in_and_refund_rem
     assert shop.rows("select * from warehouse.agg_product_monthly") == []
     assert shop.rows("select month, new_customers, active_customers "
                      "from warehouse.agg_customer_monthly") == [(date(2025, 1, 1), 1, 0)]
-    assert shop.value("select count(*) from warehouse.fact_sales "
-                      "where status_code = 'refunded'") == 2
+    assert shop.value("select count(*) from warehouse.fact_sales f "
+                      "join warehouse.fact_order_status os using (transaction_id) "
+                      "where os.status_code = 'refunded'") == 2
 
 
 def test_transaction_time_change_moves_revenue_between_days_and_refreshes_both(
@@ -552,17 +556,26 @@ def test_bulk_and_incremental_paths_write_the_same_rows(shop: Shop) -> None:
                   discount=f"{number}.25")
     shop.load(b1)  # the fact was empty: bulk path
     bulk = shop.rows("select * from warehouse.fact_sales order by item_id")
-    shop.cur.execute("truncate warehouse.fact_sales; "
+    bulk_orders = shop.rows("select transaction_id, status_code, source_batch_id "
+                            "from warehouse.fact_order_status order by 1")
+    assert bulk_orders == [(100, "completed", b1)] + [
+        (200 + number, ("completed", "pending")[number % 2], b1) for number in range(5)]
+    shop.cur.execute("truncate warehouse.fact_sales, warehouse.fact_order_status; "
                      "insert into warehouse.fact_sales (item_id, transaction_id, date_key, "
-                     "customer_key, product_key, payment_method_key, status_code, "
+                     "customer_key, product_key, payment_method_key, "
                      "transaction_ts, quantity, unit_price, discount, line_amount, line_cost, "
                      "line_margin, source_batch_id) values "
-                     "(1, 1, 20000101, -1, -1, -1, 'pending', '2000-01-01', 1, 0, 0, 0, 0, 0, 1)")
+                     "(1, 1, 20000101, -1, -1, -1, '2000-01-01', 1, 0, 0, 0, 0, 0, 1); "
+                     "insert into warehouse.fact_order_status (transaction_id, status_code, "
+                     "source_batch_id) values (1, 'pending', 1)")
     shop.call("load_fact_sales", b1)  # not empty now: incremental path
     incremental = shop.rows("select * from warehouse.fact_sales where item_id > 1 "
                             "order by item_id")
-    columns = slice(0, 15)  # all but updated_at
+    columns = slice(0, 14)  # all but updated_at
     assert [r[columns] for r in incremental] == [r[columns] for r in bulk]
+    assert shop.rows("select transaction_id, status_code, source_batch_id "
+                     "from warehouse.fact_order_status where transaction_id > 1 "
+                     "order by 1") == bulk_orders
     assert shop.value("select count(*) from warehouse.fact_sales f "
                       "join warehouse.v_sales_lines l using (item_id) "
                       "where (f.product_key, f.line_cost) <> (l.product_key, l.line_cost)") == 0
@@ -583,7 +596,7 @@ def test_steps_record_rows_written_in_batch_step(shop: Shop) -> None:
     assert dict(shop.rows("select step, rows from etl.batch_step where batch_id = %s",
                           (b1,))) == {
         "load_dimensions": 2 + 6 + 27,  # 2 versions, 6 payment methods, Jan 15 .. Feb 10
-        "load_fact_sales": 1,
+        "load_fact_sales": 2,  # the line and its order's status row
         # day, product month, payment month, customer activity, 2 customer months
         "refresh_batch_aggregates": 6,
         "check_reconciliation": 1,

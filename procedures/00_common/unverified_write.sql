@@ -4,8 +4,9 @@
 -- the orders the batch changed. That is enough as long as nothing else writes the sales
 -- tables: every other line of a day was balanced when its own batch was checked. These
 -- statement triggers make "nothing else" checkable: a statement that writes
--- production.transactions, production.transaction_items, warehouse.fact_sales or
--- warehouse.agg_daily_sales outside the pipeline's procedures logs one row in
+-- production.transactions, production.transaction_items, warehouse.fact_sales,
+-- warehouse.fact_order_status (the orders' statuses) or warehouse.agg_daily_sales outside
+-- the pipeline's procedures logs one row in
 -- etl.unverified_write (table, operation, user, application, transaction). While that log
 -- holds rows, batch reconciliations read every day they touched in full; a balanced full
 -- check (warehouse.check_full_reconciliation) clears the rows it covered.
@@ -42,6 +43,9 @@ create or replace trigger transaction_items_unverified_write
     for each statement execute function etl.log_unverified_write();
 create or replace trigger fact_sales_unverified_write
     after insert or update or delete or truncate on warehouse.fact_sales
+    for each statement execute function etl.log_unverified_write();
+create or replace trigger fact_order_status_unverified_write
+    after insert or update or delete or truncate on warehouse.fact_order_status
     for each statement execute function etl.log_unverified_write();
 create or replace trigger agg_daily_sales_unverified_write
     after insert or update or delete or truncate on warehouse.agg_daily_sales

@@ -2,15 +2,18 @@
 --
 -- warehouse.record_fact_change(p_batch_id, p_change_id, p_before warehouse.fact_sales[],
 --                               p_after warehouse.fact_sales[]) returns bigint
---   Writes the deltas of one change of the fact: every line of the orders it touched as
---   they were (p_before, sign -1) and as they are (p_after, sign +1), completed lines only
---   (docs/data-contract.md, "Business rules and metrics"), one row per sign, order and product
---   version (an order's lines of a product share its time, so one version), with the fact's
---   keys (apply_agg_delta resolves them after grouping). warehouse.load_fact_sales calls it
---   from each statement that changes fact rows, with the lines it read in the statement's
---   snapshot and the rows its RETURNING gave. Returns the rows written. Unchanged orders
---   write pairs that cancel; calling it twice would count the change twice (the caller
---   calls it once per statement, in that statement).
+--   Writes the deltas of one change of the fact: the completed lines of the orders it
+--   touched as they were (p_before, sign -1) and as they are (p_after, sign +1), one row per
+--   sign, order and product version (an order's lines of a product share its time, so one
+--   version), with the fact's keys (apply_agg_delta resolves them after grouping).
+--   Completed (docs/data-contract.md, "Business rules and metrics") is the order's status,
+--   which the lines do not hold (warehouse.fact_order_status): the caller passes only the
+--   lines of orders whose status, before or after the change, is a sale status
+--   (production.transaction_statuses.is_sale). warehouse.load_fact_sales calls it from each
+--   statement that changes fact lines or order statuses, with the lines it read in the
+--   statement's snapshot and the rows its RETURNING gave. Returns the rows written.
+--   Unchanged orders write pairs that cancel; calling it twice would count the change twice
+--   (the caller calls it once per statement, in that statement).
 -- warehouse.apply_agg_delta(p_skip_days date[], p_skip_months date[]) returns bigint
 --   Adds every pending row of warehouse.agg_delta to agg_daily_sales,
 --   agg_payment_method_monthly, agg_product_monthly, agg_customer_activity and the
@@ -55,9 +58,6 @@ begin atomic
                l.payment_method_key, l.product_key, sum(l.quantity), sum(l.line_amount),
                sum(l.discount), sum(l.line_margin)
         from lines l
-        -- the sale statuses read once (a lookup per line was a third of this statement)
-        where l.status_code = any (array(
-            select s.status_code from production.transaction_statuses s where s.is_sale))
         group by l.sign, l.transaction_id, l.date_key, l.customer_key, l.payment_method_key,
                  l.product_key
         returning 1
@@ -67,8 +67,8 @@ end;
 
 comment on function warehouse.record_fact_change(bigint, bigint, warehouse.fact_sales[],
                                                  warehouse.fact_sales[]) is
-    'Writes the aggregate deltas of one change of fact_sales: the touched orders'' lines '
-    'before (-1) and after (+1)';
+    'Writes the aggregate deltas of one change of fact_sales: the touched orders'' completed '
+    'lines before (-1) and after (+1)';
 
 create or replace function warehouse.apply_agg_delta(
     p_skip_days date[] default '{}', p_skip_months date[] default '{}')

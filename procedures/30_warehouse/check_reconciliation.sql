@@ -15,15 +15,25 @@
 --   (all when null) summed up, details naming each unbalanced day (the first p_limit) and
 --   its figures.
 -- warehouse.batch_line_differences(p_batch_id bigint) returns table
---   The order lines, among the orders a batch changed, that differ between production
---   (warehouse.v_sales_lines, what the fact must hold) and fact_sales: missing from the
---   fact, in the fact but not in production, or with any key or measure different. The
---   orders a batch changed: those of its new and changed items and transactions, and those
---   whose lines, from the day the batch's new version of a customer or product starts,
---   point at any version of it (the re-pointed lines, and any line left on the version
---   before). Reads those orders through
---   the transaction_id indexes, the versioned customers' and products' lines through the
---   fact's customer_key and (product_key, date_key) indexes: the work follows the batch.
+--   What differs, among the orders a batch changed, between production and the warehouse:
+--   order lines (warehouse.v_sales_lines, what the fact must hold, against fact_sales:
+--   missing from the fact, in the fact but not in production, or with any key or measure
+--   different) and order statuses (production.transactions against
+--   warehouse.fact_order_status: missing or different; item_id null). The orders a batch
+--   changed: those of its new and changed items and transactions, and those whose lines,
+--   from the day the batch's new version of a customer or product starts, point at any
+--   version of it (the re-pointed lines, and any line left on the version before).
+--   Every such order's status row is compared. Lines are compared one by one for the
+--   orders of the batch's items, of the versioned customers and products, and for those of
+--   its transactions whose fact lines the batch wrote, or that disagree with the
+--   transaction on an order's keys (time, customer version, payment method), hold an
+--   unknown product or have no line: a transaction whose lines agree and that the batch
+--   did not write kept lines that were compared when their own batch wrote them (and
+--   anything written outside the pipeline since is in etl.unverified_write), so a status
+--   feed is checked by its order rows and one read of its lines' keys. Reads those orders
+--   through the transaction_id indexes, the versioned customers' and products' lines
+--   through the fact's customer_key and (product_key, date_key) indexes: the work follows
+--   the batch.
 -- warehouse.check_reconciliation(p_batch_id bigint)  (procedure)
 --   The check of one batch. Every fact line of a day the batch touched was either written
 --   for this batch (its orders: compared line by line, batch_line_differences) or balanced
@@ -121,8 +131,9 @@ begin
                count(distinct f.transaction_id) as orders
         from warehouse.dim_date dd
         join warehouse.fact_sales f on f.date_key = dd.date_key
+        join warehouse.fact_order_status os on os.transaction_id = f.transaction_id
         where dd.full_date = any(v_days)
-          and f.status_code in (
+          and os.status_code in (
               select s.status_code from production.transaction_statuses s where s.is_sale)
         group by dd.full_date
     ),
@@ -198,8 +209,11 @@ set enable_mergejoin = off
 set work_mem = '256MB'
 as $$
 declare
-    v_orders bigint[];
+    v_orders       bigint[];
+    v_batch_orders bigint[];
 begin
+    v_batch_orders := array(select t.transaction_id
+                            from production.batch_transactions(p_batch_id) t);
     v_orders := array(
         with versioned_customers as (
             select v.customer_id, min(v.valid_from) as since
@@ -212,13 +226,45 @@ begin
             from warehouse.dim_product v
             where v.source_batch_id = p_batch_id and v.valid_from > '-infinity'
             group by v.product_id
+        ),
+        batch_orders as (
+            -- the batch's transactions with the order keys their lines must hold
+            select t.transaction_id, t.transaction_ts,
+                   coalesce(dc.customer_key, -1) as customer_key,
+                   coalesce(dpm.payment_method_key, -1) as payment_method_key
+            from production.transactions t
+            left join warehouse.dim_customer dc
+                on dc.customer_id = t.customer_id
+               and dc.valid_from <= t.transaction_ts and t.transaction_ts < dc.valid_to
+            left join warehouse.dim_payment_method dpm
+                on dpm.payment_method_code = t.payment_method_code
+            where t.transaction_id = any (v_batch_orders)
+        ),
+        order_keys as (
+            -- their fact lines' keys, one row per order
+            select f.transaction_id,
+                   min(f.transaction_ts) as first_ts, max(f.transaction_ts) as last_ts,
+                   min(f.customer_key) as first_customer, max(f.customer_key) as last_customer,
+                   min(f.payment_method_key) as first_method,
+                   max(f.payment_method_key) as last_method,
+                   bool_or(f.source_batch_id = p_batch_id or f.product_key = -1) as rewritten
+            from warehouse.fact_sales f
+            where f.transaction_id = any (v_batch_orders)
+            group by f.transaction_id
         )
         select i.transaction_id
         from production.transaction_items i
         where i.source_batch_id = p_batch_id
         union
-        select t.transaction_id
-        from production.batch_transactions(p_batch_id) t
+        select bo.transaction_id
+        from batch_orders bo
+        left join order_keys k on k.transaction_id = bo.transaction_id
+        where k.transaction_id is null
+           or k.rewritten
+           or (bo.transaction_ts, bo.customer_key, bo.payment_method_key)
+              <> (k.first_ts, k.first_customer, k.first_method)
+           or (bo.transaction_ts, bo.customer_key, bo.payment_method_key)
+              <> (k.last_ts, k.last_customer, k.last_method)
         union
         -- customers and products alike: one rule, each dimension through its own fact index
         select f.transaction_id
@@ -246,7 +292,7 @@ begin
         from warehouse.fact_sales f
         where f.transaction_id = any (v_orders)
     ),
-    compared as (
+    line_differences as (
         select coalesce(e.item_id, a.item_id) as item_id,
                coalesce(e.transaction_id, a.transaction_id) as transaction_id,
                coalesce(e.transaction_ts, a.transaction_ts) as transaction_ts,
@@ -258,20 +304,39 @@ begin
         full join actual a on a.item_id = e.item_id
         where a.item_id is null
            or e.item_id is null
-           -- the fact's 13 columns, as load_fact_sales compares them before it writes (step
-           -- 2b): there inside its join with the batch's lines, here after it, inline in both
-           -- so that each stays one join
+           -- the fact's 12 line columns, as load_fact_sales compares them before it writes
+           -- (step 2b): there inside its join with the batch's lines, here after it, inline
+           -- in both so that each stays one join
            or (a.transaction_id, a.date_key, a.customer_key, a.product_key,
-               a.payment_method_key, a.status_code, a.transaction_ts, a.quantity,
+               a.payment_method_key, a.transaction_ts, a.quantity,
                a.unit_price, a.discount, a.line_amount, a.line_cost, a.line_margin)
               is distinct from
               (e.transaction_id, e.date_key, e.customer_key, e.product_key,
-               e.payment_method_key, e.status_code, e.transaction_ts, e.quantity,
+               e.payment_method_key, e.transaction_ts, e.quantity,
                e.unit_price, e.discount, e.line_amount, e.line_cost, e.line_margin)
+    ),
+    status_differences as (
+        -- the order rows of the batch's transactions and of the orders compared above
+        select null::bigint as item_id, t.transaction_id, t.transaction_ts,
+               case when os.transaction_id is null
+                    then format('status %s missing from fact_order_status', t.status_code)
+                    else format('status %s in fact_order_status, %s in production',
+                                os.status_code, t.status_code)
+               end as difference
+        from production.transactions t
+        left join warehouse.fact_order_status os on os.transaction_id = t.transaction_id
+        where t.transaction_id = any (v_batch_orders || v_orders)
+          and os.status_code is distinct from t.status_code
     )
     select warehouse.utc_date(c.transaction_ts), c.item_id, c.transaction_id, c.difference
-    from compared c
-    order by 1, 2;
+    from (
+        select ld.item_id, ld.transaction_id, ld.transaction_ts, ld.difference
+        from line_differences ld
+        union all
+        select sd.item_id, sd.transaction_id, sd.transaction_ts, sd.difference
+        from status_differences sd
+    ) c
+    order by 1, 3, 2 nulls first;
 end;
 $$;
 
@@ -322,8 +387,12 @@ begin
     else
         with differences as (
             select d.sales_date, count(*) as lines,
-                   string_agg(format('item %s of order %s: %s', d.item_id, d.transaction_id,
-                                     d.difference), ', ' order by d.item_id) as lines_text
+                   string_agg(case when d.item_id is null
+                                   then format('order %s: %s', d.transaction_id, d.difference)
+                                   else format('item %s of order %s: %s', d.item_id,
+                                               d.transaction_id, d.difference)
+                              end, ', '
+                              order by d.transaction_id, d.item_id nulls first) as lines_text
             from warehouse.batch_line_differences(p_batch_id) d
             group by d.sales_date
         )
@@ -334,8 +403,9 @@ begin
         from differences df;
 
         if v_failed > 0 then
-            raise exception 'check_reconciliation batch %: % line(s) on % day(s) differ '
-                            'between production and fact_sales: %',
+            raise exception 'check_reconciliation batch %: % line(s) or order status(es) on '
+                            '% day(s) differ between production and fact_sales or '
+                            'fact_order_status: %',
                 p_batch_id, v_checked, v_failed, left(v_details, 4000)
                 using hint = 'Reload the batch''s fact (call warehouse.load_fact_sales), or '
                              'find the cause with call warehouse.check_full_reconciliation().';
@@ -394,7 +464,8 @@ comment on function warehouse.sales_reconciliation(date[]) is
 comment on function warehouse.unbalanced_days(date[], integer) is
     'Days compared, days unbalanced and the unbalanced days'' figures (sales_reconciliation)';
 comment on function warehouse.batch_line_differences(bigint) is
-    'Order lines of the orders a batch changed that differ between production and fact_sales';
+    'Order lines and order statuses of the orders a batch changed that differ between '
+    'production and fact_sales or fact_order_status';
 comment on procedure warehouse.check_reconciliation(bigint) is
     'Raises an exception naming the lines of a batch''s orders that differ from production '
     '(or, after writes outside the pipeline, the days it touched whose totals differ)';

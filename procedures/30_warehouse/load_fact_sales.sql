@@ -5,7 +5,10 @@
 --   source_batch_id is the batch (new and changed items; transactions whose status, time,
 --   customer or payment method changed, with all their items), the dimension versions
 --   the batch added (warehouse.load_dimensions runs first).
---   Writes warehouse.fact_sales, one row per accepted item, every status:
+--   Writes warehouse.fact_sales, one row per accepted item, every status, and
+--   warehouse.fact_order_status, one row per accepted transaction holding its status (the
+--   status attribute of its lines, stored once per order: a status feed writes these
+--   narrow rows, not the lines):
 --   - keys of the dimension versions valid at the transaction time
 --     (valid_from <= transaction_ts < valid_to), -1 when none is found, never null;
 --     date_key = yyyymmdd of the UTC date of transaction_ts;
@@ -15,23 +18,28 @@
 --   1. Re-pointing: for every customer or product version the batch added after a first
 --      version, fact rows of the version before it with transaction_ts in the new
 --      version's validity move to the new key (cost and margin follow).
---   2a. Status changes: the batch's transactions whose fact lines all agree with them but
---      for the status (same time, payment method, customer version valid at that time, a
---      known product; none of their items in the batch; every line with another status)
---      get status_code written on their lines, nothing recomputed. Status feeds (pending to
---      completed, refunds) are mostly this, spread over the whole history.
+--   2a. Status changes: the batch's transactions whose order row holds another status and
+--      whose fact lines all agree with them (same time, payment method, customer version
+--      valid at that time, a known product; none of their items in the batch) get their
+--      fact_order_status row written, no line: the lines are read once, for the
+--      qualification and for the aggregate deltas of the orders whose sale-ness changes.
+--      Status feeds (pending to completed, refunds) are mostly this, spread over the whole
+--      history.
 --   2b. The batch's other lines (warehouse.batch_sales_lines: its items, and all items of
 --      its other transactions) are compared with the fact; only rows that differ are
---      inserted or updated. Into an empty fact (the initial load) the rows are
---      bulk-loaded instead: indexes and primary key dropped, the table truncated, rows
---      inserted, indexes and key rebuilt from their catalog definitions, the table
---      analyzed (only when this role owns the table; otherwise the incremental path does
---      the same work, slower).
---   Aggregates (agg_delta.sql): each statement that changes fact rows also writes into
---   warehouse.agg_delta the completed lines of every order it touches, as they were (sign
---   -1, read through the transaction_id index in the statement's snapshot) and as they are
---   after it (sign +1: the rows it returns, and the orders' other lines), per order and
---   product, numbered by the statement (change_id). refresh_batch_aggregates adds them up.
+--      inserted or updated; the order rows of its other transactions and of those lines'
+--      orders are written where their status differs from production (or is missing).
+--      Into an empty fact (the initial load) the rows are bulk-loaded instead: indexes and
+--      primary key dropped, the table truncated, rows inserted, indexes and key rebuilt
+--      from their catalog definitions, the table analyzed (only when this role owns the
+--      table; otherwise the incremental path does the same work, slower); the order rows
+--      too when fact_order_status is empty (otherwise they are upserted).
+--   Aggregates (agg_delta.sql): each statement that changes fact rows or order statuses
+--   also writes into warehouse.agg_delta the completed lines of every order it touches, as
+--   they were (sign -1, read through the transaction_id index in the statement's snapshot,
+--   with the order's status then) and as they are after it (sign +1: the rows it returns,
+--   and the orders' other lines, with the order's new status), per order and product,
+--   numbered by the statement (change_id). refresh_batch_aggregates adds them up.
 --   Into an empty fact (the bulk path, or a fact truncated to be rebuilt by a role that
 --   does not own it) nothing is recorded: every day from the first to the last of the fact
 --   and of the aggregates is queued for a recompute instead (by_delta false).
@@ -40,11 +48,12 @@
 --   path, the recompute; warehouse.dim_date is extended to cover them. Upserts
 --   etl.batch_step (batch_id, 'load_fact_sales', rows written).
 --   Work follows the batch: production and dimensions are read through their
---   source_batch_id indexes (transactions through production.batch_transactions), the fact through item_id and transaction_id, facts to
+--   source_batch_id indexes (transactions through production.batch_transactions), the
+--   fact through item_id and transaction_id, order rows through transaction_id, facts to
 --   re-point through date_key from the earliest new version's start.
 -- Safe to call twice: after the first call no fact row points at a closed version inside
--- the new version's validity and every recomputed row equals the fact, so the second call
--- writes, records and queues nothing.
+-- the new version's validity, every recomputed row equals the fact and every order row
+-- holds production's status, so the second call writes, records and queues nothing.
 create or replace procedure warehouse.load_fact_sales(p_batch_id bigint)
 language plpgsql
 set warehouse.writer = 'load_fact_sales'
@@ -72,6 +81,13 @@ declare
     v_status_updated     bigint := 0;
     v_status_deltas      bigint := 0;
     v_full_orders        bigint[];
+    v_orders_empty       boolean;
+    v_bulk_tables        regclass[];
+    v_orders_written     bigint := 0;
+    -- the statuses that count as sales (completed), read once
+    v_sale_statuses      text[] := array(select s.status_code
+                                         from production.transaction_statuses s
+                                         where s.is_sale);
 begin
     if not exists (select 1 from etl.batch b where b.batch_id = p_batch_id) then
         raise exception 'load_fact_sales: batch % does not exist', p_batch_id;
@@ -134,10 +150,16 @@ begin
             full join product_targets pt on pt.item_id = ct.item_id
         ),
         old_lines as materialized (
-            -- every line of the orders it touches as it is before the statement
+            -- every line of the completed orders it touches as it is before the statement
+            -- (re-pointing changes no status: the other orders count neither before nor
+            -- after)
             select f as line
             from warehouse.fact_sales f
-            where f.transaction_id = any (array(select distinct t.transaction_id from targets t))
+            where f.transaction_id = any (array(
+                select os.transaction_id
+                from warehouse.fact_order_status os
+                where os.transaction_id in (select t.transaction_id from targets t)
+                  and os.status_code = any (v_sale_statuses)))
         ),
         repointed as (
             update warehouse.fact_sales f
@@ -153,8 +175,10 @@ begin
                       t.product_key is not null as to_product
         ),
         new_lines as (
-            -- ... and after: the re-pointed lines as written, the others as they were
+            -- ... and after: the re-pointed lines of those orders as written, the others as
+            -- they were
             select r.line from repointed r
+            where exists (select 1 from old_lines ol where (ol.line).item_id = (r.line).item_id)
             union all
             select ol.line from old_lines ol
             where not exists (select 1 from targets t where t.item_id = (ol.line).item_id)
@@ -175,39 +199,71 @@ begin
         from repointed r;
     end if;
 
-    -- 2. the batch's new and changed items, and every item of its changed transactions
+    -- 2. the batch's new and changed items, every item of its changed transactions, and
+    --    their order rows
     if v_bulk then
         -- initial load into an empty fact: truncate (a new file: with wal_level minimal
         -- the rows skip the WAL), drop its indexes and key, insert, rebuild them, analyze
         -- (etl.begin_bulk_load / end_bulk_load, as production's initial load). Same rows
-        -- as the incremental path, without maintaining three indexes row by row.
-        v_index_ddl := etl.begin_bulk_load(array['warehouse.fact_sales'::regclass]);
+        -- as the incremental path, without maintaining three indexes row by row. The order
+        -- rows the same way when fact_order_status is empty too (the usual initial load).
+        v_orders_empty := not exists (select 1 from warehouse.fact_order_status);
+        v_bulk_tables := array['warehouse.fact_sales'::regclass]
+                         || case when v_orders_empty
+                                 then array['warehouse.fact_order_status'::regclass]
+                                 else '{}'::regclass[] end;
+        v_index_ddl := etl.begin_bulk_load(v_bulk_tables);
 
         insert into warehouse.fact_sales (
             item_id, transaction_id, date_key, customer_key, product_key,
-            payment_method_key, status_code, transaction_ts, quantity, unit_price, discount,
+            payment_method_key, transaction_ts, quantity, unit_price, discount,
             line_amount, line_cost, line_margin, source_batch_id, updated_at
         )
         select
             bl.item_id, bl.transaction_id, bl.date_key, bl.customer_key, bl.product_key,
-            bl.payment_method_key, bl.status_code, bl.transaction_ts, bl.quantity,
+            bl.payment_method_key, bl.transaction_ts, bl.quantity,
             bl.unit_price, bl.discount, bl.line_amount, bl.line_cost, bl.line_margin,
             p_batch_id, now()
         from warehouse.batch_sales_lines(p_batch_id) bl;
         get diagnostics v_inserted = row_count;
 
-        call etl.end_bulk_load(array['warehouse.fact_sales'::regclass], v_index_ddl);
+        if v_orders_empty then
+            insert into warehouse.fact_order_status (
+                transaction_id, status_code, source_batch_id, updated_at
+            )
+            select t.transaction_id, t.status_code, p_batch_id, now()
+            from production.batch_transactions(p_batch_id) t;
+            get diagnostics v_orders_written = row_count;
+        end if;
+
+        call etl.end_bulk_load(v_bulk_tables, v_index_ddl);
         v_updated := 0;
+
+        if not v_orders_empty then
+            -- order rows already there (a fact emptied by hand, or earlier batches without
+            -- items): the batch's transactions upserted, the 2b statement's write
+            insert into warehouse.fact_order_status as os (
+                transaction_id, status_code, source_batch_id, updated_at
+            )
+            select t.transaction_id, t.status_code, p_batch_id, now()
+            from production.batch_transactions(p_batch_id) t
+            on conflict (transaction_id) do update
+                set status_code = excluded.status_code,
+                    source_batch_id = excluded.source_batch_id,
+                    updated_at = excluded.updated_at
+                where os.status_code <> excluded.status_code;
+            get diagnostics v_orders_written = row_count;
+        end if;
     else
-        -- 2a. status changes: the batch's transactions already in the fact whose lines all
-        --     agree with them on everything but the status (time, payment method, the
-        --     customer version valid at that time, a known product), all with another status,
-        --     none of whose items the batch delivered. Their lines can only differ from
-        --     production in status_code (the items are unchanged, the dimension versions were
-        --     re-pointed above), so that alone is written, without recomputing the lines
-        --     from production and the dimensions. One pass in order id order: an order is
-        --     qualified (its lines read through transaction_id), then its lines are read as
-        --     they were (old) and updated through their ctid while their pages are at hand.
+        -- 2a. status changes: the batch's transactions already in the fact whose order row
+        --     holds another status and whose lines all agree with them on everything else
+        --     (time, payment method, the customer version valid at that time, a known
+        --     product), none of whose items the batch delivered. Their lines can only
+        --     differ from production in the order's status (the items are unchanged, the
+        --     dimension versions were re-pointed above), so only the order row is written.
+        --     The lines are read once, through transaction_id: to qualify the order, and
+        --     as the completed lines before (old status a sale) or after (new status a sale)
+        --     of the orders whose sale-ness changes, for the aggregate deltas.
         v_change_id := nextval('warehouse.fact_change_seq');
         with batch_orders as materialized (
             select t.transaction_id, t.transaction_ts, t.status_code,
@@ -226,57 +282,82 @@ begin
             from production.transaction_items i
             where i.source_batch_id = p_batch_id
         ),
-        status_orders as (
+        status_candidates as materialized (
             -- "not in" a few thousand batch items: a hashed subplan, whatever the estimates
             -- of a batch's fresh source_batch_id say
-            select bo.*
+            select bo.transaction_id, bo.transaction_ts, bo.customer_key,
+                   bo.payment_method_key, bo.status_code,
+                   os.status_code as old_status_code, os.ctid as status_ctid
             from batch_orders bo
-            where bo.transaction_id not in (select bi.transaction_id from batch_items bi)
-              and exists (select 1 from warehouse.fact_sales s
-                          where s.transaction_id = bo.transaction_id)
-              and not exists (
-                  select 1
-                  from warehouse.fact_sales s
-                  where s.transaction_id = bo.transaction_id
-                    and not (s.transaction_ts = bo.transaction_ts
-                             and s.customer_key = bo.customer_key
-                             and s.payment_method_key = bo.payment_method_key
-                             and s.product_key <> -1
-                             and s.status_code <> bo.status_code
-                             and s.item_id not in (select bi.item_id from batch_items bi)))
+            join warehouse.fact_order_status os on os.transaction_id = bo.transaction_id
+            where os.status_code <> bo.status_code
+              and bo.transaction_id not in (select bi.transaction_id from batch_items bi)
         ),
-        updated as (
-            update warehouse.fact_sales f
-            set status_code = so.status_code,
+        candidate_lines as materialized (
+            -- every line of those orders, and whether it agrees with its transaction
+            select sc.transaction_id, s as line,
+                   s.transaction_ts = sc.transaction_ts
+                   and s.customer_key = sc.customer_key
+                   and s.payment_method_key = sc.payment_method_key
+                   and s.product_key <> -1
+                   and s.item_id not in (select bi.item_id from batch_items bi) as agrees
+            from status_candidates sc
+            join warehouse.fact_sales s on s.transaction_id = sc.transaction_id
+        ),
+        status_orders as materialized (
+            select cl.transaction_id
+            from candidate_lines cl
+            group by cl.transaction_id
+            having bool_and(cl.agrees)
+        ),
+        written as (
+            update warehouse.fact_order_status os
+            set status_code = sc.status_code,
                 source_batch_id = p_batch_id,
                 updated_at = now()
             from status_orders so
-            join warehouse.fact_sales old on old.transaction_id = so.transaction_id
-            where f.ctid = old.ctid  -- the row read as it was: no second probe
-            returning old as old_line, f as line
+            join status_candidates sc on sc.transaction_id = so.transaction_id
+            where os.ctid = sc.status_ctid  -- the row read above: no second probe
+            returning os.transaction_id, sc.old_status_code = any (v_sale_statuses) as was_sale,
+                      os.status_code = any (v_sale_statuses) as is_sale
+        ),
+        sale_changes as materialized (
+            -- the orders that start or stop counting
+            select w.transaction_id, w.was_sale, w.is_sale
+            from written w
+            where w.was_sale <> w.is_sale
         ),
         queued as (
             -- the queue upsert of steps 1 and 2b too: a CTE of each statement, fed by the
-            -- rows its RETURNING gives
+            -- rows it writes
             insert into warehouse.agg_refresh_queue as q (batch_id, grain, day, by_delta)
-            select distinct p_batch_id, 'day', warehouse.utc_date((u.line).transaction_ts), true
-            from updated u
+            select distinct p_batch_id, 'day', warehouse.utc_date((cl.line).transaction_ts),
+                   true
+            from candidate_lines cl
+            join written w on w.transaction_id = cl.transaction_id
             on conflict (batch_id, grain, day) do update
                 set refreshed_at = null, queued_at = now(),
                     by_delta = (q.refreshed_at is not null or q.by_delta)
         )
-        -- every line of the orders it changes, before and after
-        select (select count(*) from updated),
-               warehouse.record_fact_change(p_batch_id, v_change_id,
-                                            array(select u.old_line from updated u),
-                                            array(select u.line from updated u)),
+        select (select count(*) from written),
+               warehouse.record_fact_change(
+                   p_batch_id, v_change_id,
+                   array(select cl.line from candidate_lines cl
+                         join sale_changes sg on sg.transaction_id = cl.transaction_id
+                         where sg.was_sale
+                         order by cl.transaction_id),
+                   array(select cl.line from candidate_lines cl
+                         join sale_changes sg on sg.transaction_id = cl.transaction_id
+                         where sg.is_sale
+                         order by cl.transaction_id)),
                array(select bo.transaction_id from batch_orders bo
                      except
-                     select (u.line).transaction_id from updated u)
+                     select w.transaction_id from written w)
         into v_status_updated, v_status_deltas, v_full_orders;
 
         -- 2b. every other line of the batch (its items, all items of its other
-        --     transactions) recomputed from production and the dimensions
+        --     transactions) recomputed from production and the dimensions, and the order
+        --     rows of those transactions and of the changed lines' orders
         v_change_id := nextval('warehouse.fact_change_seq');
         with changed_lines as materialized (
             select bl.*, f.item_id is not null as in_fact, f.transaction_ts as old_transaction_ts,
@@ -284,36 +365,60 @@ begin
             from warehouse.batch_sales_lines(p_batch_id, v_full_orders) bl
             left join warehouse.fact_sales f on f.item_id = bl.item_id
             where f.item_id is null
-               -- the 13 columns the batch check compares too (check_reconciliation.sql,
+               -- the 12 line columns the batch check compares too (check_reconciliation.sql,
                -- batch_line_differences), inline in both so that each stays one join
                or (f.transaction_id, f.date_key, f.customer_key, f.product_key,
-                   f.payment_method_key, f.status_code, f.transaction_ts, f.quantity,
+                   f.payment_method_key, f.transaction_ts, f.quantity,
                    f.unit_price, f.discount, f.line_amount, f.line_cost, f.line_margin)
                   is distinct from
                   (bl.transaction_id, bl.date_key, bl.customer_key, bl.product_key,
-                   bl.payment_method_key, bl.status_code, bl.transaction_ts, bl.quantity,
+                   bl.payment_method_key, bl.transaction_ts, bl.quantity,
                    bl.unit_price, bl.discount, bl.line_amount, bl.line_cost, bl.line_margin)
         ),
-        old_lines as materialized (
-            -- every line of the orders it touches (new and old order of each line) as it is
-            -- before the statement
+        changed_orders as materialized (
+            -- order rows to write: production's status where the fact's differs or is
+            -- missing, for the batch's other transactions and the changed lines' orders
+            select t.transaction_id, t.status_code
+            from production.transactions t
+            left join warehouse.fact_order_status os on os.transaction_id = t.transaction_id
+            where t.transaction_id = any (array(
+                      select o.transaction_id from unnest(v_full_orders) o(transaction_id)
+                      union
+                      select ch.transaction_id from changed_lines ch))
+              and os.status_code is distinct from t.status_code
+        ),
+        touched_orders as materialized (
+            -- every order whose lines or status the statement changes (a moved line's old
+            -- order too), with its status before and after
+            select o.transaction_id, os.status_code as old_status_code,
+                   coalesce(co.status_code, os.status_code) as status_code
+            from (
+                select ch.transaction_id from changed_lines ch
+                union
+                select ch.old_transaction_id from changed_lines ch where ch.in_fact
+                union
+                select co.transaction_id from changed_orders co
+            ) o
+            left join warehouse.fact_order_status os on os.transaction_id = o.transaction_id
+            left join changed_orders co on co.transaction_id = o.transaction_id
+        ),
+        order_lines as materialized (
+            -- every line of those orders as it is before the statement
             select f as line
             from warehouse.fact_sales f
             where not v_empty
-              and f.transaction_id = any (array(
-                  select ch.transaction_id from changed_lines ch
-                  union
-                  select ch.old_transaction_id from changed_lines ch where ch.in_fact))
+              and f.transaction_id = any (array(select tor.transaction_id
+                                                from touched_orders tor))
         ),
         inserted as (
             insert into warehouse.fact_sales as f (
                 item_id, transaction_id, date_key, customer_key, product_key,
-                payment_method_key, status_code, transaction_ts, quantity, unit_price,
+                payment_method_key, transaction_ts, quantity, unit_price,
                 discount, line_amount, line_cost, line_margin, source_batch_id, updated_at
             )
             select
                 ch.item_id, ch.transaction_id, ch.date_key, ch.customer_key, ch.product_key,
-                ch.payment_method_key, ch.status_code, ch.transaction_ts, ch.quantity,
+                ch.payment_method_key, ch.transaction_ts, ch.quantity,
                 ch.unit_price, ch.discount, ch.line_amount, ch.line_cost, ch.line_margin,
                 p_batch_id, now()
             from changed_lines ch
@@ -327,7 +432,6 @@ begin
                 customer_key = ch.customer_key,
                 product_key = ch.product_key,
                 payment_method_key = ch.payment_method_key,
-                status_code = ch.status_code,
                 transaction_ts = ch.transaction_ts,
                 quantity = ch.quantity,
                 unit_price = ch.unit_price,
@@ -341,23 +445,46 @@ begin
             where ch.in_fact and f.ctid = ch.fact_ctid  -- the row read above: no second probe
             returning f as line
         ),
-        new_lines as (
+        orders_written as (
+            insert into warehouse.fact_order_status as os (
+                transaction_id, status_code, source_batch_id, updated_at
+            )
+            select co.transaction_id, co.status_code, p_batch_id, now()
+            from changed_orders co
+            on conflict (transaction_id) do update
+                set status_code = excluded.status_code,
+                    source_batch_id = excluded.source_batch_id,
+                    updated_at = excluded.updated_at
+            returning 1
+        ),
+        old_completed as (
+            -- the completed lines before: of the orders whose status then was a sale
+            select ol.line
+            from order_lines ol
+            join touched_orders tor on tor.transaction_id = (ol.line).transaction_id
+            where tor.old_status_code = any (v_sale_statuses)
+        ),
+        new_completed as (
             -- ... and after: the batch's lines as written, the orders' other lines as they
-            -- were (a line moved to another order counts in its new order only)
-            select i.line from inserted i
-            union all
-            select u.line from updated u
-            union all
-            select ol.line from old_lines ol
-            where not exists (select 1 from changed_lines ch
-                              where ch.item_id = (ol.line).item_id)
+            -- were (a line moved to another order counts in its new order only), of the
+            -- orders whose status now is a sale
+            select nl.line
+            from (
+                select i.line from inserted i
+                union all
+                select u.line from updated u
+                union all
+                select ol.line from order_lines ol
+                where not exists (select 1 from changed_lines ch
+                                  where ch.item_id = (ol.line).item_id)
+            ) nl
+            join touched_orders tor on tor.transaction_id = (nl.line).transaction_id
+            where tor.status_code = any (v_sale_statuses)
         ),
         touched_days as (
             select warehouse.utc_date(ch.transaction_ts) as day from changed_lines ch
             union
-            select warehouse.utc_date(ch.old_transaction_ts)
-            from changed_lines ch
-            where ch.in_fact
+            select warehouse.utc_date((ol.line).transaction_ts) from order_lines ol
         ),
         queued as (
             insert into warehouse.agg_refresh_queue as q (batch_id, grain, day, by_delta)
@@ -367,13 +494,15 @@ begin
                     by_delta = (q.refreshed_at is not null or q.by_delta)
         )
         select (select count(*) from inserted), (select count(*) from updated),
+               (select count(*) from orders_written),
                case when v_empty then 0
-                    else warehouse.record_fact_change(p_batch_id, v_change_id,
-                                                      array(select ol.line from old_lines ol),
-                                                      array(select nl.line from new_lines nl))
+                    else warehouse.record_fact_change(
+                             p_batch_id, v_change_id,
+                             array(select oc.line from old_completed oc),
+                             array(select nc.line from new_completed nc))
                end
-        into v_inserted, v_updated, v_line_deltas;
-        v_updated := v_updated + v_status_updated;
+        into v_inserted, v_updated, v_orders_written, v_line_deltas;
+        v_orders_written := v_orders_written + v_status_updated;
         v_line_deltas := v_line_deltas + v_status_deltas;
     end if;
 
@@ -407,14 +536,16 @@ begin
     where q.batch_id = p_batch_id and q.grain = 'day' and q.refreshed_at is null;
 
     raise notice 'load_fact_sales batch %: fact_sales % row(s) inserted, % updated, % '
-                 're-pointed to a new customer version, % to a new product version; % '
+                 're-pointed to a new customer version, % to a new product version; '
+                 'fact_order_status % row(s) written (% status change(s) alone); % '
                  'aggregate delta row(s) recorded',
         p_batch_id, v_inserted, v_updated, v_customer_repointed, v_product_repointed,
-        v_repoint_deltas + v_line_deltas;
+        v_orders_written, v_status_updated, v_repoint_deltas + v_line_deltas;
 
     insert into etl.batch_step (batch_id, step, rows, completed_at)
     values (p_batch_id, 'load_fact_sales',
-            v_inserted + v_updated + v_customer_repointed + v_product_repointed,
+            v_inserted + v_updated + v_customer_repointed + v_product_repointed
+            + v_orders_written,
             clock_timestamp())
     on conflict (batch_id, step) do update
         set rows = excluded.rows, completed_at = excluded.completed_at;
@@ -422,5 +553,6 @@ end;
 $$;
 
 comment on procedure warehouse.load_fact_sales(bigint) is
-    'Loads the batch''s new and changed items into fact_sales, re-points facts to new '
-    'dimension versions, and queues the days they touch';
+    'Loads the batch''s new and changed items into fact_sales and its transactions'' '
+    'statuses into fact_order_status, re-points facts to new dimension versions, and '
+    'queues the days they touch';

@@ -1,6 +1,7 @@
 -- The aggregate refresh family (docs/data-contract.md, "Business rules and metrics").
 -- Every metric counts completed transactions only: the statuses marked is_sale in
--- production.transaction_statuses. Orders = distinct such transactions with at least one
+-- production.transaction_statuses, read from each order's row of warehouse.fact_order_status
+-- (the fact lines join it by transaction_id). Orders = distinct such transactions with at least one
 -- fact row (an accepted item). Aggregate rows exist only where there is something to count.
 --
 -- Ordinary batches change the aggregates by deltas (agg_delta.sql): warehouse.load_fact_sales
@@ -87,8 +88,9 @@ begin
                f.customer_key, f.quantity, f.line_amount, f.discount, f.line_margin
         from warehouse.dim_date d
         join warehouse.fact_sales f on f.date_key = d.date_key
+        join warehouse.fact_order_status os on os.transaction_id = f.transaction_id
         where (d.full_date = any(v_days) or d.month_start = any(v_months))
-          and f.status_code in (
+          and os.status_code in (
               select s.status_code from production.transaction_statuses s where s.is_sale)
     ),
     completed_orders as materialized (
@@ -269,8 +271,9 @@ begin
             sum(f.line_margin) as margin
         from warehouse.dim_date d
         join warehouse.fact_sales f on f.date_key = d.date_key
+        join warehouse.fact_order_status os on os.transaction_id = f.transaction_id
         where d.month_start = any(v_months)
-          and f.status_code in (
+          and os.status_code in (
               select s.status_code from production.transaction_statuses s where s.is_sale)
         group by d.month_start, f.product_key
     ),

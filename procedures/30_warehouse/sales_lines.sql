@@ -58,7 +58,8 @@ comment on column warehouse.v_sales_lines.product_key is
     'Product version valid at transaction time, -1 when none';
 comment on column warehouse.v_sales_lines.payment_method_key is
     'Payment method key, -1 when unknown';
-comment on column warehouse.v_sales_lines.status_code is 'Transaction status';
+comment on column warehouse.v_sales_lines.status_code is
+    'Transaction status (what the order''s row of fact_order_status must hold)';
 comment on column warehouse.v_sales_lines.transaction_ts is 'Transaction time';
 comment on column warehouse.v_sales_lines.quantity is 'Units';
 comment on column warehouse.v_sales_lines.unit_price is 'Price charged per unit';

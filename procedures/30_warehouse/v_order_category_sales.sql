@@ -2,7 +2,8 @@
 -- grain at which "an order with lines in two categories is one order of each category"
 -- (docs/bi.md, "Filters by category"). The category is the product's current version's, as
 -- in analytics.v_product_performance, so a category's figures are the sum of its products'.
--- Completed means the statuses marked is_sale in production.transaction_statuses. The
+-- Completed means the statuses marked is_sale in production.transaction_statuses (the
+-- order's status: warehouse.fact_order_status). The
 -- analytics views of the dashboard's filters read it: v_order_categories (as is),
 -- v_daily_category_sales and v_daily_payment_sales (by day). A customer is the customer
 -- id of the version the fact points to (null for the unknown member), as in
@@ -16,7 +17,8 @@ with completed_lines as (
     select f.transaction_id, f.date_key, f.customer_key, f.payment_method_key,
            f.product_key, f.quantity, f.line_amount, f.discount, f.line_margin
     from warehouse.fact_sales f
-    where f.status_code in (
+    join warehouse.fact_order_status os on os.transaction_id = f.transaction_id
+    where os.status_code in (
         select s.status_code from production.transaction_statuses s where s.is_sale)
 ),
 lines_with_category as (

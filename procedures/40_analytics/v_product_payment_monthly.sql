@@ -2,8 +2,9 @@
 -- at least one completed order; v_product_performance split by payment method (its rows
 -- for a product and month sum to that product's row there), with the same name, category
 -- and brand (the product's current version), so a BI tool filters it by category and
--- payment method at once. Completed means the statuses marked is_sale; product_id -1 is the
--- unknown product, as in agg_product_monthly.
+-- payment method at once. Completed means the statuses marked is_sale (the order's row of
+-- warehouse.fact_order_status); product_id -1 is the unknown product, as in
+-- agg_product_monthly.
 -- Dropped and recreated on every apply.
 drop view if exists analytics.v_product_payment_monthly;
 
@@ -18,10 +19,11 @@ with sales as (
         sum(f.line_amount)::numeric(18,2) as revenue,
         sum(f.line_margin)::numeric(18,2) as margin
     from warehouse.fact_sales f
+    join warehouse.fact_order_status os on os.transaction_id = f.transaction_id
     join warehouse.dim_date d on d.date_key = f.date_key
     left join warehouse.dim_product p on p.product_key = f.product_key
     left join warehouse.dim_payment_method pm on pm.payment_method_key = f.payment_method_key
-    where f.status_code in (
+    where os.status_code in (
         select s.status_code from production.transaction_statuses s where s.is_sale)
     group by d.month_start, coalesce(p.product_id, -1), pm.payment_method_code
 )

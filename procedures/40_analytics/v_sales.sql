@@ -1,10 +1,12 @@
 -- analytics.v_sales: one row per fact row (order line), every status, with the attributes
 -- of the dimension versions it points to, for drill-down (docs/data-contract.md, "BI views").
 -- Customer and product attributes are those valid at the transaction time (SCD type 2);
--- metrics in other views count completed transactions only, here status is a column.
--- Left joins (every key has a dimension row, -1 included) let the planner drop the
--- dimensions a query does not use; a filter on sales_date reaches the fact through
--- dim_date and the fact's date_key index.
+-- metrics in other views count completed transactions only, here status is a column: the
+-- order's status, stored once per order in warehouse.fact_order_status and shown on each of
+-- its lines.
+-- Left joins (every key has a dimension row, -1 included; every order its status row) let
+-- the planner drop the dimensions and the status a query does not use; a filter on
+-- sales_date reaches the fact through dim_date and the fact's date_key index.
 -- No direct identifier (docs/data-contract.md, "Personal data"): the customer is its id and its
 -- non-identifying attributes; names, e-mail and phone stay in the tables readers cannot read.
 -- Dropped and recreated on every apply.
@@ -18,7 +20,7 @@ select
     d.full_date as sales_date,
     d.month_start as sales_month,
     d.year as sales_year,
-    f.status_code as status,
+    os.status_code as status,
     c.customer_id,
     c.city,
     c.state,
@@ -39,6 +41,7 @@ select
     f.customer_key,
     f.product_key
 from warehouse.fact_sales f
+left join warehouse.fact_order_status os on os.transaction_id = f.transaction_id
 left join warehouse.dim_date d on d.date_key = f.date_key
 left join warehouse.dim_customer c on c.customer_key = f.customer_key
 left join warehouse.dim_product p on p.product_key = f.product_key
