@@ -310,7 +310,7 @@ begin
             group by cl.transaction_id
             having bool_and(cl.agrees)
         ),
-        written as (
+        statuses_written as (
             update warehouse.fact_order_status os
             set status_code = sc.status_code,
                 source_batch_id = p_batch_id,
@@ -324,7 +324,7 @@ begin
         sale_changes as materialized (
             -- the orders that start or stop counting
             select w.transaction_id, w.was_sale, w.is_sale
-            from written w
+            from statuses_written w
             where w.was_sale <> w.is_sale
         ),
         queued as (
@@ -334,12 +334,12 @@ begin
             select distinct p_batch_id, 'day', warehouse.utc_date((cl.line).transaction_ts),
                    true
             from candidate_lines cl
-            join written w on w.transaction_id = cl.transaction_id
+            join statuses_written w on w.transaction_id = cl.transaction_id
             on conflict (batch_id, grain, day) do update
                 set refreshed_at = null, queued_at = now(),
                     by_delta = (q.refreshed_at is not null or q.by_delta)
         )
-        select (select count(*) from written),
+        select (select count(*) from statuses_written),
                warehouse.record_fact_change(
                    p_batch_id, v_change_id,
                    array(select cl.line from candidate_lines cl
@@ -352,7 +352,7 @@ begin
                          order by cl.transaction_id)),
                array(select bo.transaction_id from batch_orders bo
                      except
-                     select w.transaction_id from written w)
+                     select w.transaction_id from statuses_written w)
         into v_status_updated, v_status_deltas, v_full_orders;
 
         -- 2b. every other line of the batch (its items, all items of its other
