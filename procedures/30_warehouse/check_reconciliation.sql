@@ -131,10 +131,15 @@ begin
                count(distinct f.transaction_id) as orders
         from warehouse.dim_date dd
         join warehouse.fact_sales f on f.date_key = dd.date_key
-        join warehouse.fact_order_status os on os.transaction_id = f.transaction_id
         where dd.full_date = any(v_days)
-          and os.status_code in (
-              select s.status_code from production.transaction_statuses s where s.is_sale)
+          -- completed as the aggregates count it (refresh_aggregates.sql): no order row
+          -- with another status
+          and not exists (
+              select 1 from warehouse.fact_order_status os
+              where os.transaction_id = f.transaction_id
+                and os.status_code not in (select s.status_code
+                                           from production.transaction_statuses s
+                                           where s.is_sale))
         group by dd.full_date
     ),
     compared as (

@@ -177,8 +177,10 @@ begin
         new_lines as (
             -- ... and after: the re-pointed lines of those orders as written, the others as
             -- they were
-            select r.line from repointed r
-            where exists (select 1 from old_lines ol where (ol.line).item_id = (r.line).item_id)
+            select r.line
+            from repointed r
+            join warehouse.fact_order_status os on os.transaction_id = (r.line).transaction_id
+            where os.status_code = any (v_sale_statuses)
             union all
             select ol.line from old_lines ol
             where not exists (select 1 from targets t where t.item_id = (ol.line).item_id)
@@ -282,77 +284,65 @@ begin
             from production.transaction_items i
             where i.source_batch_id = p_batch_id
         ),
-        status_candidates as materialized (
-            -- "not in" a few thousand batch items: a hashed subplan, whatever the estimates
-            -- of a batch's fresh source_batch_id say
-            select bo.transaction_id, bo.transaction_ts, bo.customer_key,
-                   bo.payment_method_key, bo.status_code,
-                   os.status_code as old_status_code, os.ctid as status_ctid
+        status_lines as materialized (
+            -- every line of the batch's orders whose order row holds another status (none
+            -- of whose items the batch delivered: "not in" a few thousand batch items, a
+            -- hashed subplan whatever the estimates of a batch's fresh source_batch_id
+            -- say), with the order's statuses and whether all its lines agree with the
+            -- transaction: each row carries what the statement needs, so no CTE is joined
+            -- to another (their estimates are guesses: a nested loop over two of them is
+            -- quadratic)
+            select bo.transaction_id, s as line, bo.status_code, os.ctid as status_ctid,
+                   os.status_code = any (v_sale_statuses) as was_sale,
+                   bo.status_code = any (v_sale_statuses) as is_sale,
+                   bool_and(s.transaction_ts = bo.transaction_ts
+                            and s.customer_key = bo.customer_key
+                            and s.payment_method_key = bo.payment_method_key
+                            and s.product_key <> -1
+                            and s.item_id not in (select bi.item_id from batch_items bi))
+                       over (partition by bo.transaction_id) as order_agrees
             from batch_orders bo
             join warehouse.fact_order_status os on os.transaction_id = bo.transaction_id
+            join warehouse.fact_sales s on s.transaction_id = bo.transaction_id
             where os.status_code <> bo.status_code
               and bo.transaction_id not in (select bi.transaction_id from batch_items bi)
         ),
-        candidate_lines as materialized (
-            -- every line of those orders, and whether it agrees with its transaction
-            select sc.transaction_id, s as line,
-                   s.transaction_ts = sc.transaction_ts
-                   and s.customer_key = sc.customer_key
-                   and s.payment_method_key = sc.payment_method_key
-                   and s.product_key <> -1
-                   and s.item_id not in (select bi.item_id from batch_items bi) as agrees
-            from status_candidates sc
-            join warehouse.fact_sales s on s.transaction_id = sc.transaction_id
-        ),
-        status_orders as materialized (
-            select cl.transaction_id
-            from candidate_lines cl
-            group by cl.transaction_id
-            having bool_and(cl.agrees)
-        ),
         statuses_written as (
             update warehouse.fact_order_status os
-            set status_code = sc.status_code,
+            set status_code = so.status_code,
                 source_batch_id = p_batch_id,
                 updated_at = now()
-            from status_orders so
-            join status_candidates sc on sc.transaction_id = so.transaction_id
-            where os.ctid = sc.status_ctid  -- the row read above: no second probe
-            returning os.transaction_id, sc.old_status_code = any (v_sale_statuses) as was_sale,
-                      os.status_code = any (v_sale_statuses) as is_sale
-        ),
-        sale_changes as materialized (
-            -- the orders that start or stop counting
-            select w.transaction_id, w.was_sale, w.is_sale
-            from statuses_written w
-            where w.was_sale <> w.is_sale
+            from (select distinct sl.status_ctid, sl.status_code
+                  from status_lines sl
+                  where sl.order_agrees) so
+            where os.ctid = so.status_ctid  -- the row read above: no second probe
+            returning os.transaction_id
         ),
         queued as (
             -- the queue upsert of steps 1 and 2b too: a CTE of each statement, fed by the
             -- rows it writes
             insert into warehouse.agg_refresh_queue as q (batch_id, grain, day, by_delta)
-            select distinct p_batch_id, 'day', warehouse.utc_date((cl.line).transaction_ts),
+            select distinct p_batch_id, 'day', warehouse.utc_date((sl.line).transaction_ts),
                    true
-            from candidate_lines cl
-            join statuses_written w on w.transaction_id = cl.transaction_id
+            from status_lines sl
+            where sl.order_agrees
             on conflict (batch_id, grain, day) do update
                 set refreshed_at = null, queued_at = now(),
                     by_delta = (q.refreshed_at is not null or q.by_delta)
         )
+        -- the completed lines before and after of the orders that start or stop counting
         select (select count(*) from statuses_written),
                warehouse.record_fact_change(
                    p_batch_id, v_change_id,
-                   array(select cl.line from candidate_lines cl
-                         join sale_changes sg on sg.transaction_id = cl.transaction_id
-                         where sg.was_sale
-                         order by cl.transaction_id),
-                   array(select cl.line from candidate_lines cl
-                         join sale_changes sg on sg.transaction_id = cl.transaction_id
-                         where sg.is_sale
-                         order by cl.transaction_id)),
+                   array(select sl.line from status_lines sl
+                         where sl.order_agrees and sl.was_sale and not sl.is_sale
+                         order by sl.transaction_id),
+                   array(select sl.line from status_lines sl
+                         where sl.order_agrees and sl.is_sale and not sl.was_sale
+                         order by sl.transaction_id)),
                array(select bo.transaction_id from batch_orders bo
                      except
-                     select w.transaction_id from statuses_written w)
+                     select sl.transaction_id from status_lines sl where sl.order_agrees)
         into v_status_updated, v_status_deltas, v_full_orders;
 
         -- 2b. every other line of the batch (its items, all items of its other
@@ -377,38 +367,32 @@ begin
         ),
         changed_orders as materialized (
             -- order rows to write: production's status where the fact's differs or is
-            -- missing, for the batch's other transactions and the changed lines' orders
+            -- missing, for the batch's other transactions and every order the changed
+            -- lines belong to, now or before (so that after the statement every order it
+            -- touches holds production's status)
             select t.transaction_id, t.status_code
             from production.transactions t
             left join warehouse.fact_order_status os on os.transaction_id = t.transaction_id
             where t.transaction_id = any (array(
                       select o.transaction_id from unnest(v_full_orders) o(transaction_id)
                       union
-                      select ch.transaction_id from changed_lines ch))
+                      select ch.transaction_id from changed_lines ch
+                      union
+                      select ch.old_transaction_id from changed_lines ch where ch.in_fact))
               and os.status_code is distinct from t.status_code
         ),
-        touched_orders as materialized (
-            -- every order whose lines or status the statement changes (a moved line's old
-            -- order too), with its status before and after
-            select o.transaction_id, os.status_code as old_status_code,
-                   coalesce(co.status_code, os.status_code) as status_code
-            from (
-                select ch.transaction_id from changed_lines ch
-                union
-                select ch.old_transaction_id from changed_lines ch where ch.in_fact
-                union
-                select co.transaction_id from changed_orders co
-            ) o
-            left join warehouse.fact_order_status os on os.transaction_id = o.transaction_id
-            left join changed_orders co on co.transaction_id = o.transaction_id
-        ),
         order_lines as materialized (
-            -- every line of those orders as it is before the statement
+            -- every line of the orders whose lines or status the statement changes (a
+            -- moved line's old order too) as it is before the statement
             select f as line
             from warehouse.fact_sales f
             where not v_empty
-              and f.transaction_id = any (array(select tor.transaction_id
-                                                from touched_orders tor))
+              and f.transaction_id = any (array(
+                  select ch.transaction_id from changed_lines ch
+                  union
+                  select ch.old_transaction_id from changed_lines ch where ch.in_fact
+                  union
+                  select co.transaction_id from changed_orders co))
         ),
         inserted as (
             insert into warehouse.fact_sales as f (
@@ -458,16 +442,19 @@ begin
             returning 1
         ),
         old_completed as (
-            -- the completed lines before: of the orders whose status then was a sale
+            -- the completed lines before: of the orders whose row then held a sale status
+            -- (read from the table in the statement's snapshot: CTEs are not joined to each
+            -- other, their estimates are guesses)
             select ol.line
             from order_lines ol
-            join touched_orders tor on tor.transaction_id = (ol.line).transaction_id
-            where tor.old_status_code = any (v_sale_statuses)
+            join warehouse.fact_order_status os on os.transaction_id = (ol.line).transaction_id
+            where os.status_code = any (v_sale_statuses)
         ),
         new_completed as (
             -- ... and after: the batch's lines as written, the orders' other lines as they
             -- were (a line moved to another order counts in its new order only), of the
-            -- orders whose status now is a sale
+            -- orders whose status now is a sale: production's, which every order the
+            -- statement touches holds after it (changed_orders)
             select nl.line
             from (
                 select i.line from inserted i
@@ -478,8 +465,8 @@ begin
                 where not exists (select 1 from changed_lines ch
                                   where ch.item_id = (ol.line).item_id)
             ) nl
-            join touched_orders tor on tor.transaction_id = (nl.line).transaction_id
-            where tor.status_code = any (v_sale_statuses)
+            join production.transactions t on t.transaction_id = (nl.line).transaction_id
+            where t.status_code = any (v_sale_statuses)
         ),
         touched_days as (
             select warehouse.utc_date(ch.transaction_ts) as day from changed_lines ch
