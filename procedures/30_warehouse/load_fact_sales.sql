@@ -230,11 +230,16 @@ begin
         get diagnostics v_inserted = row_count;
 
         if v_orders_empty then
+            -- the batch's transactions read whole, by their source_batch_id: the rows
+            -- production.batch_transactions finds through the batch's log of writes, which
+            -- right after an initial merge may not be analyzed yet (a plan for a few rows
+            -- then probes the transactions a million times)
             insert into warehouse.fact_order_status (
                 transaction_id, status_code, source_batch_id, updated_at
             )
             select t.transaction_id, t.status_code, p_batch_id, now()
-            from production.batch_transactions(p_batch_id) t;
+            from production.transactions t
+            where t.source_batch_id = p_batch_id;
             get diagnostics v_orders_written = row_count;
         end if;
 
