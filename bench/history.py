@@ -418,7 +418,7 @@ def run_history(server: str, orders: int) -> dict:
     print(f"server {server}: {results['settings']}; load {results['load_before']}", flush=True)
 
     batch_id, initial = run_batch(url, batches[0])
-    initial["vacuum_analyze"] = maintenance(url).seconds
+    initial["vacuum"] = maintenance(url).seconds
     results["initial"] = initial
     results["initial_seconds"] = sum(initial.values())
     results["bare_floor_seconds"] = bare_floor(url, batches[0], batch_id)

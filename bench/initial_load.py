@@ -33,7 +33,7 @@ def run_initial(server: str, orders: int) -> dict:
         "measured_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "server": server, "orders": orders, "machine": machine(url), "load_before": load()}
     batch_id, steps = run_batch(url, first)
-    steps["vacuum_analyze"] = maintenance(url).seconds
+    steps["vacuum"] = maintenance(url).seconds
     results["initial"] = steps
     results["initial_seconds"] = sum(steps.values())
     results["bare_floor_seconds"] = bare_floor(url, first, batch_id)

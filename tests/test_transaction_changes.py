@@ -88,3 +88,22 @@ def test_a_batch_transactions_are_read_through_the_log_index(conn: Conn) -> None
     assert "Index Scan on transaction_changes_batch_idx" in plan, plan
     assert "Index Scan using transactions_pkey on transactions" in plan, plan
     assert "Seq Scan" not in plan, plan
+
+
+def log_statistics(conn: Conn) -> list[tuple]:
+    return fetch(conn, "select reltuples::bigint from pg_class "
+                       "where oid = 'staging.transaction_changes'::regclass")
+
+
+def test_the_initial_load_analyzes_the_log_it_filled_and_a_later_merge_does_not(
+        conn: Conn) -> None:
+    assert log_statistics(conn) == [(-1,)]  # never analyzed
+    first = create_batch(conn, FIRST)
+    call(conn, "staging.validate_batch", first)
+    call(conn, "production.merge_batch", first)  # loads the empty tables whole
+    assert log_statistics(conn) == [(3,)]
+    second = create_batch(conn, {"transactions.csv": [transaction(13, status="pending")]})
+    call(conn, "staging.validate_batch", second)
+    call(conn, "production.merge_batch", second)  # the upsert path: no ANALYZE
+    assert log_statistics(conn) == [(3,)]
+    assert fetch(conn, "select count(*) from staging.transaction_changes") == [(4,)]
