@@ -100,10 +100,29 @@ def test_the_initial_load_analyzes_the_log_it_filled_and_a_later_merge_does_not(
     assert log_statistics(conn) == [(-1,)]  # never analyzed
     first = create_batch(conn, FIRST)
     call(conn, "staging.validate_batch", first)
-    call(conn, "production.merge_batch", first)  # loads the empty tables whole
+    call(conn, "production.merge_batch", first)  # loads the empty tables (and log) whole
     assert log_statistics(conn) == [(3,)]
+    assert fetch(conn, "select indexdef from pg_indexes "
+                       "where tablename = 'transaction_changes'") == [(
+        "CREATE INDEX transaction_changes_batch_idx ON staging.transaction_changes "
+        "USING btree (batch_id, transaction_id)",)]
     second = create_batch(conn, {"transactions.csv": [transaction(13, status="pending")]})
     call(conn, "staging.validate_batch", second)
     call(conn, "production.merge_batch", second)  # the upsert path: no ANALYZE
     assert log_statistics(conn) == [(3,)]
     assert fetch(conn, "select count(*) from staging.transaction_changes") == [(4,)]
+
+
+def test_a_log_holding_rows_is_kept_and_analyzed_when_production_is_loaded_whole(
+        conn: Conn) -> None:
+    earlier = create_batch(conn, {"customers.csv": [customer(7)]})
+    with conn.cursor() as cur:  # a log row left by a batch whose transactions are gone
+        cur.execute("insert into staging.transaction_changes (batch_id, transaction_id) "
+                    "values (%s, 99)", (earlier,))
+    first = create_batch(conn, FIRST)
+    call(conn, "staging.validate_batch", first)
+    call(conn, "production.merge_batch", first)
+    assert fetch(conn, "select batch_id, transaction_id from staging.transaction_changes "
+                       "order by 1, 2") == [(earlier, 99), (first, 10), (first, 11),
+                                            (first, 12)]
+    assert log_statistics(conn) == [(4,)]
