@@ -245,8 +245,10 @@ begin
                 on dpm.payment_method_code = t.payment_method_code
             where t.transaction_id = any (v_batch_orders)
         ),
-        order_keys as (
-            -- their fact lines' keys, one row per order
+        order_keys as materialized (
+            -- their fact lines' keys, one row per order; computed once (as a subquery the
+            -- planner hashed it in each parallel worker: three index scans of a feed's
+            -- lines, 5.8 s against 3.9 s for the whole query at 5M orders)
             select f.transaction_id,
                    min(f.transaction_ts) as first_ts, max(f.transaction_ts) as last_ts,
                    min(f.customer_key) as first_customer, max(f.customer_key) as last_customer,
