@@ -126,3 +126,27 @@ def test_a_log_holding_rows_is_kept_and_analyzed_when_production_is_loaded_whole
                        "order by 1, 2") == [(earlier, 99), (first, 10), (first, 11),
                                             (first, 12)]
     assert log_statistics(conn) == [(4,)]
+
+
+def test_a_merge_that_logged_a_large_batch_analyzes_the_log_and_a_small_one_does_not(
+        conn: Conn) -> None:
+    first = create_batch(conn, FIRST)
+    call(conn, "staging.validate_batch", first)
+    call(conn, "production.merge_batch", first)
+    assert log_statistics(conn) == [(3,)]
+    # a feed: 10,001 transactions logged, over 10,000 and over 1 % of the log
+    feed = create_batch(conn, {"transactions.csv": [
+        transaction(n, status="pending") for n in range(100, 10101)]})
+    call(conn, "staging.validate_batch", feed)
+    call(conn, "production.merge_batch", feed)
+    assert log_statistics(conn) == [(10004,)]
+    # its batch is now known to the planner: the estimate is the batch's size
+    plan = fetch(conn, "explain select * from production.batch_transactions(%s)", (feed,))
+    assert "rows=10001" in plan[0][0] or any("rows=10001" in line for (line,) in plan), plan
+    # 10,000 transactions are not enough: the statistics stay as they were
+    daily = create_batch(conn, {"transactions.csv": [
+        transaction(n, status="completed") for n in range(100, 10100)]})
+    call(conn, "staging.validate_batch", daily)
+    call(conn, "production.merge_batch", daily)
+    assert log_statistics(conn) == [(10004,)]
+    assert fetch(conn, "select count(*) from staging.transaction_changes") == [(20004,)]

@@ -32,7 +32,8 @@
 --   staging.transaction_changes, where the triggers of production.transactions log every
 --   row (the loaders find the batch's transactions through it), is loaded the same way
 --   when it is empty, and analyzed after the load in any case. Later batches take the
---   upsert path.
+--   upsert path; the log is analyzed after one that logged more than 10,000 transactions
+--   and more than 1 % of the log (a status feed), so the loaders' plans know its size.
 -- Idempotent and atomic: one transaction; a second call for a batch already merged
 --   (etl.batch_step 'merge') changes nothing and says so, so a later batch's updates are
 --   never undone by merging an older batch again. Raises no_data_found for an unknown
@@ -55,6 +56,7 @@ declare
     v_bulk_relations regclass[];
     v_index_ddl    text[];
     v_log_loaded   boolean;
+    v_log_owner    boolean;
 begin
     v_batch_name := etl.lock_batch(p_batch_id, 'merge_batch');
 
@@ -103,10 +105,10 @@ begin
     -- the triggers of production.transactions log each of its rows in
     -- staging.transaction_changes, which the loaders read next: loaded the same way when it
     -- is empty too (its index built once, then analyzed), else analyzed after the load
-    v_log_loaded := 'transactions' = any (v_bulk_tables)
-                    and pg_has_role((select c.relowner from pg_class c
-                                     where c.oid = 'staging.transaction_changes'::regclass),
-                                    'USAGE');
+    v_log_owner := pg_has_role((select c.relowner from pg_class c
+                                where c.oid = 'staging.transaction_changes'::regclass),
+                               'USAGE');
+    v_log_loaded := 'transactions' = any (v_bulk_tables) and v_log_owner;
     if v_log_loaded and not exists (select 1 from staging.transaction_changes) then
         v_bulk_relations := v_bulk_relations || 'staging.transaction_changes'::regclass;
     end if;
@@ -131,6 +133,17 @@ begin
     if v_log_loaded
        and not 'staging.transaction_changes'::regclass = any (v_bulk_relations) then
         analyze staging.transaction_changes;
+    end if;
+    -- the same after an upsert that wrote a large batch (a status feed: 262k transactions
+    -- at 5M orders, estimated at one row while the last statistics do not know its batch):
+    -- more than 10,000 transactions and more than 1 % of the log; the log, and the
+    -- transactions' source_batch_id that production.batch_transactions filters on
+    if v_log_owner and not v_log_loaded
+       and v_transactions.inserted + v_transactions.changed > greatest(
+           10000, 0.01 * (select c.reltuples from pg_class c
+                          where c.oid = 'staging.transaction_changes'::regclass)) then
+        analyze staging.transaction_changes;
+        analyze production.transactions (source_batch_id);
     end if;
     perform set_config('session_replication_role', v_role_before, true);
 
