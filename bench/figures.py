@@ -474,7 +474,9 @@ def history_table(figures: dict) -> str:
              row("**initial load, CSV to aggregates (s)**",
                  lambda r: f"**{r['initial_seconds']:.1f}**")]
     for step in _history_steps(runs, lambda r: r["initial"], HISTORY_STEP_MIN_SECONDS):
-        lines.append(row(indent + step, lambda r, s=step: f"{r['initial'].get(s, 0):.1f}"))
+        # a step a run did not have (renamed or added since) is an empty cell, not 0.0
+        lines.append(row(indent + step, lambda r, s=step: _seconds(r["initial"].get(s), 1)
+                         .removesuffix(" s")))
     lines += [
         row("bare COPY + typed INSERT floor, same run (s)",
             lambda r: f"{r['bare_floor_seconds']:.1f}"),
@@ -486,7 +488,7 @@ def history_table(figures: dict) -> str:
     for step in _history_steps(runs, lambda r: daily(r, "batch_0002")["steps"],
                                FEED_STEP_MIN_SECONDS):
         lines.append(row(indent + step, lambda r, s=step:
-                         f"{daily(r, 'batch_0002')['steps'].get(s, 0):.2f}"))
+                         _seconds(daily(r, "batch_0002")["steps"].get(s), 2).removesuffix(" s")))
     ordinary = ("batch_0004", "batch_0005", "batch_0006", "batch_0007")
     lines += [
         row("batch_0003 (s)", lambda r: f"{daily(r, 'batch_0003')['seconds']:.2f}"),
