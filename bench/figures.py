@@ -531,7 +531,7 @@ def initial_load_table(figures: dict) -> str:
                  f"{r['load_before']} / {r['load_after']}" for r in runs) + " |"]
     for step in _history_steps(runs, lambda r: r["initial"], HISTORY_STEP_MIN_SECONDS):
         lines.append(f"| {step} | " + " | ".join(
-            f"{r['initial'].get(step, 0):.1f}" for r in runs) + " |")
+            _seconds(r["initial"].get(step), 1).removesuffix(" s") for r in runs) + " |")
     lines += [
         "| **CSV to aggregates** | " + " | ".join(
             f"**{r['initial_seconds']:.1f}**" for r in runs) + " |",
