@@ -226,6 +226,17 @@ def click_point(tab: Tab, selector: str, index: int) -> None:
     assert box, f"nothing to click at {selector} #{index}"
     x, y = box
     tab.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y})
+    # plotly's click reports the point of its last hover, and it throttles hovers (50 ms):
+    # a click right after another one reported the previous chart's point (a category
+    # clicked again at the products level). Wait until the hover is this point of the
+    # chart as drawn now. (A pie's slice handles its own click: nothing to wait for.)
+    tab.wait_for(f"""(() => {{
+        const el = document.querySelectorAll({json.dumps(selector)})[{index}];
+        if (el && el.closest('.pielayer')) return true;
+        const gd = el && el.closest('.js-plotly-plot');
+        const h = gd && gd._hoverdata && gd._hoverdata[0];
+        return !!h && h.pointNumber === {index} && h.data === gd.data[h.curveNumber];
+    }})()""", timeout=10)
     for kind in ("mousePressed", "mouseReleased"):
         tab.send("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left",
                                               "clickCount": 1})
