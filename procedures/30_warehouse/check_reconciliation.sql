@@ -130,16 +130,9 @@ begin
                count(*) as items,
                count(distinct f.transaction_id) as orders
         from warehouse.dim_date dd
-        join warehouse.fact_sales f on f.date_key = dd.date_key
+        -- completed as the aggregates count it (v_sale_lines.sql)
+        join warehouse.v_sale_lines f on f.date_key = dd.date_key
         where dd.full_date = any(v_days)
-          -- completed as the aggregates count it (refresh_aggregates.sql): no order row
-          -- with another status
-          and not exists (
-              select 1 from warehouse.fact_order_status os
-              where os.transaction_id = f.transaction_id
-                and os.status_code not in (select s.status_code
-                                           from production.transaction_statuses s
-                                           where s.is_sale))
         group by dd.full_date
     ),
     compared as (
