@@ -76,8 +76,7 @@ BI_EXAMPLES = {
         "where month = %(month)s order by revenue desc, product_id limit 10"),
     "bi.md: best seller of every category, month by month": (
         "select month, category, product_id, product_name, revenue "
-        "from analytics.v_product_performance where revenue_rank_in_category = 1 "
-        "order by month, category"),
+        "from analytics.v_category_best_sellers order by month, category"),
     "bi.md: revenue and margin by category over six months": (
         "select category, sum(units), sum(revenue), sum(margin) "
         "from analytics.v_product_performance "

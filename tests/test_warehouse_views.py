@@ -163,13 +163,19 @@ def test_revenue_growth_pct_is_rounded_to_two_decimals(shop: Shop) -> None:
                      "order by month") == [(None,), (money("33.33"),)]
 
 
-def test_product_ranks_use_rank_within_month_and_current_category(shop: Shop) -> None:
+def toys_and_a_bat(shop: Shop) -> int:
+    """A batch with customer 1, three toys (Ball 10, Kite 11, Yoyo 12) and a Bat (13, Sport)."""
     b1 = shop.batch("2025-03-01 00:00+00")
     shop.customer(b1, 1)
     shop.product(b1, 10, name="Ball", category="Toys")
     shop.product(b1, 11, name="Kite", category="Toys")
     shop.product(b1, 12, name="Yoyo", category="Toys")
     shop.product(b1, 13, name="Bat", category="Sport")
+    return b1
+
+
+def test_product_ranks_use_rank_within_month_and_current_category(shop: Shop) -> None:
+    b1 = toys_and_a_bat(shop)
     sale(shop, b1, 100, "2025-02-01 10:00", [(1000, 10, 1, "30.00"), (1001, 11, 1, "30.00")])
     sale(shop, b1, 101, "2025-02-02 10:00", [(1002, 12, 1, "10.00"), (1003, 13, 1, "5.00")])
     sale(shop, b1, 102, "2025-03-02 10:00", [(1004, 12, 1, "10.00")])
@@ -196,6 +202,43 @@ def test_product_ranks_use_rank_within_month_and_current_category(shop: Shop) ->
         (d("2025-02-01"), "Bat", "Sport", 2),
         (d("2025-03-01"), "Pro yoyo", "Sport", 1),
     ]
+
+
+BEST_SELLERS = ("select month, category, product_id, product_name, brand, orders, units, "
+                "revenue, margin from analytics.{view} {where} order by 1, 2, 3")
+
+
+def test_category_best_sellers_are_the_products_ranked_first_ties_included(
+        shop: Shop) -> None:
+    b1 = toys_and_a_bat(shop)
+    shop.product(b1, 14, name="Net", category="Sport")
+    # February: Ball and Kite tie at the top of Toys; the Net's 30.00 equals the Toys' top
+    # but not the Sport's (the Bat's 40.00); March: the Yoyo alone
+    sale(shop, b1, 100, "2025-02-01 10:00", [(1000, 10, 1, "30.00"), (1001, 11, 1, "30.00")])
+    sale(shop, b1, 101, "2025-02-02 10:00", [(1002, 12, 1, "10.00"), (1003, 13, 1, "40.00"),
+                                             (1004, 14, 1, "30.00")])
+    sale(shop, b1, 102, "2025-03-02 10:00", [(1005, 12, 2, "10.00")])
+    shop.load(b1)
+    best = [
+        (d("2025-02-01"), "Sport", 13, "Bat", "Acme", 1, 1, money("40.00"), money("36.00")),
+        (d("2025-02-01"), "Toys", 10, "Ball", "Acme", 1, 1, money("30.00"), money("26.00")),
+        (d("2025-02-01"), "Toys", 11, "Kite", "Acme", 1, 1, money("30.00"), money("26.00")),
+        (d("2025-03-01"), "Toys", 12, "Yoyo", "Acme", 1, 2, money("20.00"), money("12.00")),
+    ]
+    assert shop.rows(BEST_SELLERS.format(view="v_category_best_sellers", where="")) == best
+    assert shop.rows(BEST_SELLERS.format(
+        view="v_product_performance", where="where revenue_rank_in_category = 1")) == best
+    assert shop.rows(BEST_SELLERS.format(
+        view="v_category_best_sellers",
+        where="where month = date '2025-02-01' and category = 'Toys'")) == best[1:3]
+    # the Yoyo moves to Sport: below the Bat in February, Sport's best seller in March
+    b2 = shop.batch("2025-03-05 00:00+00")
+    shop.product(b2, 12, name="Yoyo", category="Sport")
+    shop.load(b2)
+    assert shop.rows("select month, category, product_id from "
+                     "analytics.v_category_best_sellers order by 1, 2, 3") == [
+        (d("2025-02-01"), "Sport", 13), (d("2025-02-01"), "Toys", 10),
+        (d("2025-02-01"), "Toys", 11), (d("2025-03-01"), "Sport", 12)]
 
 
 def test_product_orders_count_transactions_not_lines(shop: Shop) -> None:
