@@ -322,11 +322,12 @@ def bare_typed_insert_seconds(url: str, batch_id: int) -> float:
     return total
 
 
-def bi_query_ms(url: str, repeats: int = 5) -> dict[str, float]:
-    conn = connect(url, autocommit=True)
+def bi_query_ms(url: str, repeats: int = 5,
+                conn: psycopg2.extensions.connection | None = None) -> dict[str, float]:
+    """Best milliseconds of each BI query (on ``conn``'s transaction when given)."""
     timings = {}
-    try:
-        with conn.cursor() as cur:
+    with history.reading(url, conn) as reader:
+        with reader.cursor() as cur:
             cur.execute(
                 "select max(month) from analytics.v_monthly_sales where orders > 0"
             )
@@ -349,8 +350,6 @@ def bi_query_ms(url: str, repeats: int = 5) -> dict[str, float]:
                     cur.fetchall()
                     best = min(best, time.perf_counter() - started)
                 timings[label] = best * 1000
-    finally:
-        conn.close()
     return timings
 
 

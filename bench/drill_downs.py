@@ -10,6 +10,10 @@ again on the same database, on a quiet machine.
 The database: ``--url``, else ``warehouse_history`` on the durable server of this checkout
 (bench/servers.py), as the history preset leaves it. Results go to stdout and
 ``bench/out/drill-downs-<orders>.json``.
+
+``--try FILE...``: procedures/ files (views, routines) applied in the measuring session's
+transaction, which is rolled back at the end: a changed view is measured on a database one
+may only read (another's benchmark database), and nothing of it stays.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ import argparse
 import json
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from bench import servers
 from bench.history import BI_EXAMPLES, OUT, drill_down_ms, fetch, load
+from runner.db import connect
 
 
 def history_url() -> str:
@@ -30,7 +36,9 @@ def history_url() -> str:
     return urlunsplit(parts._replace(path="/warehouse_history"))
 
 
-def measure(url: str) -> dict:
+def measure(url: str, tried: list[Path] | None = None) -> dict:
+    """Every read of the history database, timed; with ``tried``, on one connection whose
+    transaction applies those files first and is rolled back after."""
     from bench.__main__ import bi_query_ms, machine
 
     orders = fetch(url, "select count(distinct transaction_id) from warehouse.fact_sales")[0][0]
@@ -38,9 +46,20 @@ def measure(url: str) -> dict:
         "command": " ".join(["python -m bench.drill_downs", *sys.argv[1:]]),
         "measured_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "machine": machine(url), "orders_in_fact": orders, "load_before": load()}
-    results["bi_queries_ms"] = bi_query_ms(url)
-    results["drill_downs_ms"] = drill_down_ms(url)
-    results["bi_examples_ms"] = drill_down_ms(url, BI_EXAMPLES, repeats=2)
+    conn = connect(url) if tried else None
+    try:
+        if conn is not None:
+            with conn.cursor() as cur:
+                for path in tried:
+                    cur.execute(path.read_text(encoding="utf-8"))
+            results["tried"] = [str(path) for path in tried]
+        results["bi_queries_ms"] = bi_query_ms(url, conn=conn)
+        results["drill_downs_ms"] = drill_down_ms(url, conn=conn)
+        results["bi_examples_ms"] = drill_down_ms(url, BI_EXAMPLES, repeats=2, conn=conn)
+    finally:
+        if conn is not None:
+            conn.rollback()
+            conn.close()
     results["load_after"] = load()
     for label, ms in results["bi_queries_ms"].items():
         print(f"  {ms:8.1f} ms  {label}")
@@ -56,8 +75,11 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--url", help="the history database (default: warehouse_history "
                         "on this checkout's durable server)")
+    parser.add_argument("--try", dest="tried", nargs="+", type=Path, metavar="FILE",
+                        help="procedures/ files applied in the measuring transaction, "
+                        "rolled back after: a changed view measured on a read-only database")
     args = parser.parse_args(argv)
-    results = measure(args.url or history_url())
+    results = measure(args.url or history_url(), args.tried)
     target = OUT / f"drill-downs-{results['orders_in_fact']}.json"
     target.write_text(json.dumps(results, indent=2, default=str))
     print(f"results written to {target}")

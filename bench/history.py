@@ -37,8 +37,12 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+from psycopg2.extensions import connection
 
 from bench import servers
 from runner import migrate
@@ -325,55 +329,66 @@ def watch_latencies(url: str, micro: list[Path], landing: Path) -> list[float]:
     return latencies
 
 
-def drill_down_ms(url: str, queries: dict[str, str] = DRILL_DOWNS,
-                  repeats: int = 5) -> dict[str, dict[str, float]]:
+@contextmanager
+def reading(url: str, conn: connection | None = None) -> Iterator[connection]:
+    """The connection a read measurement runs on: ``conn`` when given (the caller's
+    transaction, left open), else a new autocommit connection to ``url``, closed after."""
+    if conn is not None:
+        yield conn
+        return
+    own = connect(url, autocommit=True)
+    try:
+        yield own
+    finally:
+        own.close()
+
+
+def drill_down_ms(url: str, queries: dict[str, str] = DRILL_DOWNS, repeats: int = 5,
+                  conn: connection | None = None) -> dict[str, dict[str, float]]:
     """Median milliseconds and rows of each query (the drill-downs, or docs/bi.md's
     examples), after a warm-up run, for a typical customer, order and product (the middle
     ids: a line picked at random would favour the heaviest buyers and bestsellers), the
     middle month, its middle day and the month's best-selling category. Two times: ``ms``
     fetches the rows into Python objects (psycopg2 makes a Decimal, datetime or date of
     every value), ``delivered_ms`` has the server run the query and send its rows as text
-    (COPY to the client): what the server and the connection take, whatever the client."""
-    conn = connect(url, autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("""
-                select (select customer_id from warehouse.dim_customer
-                        where customer_id is not null
-                        order by customer_id offset (select count(*) / 2
-                                                     from warehouse.dim_customer) limit 1),
-                       (select max(transaction_id) / 2 from warehouse.fact_sales),
-                       (select product_id from warehouse.dim_product
-                        where product_id is not null
-                        order by product_id offset (select count(*) / 2
-                                                    from warehouse.dim_product) limit 1),
-                       (select min(full_date) + (max(full_date) - min(full_date)) / 2
-                        from warehouse.dim_date where date_key > 0)""")
-            customer, order, product, day = cur.fetchone()
-            cur.execute("select category from analytics.v_product_performance "
-                        "where month = %s group by category order by sum(revenue) desc "
-                        "limit 1", (day.replace(day=1),))
-            category = cur.fetchone()[0]
-            params = {"customer": customer, "order": order, "product": product,
-                      "month": day.replace(day=1), "day": day, "category": category}
-            timings = {}
-            for label, sql in queries.items():
-                runs, delivered = [], []
-                for _ in range(repeats + 1):
-                    started = time.perf_counter()
-                    cur.execute(sql, params)
-                    rows = len(cur.fetchall())
-                    runs.append(time.perf_counter() - started)
-                    started = time.perf_counter()
-                    cur.copy_expert(f"copy ({cur.mogrify(sql, params).decode()}) to stdout",
-                                    _Discard())
-                    delivered.append(time.perf_counter() - started)
-                timings[label] = {"ms": statistics.median(runs[1:]) * 1000,
-                                  "delivered_ms": statistics.median(delivered[1:]) * 1000,
-                                  "rows": rows}
-            return timings
-    finally:
-        conn.close()
+    (COPY to the client): what the server and the connection take, whatever the client.
+    ``conn``: measure inside that connection's transaction (see bench/drill_downs.py)."""
+    with reading(url, conn) as reader, reader.cursor() as cur:
+        cur.execute("""
+            select (select customer_id from warehouse.dim_customer
+                    where customer_id is not null
+                    order by customer_id offset (select count(*) / 2
+                                                 from warehouse.dim_customer) limit 1),
+                   (select max(transaction_id) / 2 from warehouse.fact_sales),
+                   (select product_id from warehouse.dim_product
+                    where product_id is not null
+                    order by product_id offset (select count(*) / 2
+                                                from warehouse.dim_product) limit 1),
+                   (select min(full_date) + (max(full_date) - min(full_date)) / 2
+                    from warehouse.dim_date where date_key > 0)""")
+        customer, order, product, day = cur.fetchone()
+        cur.execute("select category from analytics.v_product_performance "
+                    "where month = %s group by category order by sum(revenue) desc "
+                    "limit 1", (day.replace(day=1),))
+        category = cur.fetchone()[0]
+        params = {"customer": customer, "order": order, "product": product,
+                  "month": day.replace(day=1), "day": day, "category": category}
+        timings = {}
+        for label, sql in queries.items():
+            runs, delivered = [], []
+            for _ in range(repeats + 1):
+                started = time.perf_counter()
+                cur.execute(sql, params)
+                rows = len(cur.fetchall())
+                runs.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                cur.copy_expert(f"copy ({cur.mogrify(sql, params).decode()}) to stdout",
+                                _Discard())
+                delivered.append(time.perf_counter() - started)
+            timings[label] = {"ms": statistics.median(runs[1:]) * 1000,
+                              "delivered_ms": statistics.median(delivered[1:]) * 1000,
+                              "rows": rows}
+        return timings
 
 
 class _Discard:
