@@ -330,6 +330,31 @@ def test_payment_methods_and_unknown_members_exist(shop: Shop) -> None:
         assert shop.value(f"select count(*) from warehouse.{table} where {key} = -1") == 1
 
 
+def test_written_payment_methods_are_analyzed_for_the_planner(shop: Shop) -> None:
+    # seven rows stay under autovacuum's analyze threshold for ever: without statistics
+    # the planner takes a method's share of the lines for a thousandth
+    b1 = shop.batch("2025-03-01 00:00+00")
+    shop.call("load_dimensions", b1)
+    assert shop.value("select reltuples from pg_class "
+                      "where oid = 'warehouse.dim_payment_method'::regclass") == 7
+    assert shop.rows("select attname, n_distinct from pg_stats where schemaname = "
+                     "'warehouse' and tablename = 'dim_payment_method' "
+                     "and attname = 'payment_method_key'") == [("payment_method_key", -1)]
+
+
+def test_payment_methods_never_analyzed_are_analyzed_by_the_next_batch(shop: Shop) -> None:
+    # a warehouse loaded before the rule: the methods are there, never analyzed
+    shop.cur.execute("insert into warehouse.dim_payment_method "
+                     "(payment_method_code, display_name) "
+                     "select payment_method_code, display_name from production.payment_methods")
+    assert shop.value("select reltuples from pg_class "
+                      "where oid = 'warehouse.dim_payment_method'::regclass") == -1
+    b1 = shop.batch("2025-03-01 00:00+00")
+    shop.call("load_dimensions", b1)  # writes no payment method
+    assert shop.value("select reltuples from pg_class "
+                      "where oid = 'warehouse.dim_payment_method'::regclass") == 7
+
+
 def test_dim_date_covers_transaction_and_signup_dates_in_any_year(shop: Shop) -> None:
     b1 = shop.batch("2031-12-31 00:00+00")
     shop.customer(b1, 1, signup="2031-01-30")
