@@ -268,20 +268,16 @@ begin
 
     -- products count an order once per product: the deltas are already at that grain (one
     -- row per change, sign, order and product)
-    with product_key_changes as (
-        select ad.date_key, ad.product_key,
+    with product_changes as (
+        -- the deltas' keys resolved before one grouping: a status feed's 770,000 rows are
+        -- hashed once to their product-months (grouping by product version and day first
+        -- hashed them twice)
+        select d.month_start as month, coalesce(dp.product_id, -1) as product_id,
                sum(ad.sign) as orders, sum(ad.sign * ad.units) as units,
                sum(ad.sign * ad.revenue) as revenue, sum(ad.sign * ad.margin) as margin
         from warehouse.agg_delta ad
-        group by ad.date_key, ad.product_key
-    ),
-    product_changes as (
-        select d.month_start as month, coalesce(dp.product_id, -1) as product_id,
-               sum(pkc.orders) as orders, sum(pkc.units) as units,
-               sum(pkc.revenue) as revenue, sum(pkc.margin) as margin
-        from product_key_changes pkc
-        join warehouse.dim_date d on d.date_key = pkc.date_key
-        join warehouse.dim_product dp on dp.product_key = pkc.product_key
+        join warehouse.dim_date d on d.date_key = ad.date_key
+        join warehouse.dim_product dp on dp.product_key = ad.product_key
         where not (d.month_start = any(p_skip_months))
         group by d.month_start, coalesce(dp.product_id, -1)
     ),
