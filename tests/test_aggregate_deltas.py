@@ -231,6 +231,9 @@ def test_deltas_of_two_fact_loads_applied_together_equal_one_refresh_each(
 
     shop.call("refresh_batch_aggregates", b3)  # applies b2's deltas too
     assert shop.value("select count(*) from warehouse.agg_delta") == 0
+    # emptied by TRUNCATE (revision 0020): no page of dead rows left for an autovacuum that
+    # the next batch's apply would wait for
+    assert shop.value("select pg_relation_size('warehouse.agg_delta')") == 0
     shop.call("refresh_batch_aggregates", b2)  # nothing left
     assert daily(shop) == {date(2025, 2, 10): (1, 1, Decimal("10.00"), Decimal("0.00"),
                                               Decimal("6.00"))}
@@ -406,3 +409,13 @@ def test_status_changes_alone_and_with_other_changes_of_their_orders_count_as_a_
         "activity": [(feb, 1, 1)],
     }
     assert_equal_to_a_recompute(shop)
+
+
+def test_the_delta_queue_is_left_to_its_truncate_not_to_autovacuum(shop: Shop) -> None:
+    """Revision 0020: autovacuum is off for warehouse.agg_delta and its TOAST table (each
+    apply truncates it), so an apply never waits deadlock_timeout for an autovacuum of it."""
+    assert shop.rows(
+        "select c.reloptions, t.reloptions from pg_class c "
+        "join pg_class t on t.oid = c.reltoastrelid "
+        "where c.oid = 'warehouse.agg_delta'::regclass") == [
+        (["autovacuum_enabled=false"], ["autovacuum_enabled=false"])]

@@ -18,7 +18,8 @@
 --   Adds every pending row of warehouse.agg_delta to agg_daily_sales,
 --   agg_payment_method_monthly, agg_product_monthly, agg_customer_activity and the
 --   active_customers of agg_customer_monthly, removes rows left with nothing to count, and
---   deletes the applied deltas. Orders count once per order and sign (an order's rows of
+--   empties agg_delta by TRUNCATE (revision 0020: no dead rows, so no autovacuum for the
+--   next batch's apply to wait for). Orders count once per order and sign (an order's rows of
 --   several products are one order); a customer becomes active in a month when their
 --   completed orders there go from 0 to more, and stops when they go back to 0.
 --   The daily part of a delta dated in p_skip_days and the monthly parts of one in a month
@@ -28,7 +29,8 @@
 --   figures without orders: the aggregates were out of step with the fact (repair with
 --   warehouse.refresh_aggregates over the dates named, which recomputes them and drops the
 --   deltas inside its range).
---   Takes agg_delta in exclusive mode so a concurrent fact load waits. Returns the
+--   Takes agg_delta in access exclusive mode (TRUNCATE needs it) so a concurrent fact load,
+--   or a reader of the pending deltas, waits until the apply commits. Returns the
 --   aggregate rows changed. Safe to call twice: the second call finds no delta.
 -- Deltas are order-independent sums: deltas of several batches, or of two loads of one
 -- batch, may be applied together (an order changed by two statements has two pairs whose
@@ -86,7 +88,7 @@ declare
     v_products  bigint;
     v_broken    text;
 begin
-    lock table warehouse.agg_delta in exclusive mode;
+    lock table warehouse.agg_delta in access exclusive mode;
     select count(*) into v_deltas from warehouse.agg_delta;
     if v_deltas = 0 then
         return 0;
@@ -331,7 +333,7 @@ begin
     -- a month left with neither new nor active customers has nothing to count
     delete from warehouse.agg_customer_monthly a
     where a.new_customers = 0 and a.active_customers = 0;
-    delete from warehouse.agg_delta;
+    truncate warehouse.agg_delta;
 
     raise notice 'apply_agg_delta: % delta row(s) applied; rows changed: agg_daily_sales %, '
                  'agg_product_monthly %, agg_payment_method_monthly %, agg_customer_activity '
