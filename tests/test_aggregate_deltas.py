@@ -31,6 +31,12 @@ AGGREGATE_QUERIES = {
     "activity": "select month, customer_id, orders from warehouse.agg_customer_activity "
                 "order by 1, 2",
 }
+BEST_SELLER_KEYS = ("select month, product_id from warehouse.agg_category_best_sellers "
+                    "order by 1, 2")
+# analytics.v_category_best_sellers and its definition: v_product_performance's rows ranked
+# first within month and category
+BEST_SELLERS = ("select month, category, product_id, product_name, brand, orders, units, "
+                "revenue, margin from analytics.{view} {where} order by 1, 2, 3")
 
 
 def aggregates(shop: Shop) -> dict[str, list[tuple]]:
@@ -47,12 +53,22 @@ CUSTOMER_ACTIVITY_FROM_FACT = (
 
 def assert_equal_to_a_recompute(shop: Shop) -> None:
     """A full recompute of every aggregate over 2024-2026 finds nothing to change, and
-    analytics.v_customer_activity equals its definition over the fact."""
+    analytics.v_customer_activity and analytics.v_category_best_sellers equal their
+    definitions."""
     before = aggregates(shop)
+    best_sellers = shop.rows(BEST_SELLER_KEYS)
+    assert_best_sellers_are_the_products_ranked_first(shop)
     shop.cur.execute("call warehouse.refresh_aggregates('2024-01-01', '2026-12-31')")
     assert aggregates(shop) == before
+    assert shop.rows(BEST_SELLER_KEYS) == best_sellers
     assert sorted(shop.rows(CUSTOMER_ACTIVITY)) == sorted(
         shop.rows(CUSTOMER_ACTIVITY_FROM_FACT))
+
+
+def assert_best_sellers_are_the_products_ranked_first(shop: Shop) -> None:
+    assert shop.rows(BEST_SELLERS.format(view="v_category_best_sellers", where="")) == (
+        shop.rows(BEST_SELLERS.format(view="v_product_performance",
+                                      where="where revenue_rank_in_category = 1")))
 
 
 def two_products(shop: Shop, batch: int) -> None:

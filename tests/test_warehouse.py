@@ -153,6 +153,7 @@ class Shop:
             "agg_payment_method_monthly": "month, payment_method_code",
             "agg_customer_monthly": "month", "agg_refresh_queue": "batch_id, grain, day",
             "agg_customer_activity": "month, customer_id", "agg_delta": "delta_id",
+            "agg_category_best_sellers": "month, product_id",
         }
         return {
             table: self.rows(f"select * from warehouse.{table} order by {key}")
@@ -622,8 +623,9 @@ def test_steps_record_rows_written_in_batch_step(shop: Shop) -> None:
                           (b1,))) == {
         "load_dimensions": 2 + 6 + 27,  # 2 versions, 6 payment methods, Jan 15 .. Feb 10
         "load_fact_sales": 2,  # the line and its order's status row
-        # day, product month, payment month, customer activity, 2 customer months
-        "refresh_batch_aggregates": 6,
+        # day, product month, payment month, customer activity, 2 customer months, the
+        # month's best seller
+        "refresh_batch_aggregates": 7,
         "check_reconciliation": 1,
     }
 

@@ -241,6 +241,39 @@ def test_category_best_sellers_are_the_products_ranked_first_ties_included(
         (d("2025-02-01"), "Toys", 11), (d("2025-03-01"), "Sport", 12)]
 
 
+def test_stored_best_sellers_follow_refunds_ties_and_repairs(shop: Shop) -> None:
+    b1 = toys_and_a_bat(shop)
+    sale(shop, b1, 100, "2025-02-01 10:00", [(1000, 10, 1, "30.00")])
+    sale(shop, b1, 101, "2025-02-02 10:00", [(1001, 11, 1, "20.00"), (1002, 13, 1, "5.00")])
+    sale(shop, b1, 102, "2025-02-03 10:00", [(1003, 12, 1, "20.00")])
+    shop.load(b1)
+    stored = "select month, product_id from warehouse.agg_category_best_sellers order by 1, 2"
+    assert shop.rows(stored) == [(d("2025-02-01"), 10), (d("2025-02-01"), 13)]
+    # the Ball's order is refunded (a delta): Kite and Yoyo tie at the top of Toys
+    b2 = shop.batch("2025-03-02 00:00+00")
+    shop.transaction(b2, 100, 1, "2025-02-01 10:00", status="refunded")
+    shop.load(b2)
+    assert shop.rows(stored) == [(d("2025-02-01"), 11), (d("2025-02-01"), 12),
+                                 (d("2025-02-01"), 13)]
+    # a new order of the Kite breaks the tie
+    b3 = shop.batch("2025-03-03 00:00+00")
+    sale(shop, b3, 103, "2025-02-04 10:00", [(1004, 11, 1, "1.00")])
+    shop.load(b3)
+    ranked_first = BEST_SELLERS.format(view="v_product_performance",
+                                       where="where revenue_rank_in_category = 1")
+    assert shop.rows(BEST_SELLERS.format(view="v_category_best_sellers", where="")) == (
+        shop.rows(ranked_first)) == [
+        (d("2025-02-01"), "Sport", 13, "Bat", "Acme", 1, 1, money("5.00"), money("1.00")),
+        (d("2025-02-01"), "Toys", 11, "Kite", "Acme", 2, 2, money("21.00"), money("13.00")),
+    ]
+    # keys damaged by hand are mended by a repair of the month
+    shop.cur.execute("delete from warehouse.agg_category_best_sellers")
+    shop.cur.execute("insert into warehouse.agg_category_best_sellers values "
+                     "(date '2025-02-01', 12)")
+    shop.cur.execute("call warehouse.refresh_aggregates('2025-02-01', '2025-02-28')")
+    assert shop.rows(stored) == [(d("2025-02-01"), 11), (d("2025-02-01"), 13)]
+
+
 def test_product_orders_count_transactions_not_lines(shop: Shop) -> None:
     b1 = shop.batch("2025-03-01 00:00+00")
     shop.customer(b1, 1)

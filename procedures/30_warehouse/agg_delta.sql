@@ -19,7 +19,8 @@
 --   agg_payment_method_monthly, agg_product_monthly, agg_customer_activity and the
 --   active_customers of agg_customer_monthly, removes rows left with nothing to count, and
 --   empties agg_delta by TRUNCATE (revision 0020: no dead rows, so no autovacuum for the
---   next batch's apply to wait for). Orders count once per order and sign (an order's rows of
+--   next batch's apply to wait for). The best sellers of the months whose product figures
+--   changed are recomputed (warehouse.refresh_best_sellers). Orders count once per order and sign (an order's rows of
 --   several products are one order); a customer becomes active in a month when their
 --   completed orders there go from 0 to more, and stops when they go back to 0.
 --   The daily part of a delta dated in p_skip_days and the monthly parts of one in a month
@@ -86,6 +87,8 @@ declare
     v_activity  bigint;
     v_customers bigint;
     v_products  bigint;
+    v_best      bigint;
+    v_product_months date[];
     v_broken    text;
 begin
     lock table warehouse.agg_delta in access exclusive mode;
@@ -322,13 +325,15 @@ begin
            or (pn.orders = 0 and (pn.units, pn.revenue, pn.margin) <> (0, 0, 0))
     )
     select (select count(*) from products_written) + (select count(*) from products_removed),
-           (select string_agg(b.problem, '; ') from (select problem from broken limit 5) b)
-    into v_products, v_broken;
+           (select string_agg(b.problem, '; ') from (select problem from broken limit 5) b),
+           array(select distinct pn.month from product_next pn)
+    into v_products, v_broken, v_product_months;
     if v_broken is not null then
         raise exception 'apply_agg_delta: the aggregates are out of step with the fact (%); '
                         'repair with CALL warehouse.refresh_aggregates(first_day, last_day)',
             v_broken;
     end if;
+    v_best := warehouse.refresh_best_sellers(v_product_months);
 
     -- a month left with neither new nor active customers has nothing to count
     delete from warehouse.agg_customer_monthly a
@@ -337,9 +342,9 @@ begin
 
     raise notice 'apply_agg_delta: % delta row(s) applied; rows changed: agg_daily_sales %, '
                  'agg_product_monthly %, agg_payment_method_monthly %, agg_customer_activity '
-                 '%, agg_customer_monthly %',
-        v_deltas, v_daily, v_products, v_payments, v_activity, v_customers;
-    return v_daily + v_products + v_payments + v_activity + v_customers;
+                 '%, agg_customer_monthly %, agg_category_best_sellers %',
+        v_deltas, v_daily, v_products, v_payments, v_activity, v_customers, v_best;
+    return v_daily + v_products + v_payments + v_activity + v_customers + v_best;
 end;
 $$;
 

@@ -19,6 +19,8 @@
 --     signup date (warehouse.ensure_dim_date); no fixed range.
 --   - warehouse.agg_refresh_queue: the signup month of every new customer, and the old and
 --     new months of every changed signup date, for refresh_batch_aggregates.
+--   - warehouse.agg_category_best_sellers: recomputed for the months of every product whose
+--     category changed (warehouse.refresh_best_sellers).
 --   - etl.batch_step (batch_id, 'load_dimensions', versions added + days added).
 --   Fact rows pointing at a closed version are re-pointed by warehouse.load_fact_sales.
 -- Safe to call twice: the second call finds every batch row's hash equal to its current
@@ -32,6 +34,7 @@ declare
     v_load_ts         timestamptz;
     v_customers       bigint;
     v_products        bigint;
+    v_recategorized   bigint[];
     v_payment_methods bigint;
     v_days            integer;
 begin
@@ -137,6 +140,7 @@ begin
         select
             bp.*,
             cur.product_key as current_key,
+            cur.category as current_category,
             warehouse.scd2_valid_from(cur.valid_from, bp.changed_at) as valid_from
         from batch_products bp
         left join warehouse.dim_product cur
@@ -163,7 +167,18 @@ begin
            or cp.product_id in (select cv.product_id from closed_versions cv)
         returning product_id
     )
-    select count(*) into v_products from added_versions;
+    select (select count(*) from added_versions),
+           array(select cp.product_id from changed_products cp
+                 where cp.current_key is not null
+                   and cp.category is distinct from cp.current_category)
+    into v_products, v_recategorized;
+    -- a product in another category: the best sellers of its months (ranked within the
+    -- current category) are ranked again
+    if cardinality(v_recategorized) > 0 then
+        perform warehouse.refresh_best_sellers(array(
+            select distinct a.month from warehouse.agg_product_monthly a
+            where a.product_id = any(v_recategorized)));
+    end if;
 
     -- a large load (the initial one) makes the statistics useless for the fact load next;
     -- only the tables' owner may analyze them (autovacuum does it otherwise). The payment

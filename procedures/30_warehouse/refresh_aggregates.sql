@@ -25,7 +25,8 @@
 --   active_customers of agg_customer_monthly. Orders and customers are counted from one
 --   row per completed order (its keys only), the sums of the daily and payment figures are
 --   taken per day and payment method from the lines; products are grouped by version key
---   first, then by product id. Returns rows changed.
+--   first, then by product id, and the best sellers of those months are recomputed
+--   (warehouse.refresh_best_sellers). Returns rows changed.
 -- warehouse.refresh_new_customers(p_months date[]) returns bigint
 --   new_customers of agg_customer_monthly for these months: current customer versions by
 --   signup month (dim_customer_signup_idx). Returns rows changed.
@@ -71,6 +72,7 @@ declare
     v_applied   bigint;
     v_activity  bigint;
     v_activity_empty boolean;
+    v_best      bigint;
 begin
     v_days := array(select distinct d from unnest(p_days) d where d is not null);
     v_months := array(
@@ -322,6 +324,8 @@ begin
     )
     select (select count(*) from products_written) + (select count(*) from products_removed)
     into v_products;
+    -- every recomputed month, changed or not: a repair also mends the best sellers
+    v_best := warehouse.refresh_best_sellers(v_months);
 
     delete from warehouse.agg_customer_monthly a
     where a.month = any(v_months) and a.new_customers = 0 and a.active_customers = 0;
@@ -329,11 +333,12 @@ begin
 
     raise notice 'refresh_sales_aggregates: % day(s), % month(s) recomputed; rows changed: '
                  'agg_daily_sales %, agg_product_monthly %, agg_payment_method_monthly %, '
-                 'agg_customer_activity %, agg_customer_monthly % (% emptied row(s) removed)',
+                 'agg_customer_activity %, agg_customer_monthly % (% emptied row(s) removed), '
+                 'agg_category_best_sellers %',
         cardinality(v_days), cardinality(v_months), v_daily, v_products, v_payments,
-        v_activity, v_customers, v_removed;
+        v_activity, v_customers, v_removed, v_best;
     return v_applied + v_daily + v_products + v_payments + v_activity + v_customers
-           + v_removed;
+           + v_removed + v_best;
 end;
 $$;
 
