@@ -122,3 +122,22 @@ def test_active_customers_of_a_quarter_read_the_quarter_of_the_activity_aggregat
         [("Index Scan", "agg_customer_activity", "agg_customer_activity_pkey")],
         [("Bitmap Heap Scan", "agg_customer_activity", None),
          ("Bitmap Index Scan", None, "agg_customer_activity_pkey")]), reads
+
+
+def test_best_sellers_read_their_stored_keys_and_rank_nothing(history) -> None:  # noqa: ANN001
+    """bi.md's best seller of every category, month by month: the stored keys joined to
+    their figures and names, no aggregate or ranking of the product-months at read time."""
+    with history.cursor() as cur:
+        cur.execute("call warehouse.refresh_aggregates('2023-01-01', '2025-12-31')")
+        cur.execute("analyze warehouse.agg_product_monthly")
+        cur.execute("analyze warehouse.agg_category_best_sellers")
+        cur.execute("explain (format json) select month, category, product_id, product_name, "
+                    "revenue from analytics.v_category_best_sellers order by month, category")
+        (plan,) = cur.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)[0]
+    nodes = plan_nodes(plan["Plan"])
+    assert {node.get("Relation Name") for node in nodes} >= {
+        "agg_category_best_sellers", "agg_product_monthly", "dim_product"}
+    assert [node["Node Type"] for node in nodes
+            if node["Node Type"] in ("Aggregate", "WindowAgg")] == []
