@@ -1,8 +1,7 @@
 """Drill-downs of analytics.v_sales read one customer's, one order's, one product's month's or
 one day's lines through the fact's indexes, not the whole fact (issue 17; revision 0010); the
 active customers of whole months read analytics.v_customer_activity's months through the key
-of warehouse.agg_customer_activity, not the fact; the category and payment-method grids read
-their stored days (revision 0023).
+of warehouse.agg_customer_activity, not the fact.
 
 The plans are read through EXPLAIN on a fact of 3 years, 2,000 customers, 300 products and
 60,000 lines (statistics gathered), where a scan of the fact would be the wrong plan; no
@@ -14,8 +13,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from tests.test_daily_category_payment import CATEGORY_GRID, CATEGORY_GRID_DEFINITION
 
 FACT_SQL = """
 insert into warehouse.dim_customer (customer_key, customer_id, country, signup_date,
@@ -144,45 +141,3 @@ def test_best_sellers_read_their_stored_keys_and_rank_nothing(history) -> None: 
         "agg_category_best_sellers", "agg_product_monthly", "dim_product"}
     assert [node["Node Type"] for node in nodes
             if node["Node Type"] in ("Aggregate", "WindowAgg")] == []
-
-
-def test_category_and_payment_grids_read_their_aggregates_not_the_fact(history) -> None:  # noqa: ANN001, E501
-    """bi.md's one category and payment method over a quarter, and a payment method's days:
-    the stored day x category x method rows (revision 0023), no fact line, order status or
-    aggregate at read time."""
-    with history.cursor() as cur:
-        cur.execute("call warehouse.refresh_aggregates('2023-01-01', '2025-12-31')")
-        cur.execute("analyze warehouse.agg_daily_category_sales")
-        cur.execute("analyze warehouse.agg_daily_payment_sales")
-        # the unknown payment method's null code is a key like any other: the stored rows
-        # equal their definition over the fact (the payment grid's sums only: this fact's
-        # lines of one order have different customers, which the aggregates, like
-        # agg_daily_sales, count as different orders)
-        cur.execute(CATEGORY_GRID)
-        stored = cur.fetchall()
-        cur.execute(CATEGORY_GRID_DEFINITION)
-        assert stored == cur.fetchall()
-        assert len(stored) > 10000  # the history's days x 10 categories
-        cur.execute("select sales_date, payment_method, units, revenue, discount, margin "
-                    "from analytics.v_daily_payment_sales order by 1, 2")
-        stored = cur.fetchall()
-        cur.execute("select sales_date, payment_method, sum(units), sum(revenue), "
-                    "sum(discount), sum(margin) from warehouse.v_order_category_sales "
-                    "group by 1, 2 order by 1, 2")
-        assert stored == cur.fetchall()
-        assert len(stored) > 1000
-        plans = []
-        for sql in ("select sum(orders), sum(revenue) from analytics.v_daily_category_sales "
-                    "where category = 'Category 3' and payment_method is null "
-                    "and sales_date >= '2024-04-01' and sales_date < '2024-07-01'",
-                    "select sales_date, orders, revenue from analytics.v_daily_payment_sales "
-                    "where sales_date >= '2024-04-01' and sales_date < '2024-07-01'"):
-            cur.execute("explain (format json) " + sql)
-            (plan,) = cur.fetchone()[0]
-            plans.append(json.loads(plan)[0] if isinstance(plan, str) else plan)
-    for plan, table in zip(plans, ("agg_daily_category_sales", "agg_daily_payment_sales"),
-                           strict=True):
-        nodes = plan_nodes(plan["Plan"])
-        assert {node.get("Relation Name") for node in nodes} - {None} == {table}
-        # one aggregate: the query's own sum (the second query has none)
-        assert len([node for node in nodes if node["Node Type"] == "Aggregate"]) <= 1

@@ -16,9 +16,8 @@
 --   (the caller calls it once per statement, in that statement).
 -- warehouse.apply_agg_delta(p_skip_days date[], p_skip_months date[]) returns bigint
 --   Adds every pending row of warehouse.agg_delta to agg_daily_sales,
---   agg_daily_payment_sales, agg_daily_category_sales (an order once per current category
---   of its products), agg_payment_method_monthly, agg_product_monthly,
---   agg_customer_activity and the active_customers of agg_customer_monthly, removes rows left with nothing to count, and
+--   agg_payment_method_monthly, agg_product_monthly, agg_customer_activity and the
+--   active_customers of agg_customer_monthly, removes rows left with nothing to count, and
 --   empties agg_delta by TRUNCATE (revision 0020: no dead rows, so no autovacuum for the
 --   next batch's apply to wait for). The best sellers of the months whose product figures
 --   changed are recomputed (warehouse.refresh_best_sellers). Orders count once per order and sign (an order's rows of
@@ -32,10 +31,7 @@
 --   warehouse.refresh_aggregates over the dates named, which recomputes them and drops the
 --   deltas inside its range).
 --   Takes agg_delta in access exclusive mode (TRUNCATE needs it) so a concurrent fact load,
---   or a reader of the pending deltas, waits until the apply commits, and
---   agg_daily_category_sales in share row exclusive mode (its rows are updated through
---   the ctid the statement's join found: no other writer may move one; readers go on).
---   Returns the
+--   or a reader of the pending deltas, waits until the apply commits. Returns the
 --   aggregate rows changed. Safe to call twice: the second call finds no delta.
 -- Deltas are order-independent sums: deltas of several batches, or of two loads of one
 -- batch, may be applied together (an order changed by two statements has two pairs whose
@@ -91,16 +87,11 @@ declare
     v_activity  bigint;
     v_customers bigint;
     v_products  bigint;
-    v_categories bigint;
     v_best      bigint;
     v_product_months date[];
     v_broken    text;
 begin
     lock table warehouse.agg_delta in access exclusive mode;
-    -- the rows below are updated through the ctid a join of this statement found: no other
-    -- writer may move one meanwhile (readers are not blocked; every writer of ours takes
-    -- agg_delta first, so in this order)
-    lock table warehouse.agg_daily_category_sales in share row exclusive mode;
     select count(*) into v_deltas from warehouse.agg_delta;
     if v_deltas = 0 then
         return 0;
@@ -122,7 +113,6 @@ begin
         select
             o.sign, d.full_date as sales_date, d.month_start as month, dc.customer_id,
             coalesce(dpm.payment_method_code, 'unknown') as payment_method_code,
-            dpm.payment_method_code as method_code,
             o.units, o.revenue, o.discount, o.margin
         from order_rows o
         join warehouse.dim_date d on d.date_key = o.date_key
@@ -165,52 +155,6 @@ begin
         delete from warehouse.agg_daily_sales a
         using daily_next dn
         where dn.sales_date = a.sales_date and dn.orders = 0
-        returning 1
-    ),
-    day_payment_changes as (
-        select o.sales_date, o.method_code, sum(o.sign) as orders,
-               sum(o.sign * o.units) as units, sum(o.sign * o.revenue) as revenue,
-               sum(o.sign * o.discount) as discount, sum(o.sign * o.margin) as margin
-        from delta_orders o
-        where not (o.sales_date = any(p_skip_days))
-        group by o.sales_date, o.method_code
-    ),
-    day_payment_next as materialized (
-        -- the unknown method's code is null: keys compared through coalesce, which a hash
-        -- join can use (no category or code is empty: the rules reject blank values)
-        select dc.sales_date, dc.method_code,
-               coalesce(a.orders, 0) + dc.orders as orders,
-               coalesce(a.units, 0) + dc.units as units,
-               coalesce(a.revenue, 0) + dc.revenue as revenue,
-               coalesce(a.discount, 0) + dc.discount as discount,
-               coalesce(a.margin, 0) + dc.margin as margin
-        from day_payment_changes dc
-        left join warehouse.agg_daily_payment_sales a
-            on a.sales_date = dc.sales_date
-           and coalesce(a.payment_method_code, '') = coalesce(dc.method_code, '')
-        where (dc.orders, dc.units, dc.revenue, dc.discount, dc.margin) <> (0, 0, 0, 0, 0)
-    ),
-    day_payments_written as (
-        insert into warehouse.agg_daily_payment_sales as a (
-            sales_date, payment_method_code, orders, units, revenue, discount, margin,
-            refreshed_at
-        )
-        select dn.sales_date, dn.method_code, dn.orders, dn.units, dn.revenue, dn.discount,
-               dn.margin, now()
-        from day_payment_next dn
-        where dn.orders > 0
-        on conflict on constraint agg_daily_payment_sales_key do update
-            set orders = excluded.orders, units = excluded.units,
-                revenue = excluded.revenue, discount = excluded.discount,
-                margin = excluded.margin, refreshed_at = excluded.refreshed_at
-        returning 1
-    ),
-    day_payments_removed as (
-        delete from warehouse.agg_daily_payment_sales a
-        using day_payment_next dn
-        where dn.sales_date = a.sales_date
-          and coalesce(dn.method_code, '') = coalesce(a.payment_method_code, '')
-          and dn.orders = 0
         returning 1
     ),
     payment_changes as (
@@ -300,12 +244,6 @@ begin
         where dn.orders < 0
            or (dn.orders = 0 and (dn.units, dn.revenue, dn.discount, dn.margin) <> (0, 0, 0, 0))
         union all
-        select format('agg_daily_payment_sales %s %s: %s order(s), revenue %s', dn.sales_date,
-                      dn.method_code, dn.orders, dn.revenue)
-        from day_payment_next dn
-        where dn.orders < 0
-           or (dn.orders = 0 and (dn.units, dn.revenue, dn.discount, dn.margin) <> (0, 0, 0, 0))
-        union all
         select format('agg_payment_method_monthly %s %s: %s order(s), revenue %s', pn.month,
                       pn.payment_method_code, pn.orders, pn.revenue)
         from payment_next pn
@@ -321,128 +259,12 @@ begin
         from customers_written cw
         where cw.active_customers < 0
     )
-    select (select count(*) from daily_written) + (select count(*) from daily_removed)
-           + (select count(*) from day_payments_written)
-           + (select count(*) from day_payments_removed),
+    select (select count(*) from daily_written) + (select count(*) from daily_removed),
            (select count(*) from payments_written) + (select count(*) from payments_removed),
            (select count(*) from activity_written) + (select count(*) from activity_removed),
            (select count(*) from customers_written),
            (select string_agg(b.problem, '; ') from (select problem from broken limit 5) b)
     into v_daily, v_payments, v_activity, v_customers, v_broken;
-    if v_broken is not null then
-        raise exception 'apply_agg_delta: the aggregates are out of step with the fact (%); '
-                        'repair with CALL warehouse.refresh_aggregates(first_day, last_day)',
-            v_broken;
-    end if;
-
-    -- categories count an order once per category. Each delta row takes its product's
-    -- current category (one hash of the versions); orders come from the distinct keys of
-    -- change, sign, order and category (keys only: a hash of numeric sums per order spilled
-    -- to disk for a 5M status feed's 770,000 rows), the sums straight from the rows by day,
-    -- category and method. Rows already stored are updated through their ctid (the left
-    -- join found them; the table is locked against other writers above), which costs a
-    -- third of probing the key again per row as on conflict does.
-    with product_categories as (
-        select p.product_key, cur.category
-        from warehouse.dim_product p
-        left join warehouse.dim_product cur on cur.product_id = p.product_id and cur.is_current
-    ),
-    delta_categories as materialized (
-        select ad.change_id, ad.sign, ad.transaction_id, ad.date_key, ad.payment_method_key,
-               pc.category, ad.units, ad.revenue, ad.discount, ad.margin
-        from warehouse.agg_delta ad
-        left join product_categories pc on pc.product_key = ad.product_key
-    ),
-    category_changes as (
-        -- the orders and the sums grouped apart, then put together by one more grouping
-        -- (a join of the two on three keys was estimated at a few rows and nested)
-        select c.date_key, c.payment_method_key, c.category, sum(c.orders) as orders,
-               sum(c.units) as units, sum(c.revenue) as revenue,
-               sum(c.discount) as discount, sum(c.margin) as margin
-        from (
-            select k.date_key, k.payment_method_key, k.category, sum(k.sign) as orders,
-                   0 as units, 0 as revenue, 0 as discount, 0 as margin
-            from (
-                select distinct dc.change_id, dc.sign, dc.transaction_id, dc.date_key,
-                                dc.payment_method_key, dc.category
-                from delta_categories dc
-            ) k
-            group by k.date_key, k.payment_method_key, k.category
-            union all
-            select dc.date_key, dc.payment_method_key, dc.category, 0,
-                   sum(case when dc.sign > 0 then dc.units else -dc.units end),
-                   sum(case when dc.sign > 0 then dc.revenue else -dc.revenue end),
-                   sum(case when dc.sign > 0 then dc.discount else -dc.discount end),
-                   sum(case when dc.sign > 0 then dc.margin else -dc.margin end)
-            from delta_categories dc
-            group by dc.date_key, dc.payment_method_key, dc.category
-        ) c
-        group by c.date_key, c.payment_method_key, c.category
-    ),
-    category_rows as materialized (
-        -- the stored rows (tens of thousands) read whole, so the join below is a hash join:
-        -- the changes are estimated at a few hundred rows, and the planner would otherwise
-        -- probe the day's rows through the key's index for each of tens of thousands
-        select a.ctid as stored, a.sales_date, coalesce(a.category, '') as category_key,
-               coalesce(a.payment_method_code, '') as method_key, a.orders, a.units,
-               a.revenue, a.discount, a.margin
-        from warehouse.agg_daily_category_sales a
-    ),
-    category_next as materialized (
-        -- null keys (unknown product or method) compared through coalesce, as above
-        select d.full_date as sales_date, cc.category, dpm.payment_method_code, a.stored,
-               coalesce(a.orders, 0) + cc.orders as orders,
-               coalesce(a.units, 0) + cc.units as units,
-               coalesce(a.revenue, 0) + cc.revenue as revenue,
-               coalesce(a.discount, 0) + cc.discount as discount,
-               coalesce(a.margin, 0) + cc.margin as margin
-        from category_changes cc
-        join warehouse.dim_date d on d.date_key = cc.date_key
-        join warehouse.dim_payment_method dpm on dpm.payment_method_key = cc.payment_method_key
-        left join category_rows a
-            on a.sales_date = d.full_date and a.category_key = coalesce(cc.category, '')
-           and a.method_key = coalesce(dpm.payment_method_code, '')
-        where not (d.full_date = any(p_skip_days))
-          and (cc.orders, cc.units, cc.revenue, cc.discount, cc.margin) <> (0, 0, 0, 0, 0)
-    ),
-    categories_updated as (
-        update warehouse.agg_daily_category_sales a
-        set orders = cn.orders, units = cn.units, revenue = cn.revenue,
-            discount = cn.discount, margin = cn.margin, refreshed_at = now()
-        from category_next cn
-        where a.ctid = cn.stored and cn.orders > 0
-        returning 1
-    ),
-    categories_inserted as (
-        insert into warehouse.agg_daily_category_sales (
-            sales_date, category, payment_method_code, orders, units, revenue, discount,
-            margin, refreshed_at
-        )
-        select cn.sales_date, cn.category, cn.payment_method_code, cn.orders, cn.units,
-               cn.revenue, cn.discount, cn.margin, now()
-        from category_next cn
-        where cn.stored is null and cn.orders > 0
-        returning 1
-    ),
-    categories_removed as (
-        delete from warehouse.agg_daily_category_sales a
-        using category_next cn
-        where a.ctid = cn.stored and cn.orders = 0
-        returning 1
-    ),
-    broken as (
-        select format('agg_daily_category_sales %s %s %s: %s order(s), revenue %s',
-                      cn.sales_date, cn.category, cn.payment_method_code, cn.orders,
-                      cn.revenue) as problem
-        from category_next cn
-        where cn.orders < 0
-           or (cn.orders = 0 and (cn.units, cn.revenue, cn.discount, cn.margin) <> (0, 0, 0, 0))
-    )
-    select (select count(*) from categories_updated)
-           + (select count(*) from categories_inserted)
-           + (select count(*) from categories_removed),
-           (select string_agg(b.problem, '; ') from (select problem from broken limit 5) b)
-    into v_categories, v_broken;
     if v_broken is not null then
         raise exception 'apply_agg_delta: the aggregates are out of step with the fact (%); '
                         'repair with CALL warehouse.refresh_aggregates(first_day, last_day)',
@@ -518,14 +340,11 @@ begin
     where a.new_customers = 0 and a.active_customers = 0;
     truncate warehouse.agg_delta;
 
-    raise notice 'apply_agg_delta: % delta row(s) applied; rows changed: agg_daily_sales and '
-                 'agg_daily_payment_sales %, agg_daily_category_sales %, agg_product_monthly '
-                 '%, agg_payment_method_monthly %, agg_customer_activity %, '
-                 'agg_customer_monthly %, agg_category_best_sellers %',
-        v_deltas, v_daily, v_categories, v_products, v_payments, v_activity, v_customers,
-        v_best;
-    return v_daily + v_categories + v_products + v_payments + v_activity + v_customers
-           + v_best;
+    raise notice 'apply_agg_delta: % delta row(s) applied; rows changed: agg_daily_sales %, '
+                 'agg_product_monthly %, agg_payment_method_monthly %, agg_customer_activity '
+                 '%, agg_customer_monthly %, agg_category_best_sellers %',
+        v_deltas, v_daily, v_products, v_payments, v_activity, v_customers, v_best;
+    return v_daily + v_products + v_payments + v_activity + v_customers + v_best;
 end;
 $$;
 

@@ -20,9 +20,7 @@
 --   - warehouse.agg_refresh_queue: the signup month of every new customer, and the old and
 --     new months of every changed signup date, for refresh_batch_aggregates.
 --   - warehouse.agg_category_best_sellers: recomputed for the months of every product whose
---     category changed (warehouse.refresh_best_sellers), and the daily aggregates for
---     every day such a product sold (warehouse.refresh_sales_aggregates: the category
---     figures of agg_daily_category_sales).
+--     category changed (warehouse.refresh_best_sellers).
 --   - etl.batch_step (batch_id, 'load_dimensions', versions added + days added).
 --   Fact rows pointing at a closed version are re-pointed by warehouse.load_fact_sales.
 -- Safe to call twice: the second call finds every batch row's hash equal to its current
@@ -175,21 +173,11 @@ begin
                    and cp.category is distinct from cp.current_category)
     into v_products, v_recategorized;
     -- a product in another category: the best sellers of its months (ranked within the
-    -- current category) are ranked again, and the days it sold are recomputed by category
-    -- (agg_daily_category_sales counts an order once per current category: the move can
-    -- merge or split an order's categories, so no delta of the product alone is right).
-    -- Every day the product sold, read through the fact's product index: a product sold
-    -- on every day of the history recomputes them all (rare: a catalogue change).
+    -- current category) are ranked again
     if cardinality(v_recategorized) > 0 then
         perform warehouse.refresh_best_sellers(array(
             select distinct a.month from warehouse.agg_product_monthly a
             where a.product_id = any(v_recategorized)));
-        perform warehouse.refresh_sales_aggregates(array(
-            select distinct d.full_date
-            from warehouse.dim_product p
-            join warehouse.fact_sales f on f.product_key = p.product_key
-            join warehouse.dim_date d on d.date_key = f.date_key
-            where p.product_id = any(v_recategorized)), '{}');
     end if;
 
     -- a large load (the initial one) makes the statistics useless for the fact load next;

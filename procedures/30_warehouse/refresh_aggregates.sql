@@ -20,8 +20,7 @@
 --   First applies every pending delta but the parts the recompute covers
 --   (warehouse.apply_agg_delta: a recompute must not be followed by deltas it already
 --   contains, and a damaged range must be repairable). Then recomputes from fact_sales
---   agg_daily_sales, agg_daily_payment_sales and agg_daily_category_sales (an order once
---   per current category of its products) for exactly p_days, and for the months (first days) of p_months
+--   agg_daily_sales for exactly p_days, and for the months (first days) of p_months
 --   entirely agg_product_monthly, agg_payment_method_monthly, agg_customer_activity and the
 --   active_customers of agg_customer_monthly. Orders and customers are counted from one
 --   row per completed order (its keys only), the sums of the daily and payment figures are
@@ -67,7 +66,6 @@ declare
     v_months    date[];
     v_daily     bigint;
     v_products  bigint;
-    v_categories bigint;
     v_payments  bigint;
     v_customers bigint;
     v_removed   bigint;
@@ -154,55 +152,6 @@ begin
         delete from warehouse.agg_daily_sales a
         where a.sales_date = any(v_days)
           and not exists (select 1 from fresh_daily fd where fd.sales_date = a.sales_date)
-        returning 1
-    ),
-    fresh_day_payments as materialized (
-        select s.sales_date, s.payment_method_code, o.orders, s.units, s.revenue, s.discount,
-               s.margin
-        from (
-            select dms.full_date as sales_date, dpm.payment_method_code,
-                   sum(dms.units) as units, sum(dms.revenue) as revenue,
-                   sum(dms.discount) as discount, sum(dms.margin) as margin
-            from day_method_sums dms
-            join warehouse.dim_payment_method dpm
-                on dpm.payment_method_key = dms.payment_method_key
-            where dms.full_date = any(v_days)
-            group by dms.full_date, dpm.payment_method_code
-        ) s
-        join (
-            select co.full_date, dpm.payment_method_code, count(*) as orders
-            from completed_orders co
-            join warehouse.dim_payment_method dpm
-                on dpm.payment_method_key = co.payment_method_key
-            where co.full_date = any(v_days)
-            group by co.full_date, dpm.payment_method_code
-        ) o on o.full_date = s.sales_date
-           and coalesce(o.payment_method_code, '') = coalesce(s.payment_method_code, '')
-    ),
-    day_payments_written as (
-        insert into warehouse.agg_daily_payment_sales as a (
-            sales_date, payment_method_code, orders, units, revenue, discount, margin,
-            refreshed_at
-        )
-        select fd.sales_date, fd.payment_method_code, fd.orders, fd.units, fd.revenue,
-               fd.discount, fd.margin, now()
-        from fresh_day_payments fd
-        on conflict on constraint agg_daily_payment_sales_key do update
-            set orders = excluded.orders, units = excluded.units,
-                revenue = excluded.revenue, discount = excluded.discount,
-                margin = excluded.margin, refreshed_at = excluded.refreshed_at
-            where (a.orders, a.units, a.revenue, a.discount, a.margin) is distinct from
-                  (excluded.orders, excluded.units, excluded.revenue, excluded.discount,
-                   excluded.margin)
-        returning 1
-    ),
-    day_payments_removed as (
-        delete from warehouse.agg_daily_payment_sales a
-        where a.sales_date = any(v_days)
-          and not exists (select 1 from fresh_day_payments fd
-                          where fd.sales_date = a.sales_date
-                            and fd.payment_method_code is not distinct from
-                                a.payment_method_code)
         returning 1
     ),
     fresh_payments as materialized (
@@ -311,66 +260,12 @@ begin
             where a.active_customers <> excluded.active_customers
         returning 1
     )
-    select (select count(*) from daily_written) + (select count(*) from daily_removed)
-           + (select count(*) from day_payments_written)
-           + (select count(*) from day_payments_removed),
+    select (select count(*) from daily_written) + (select count(*) from daily_removed),
            (select count(*) from payments_written) + (select count(*) from payments_removed),
            (select count(*) from active_written),
            (select count(*) from activity_loaded) + (select count(*) from activity_written)
            + (select count(*) from activity_removed)
     into v_daily, v_payments, v_customers, v_activity;
-
-    -- an order once per category of its lines (current product versions): the lines of
-    -- the days sorted by day, category and method, orders counted distinct within each
-    -- (a hash of one row per order and category would hold one entry per order)
-    with category_lines as (
-        select d.full_date, cur.category, f.payment_method_key, f.transaction_id,
-               f.quantity, f.line_amount, f.discount, f.line_margin
-        from warehouse.dim_date d
-        join warehouse.v_sale_lines f on f.date_key = d.date_key  -- completed lines
-        left join warehouse.dim_product p on p.product_key = f.product_key
-        left join warehouse.dim_product cur on cur.product_id = p.product_id and cur.is_current
-        where d.full_date = any(v_days)
-    ),
-    fresh_categories as materialized (
-        select cl.full_date as sales_date, cl.category, dpm.payment_method_code,
-               count(distinct cl.transaction_id) as orders, sum(cl.quantity) as units,
-               sum(cl.line_amount) as revenue, sum(cl.discount) as discount,
-               sum(cl.line_margin) as margin
-        from category_lines cl
-        join warehouse.dim_payment_method dpm on dpm.payment_method_key = cl.payment_method_key
-        group by cl.full_date, cl.category, dpm.payment_method_code
-    ),
-    categories_written as (
-        insert into warehouse.agg_daily_category_sales as a (
-            sales_date, category, payment_method_code, orders, units, revenue, discount,
-            margin, refreshed_at
-        )
-        select fc.sales_date, fc.category, fc.payment_method_code, fc.orders, fc.units,
-               fc.revenue, fc.discount, fc.margin, now()
-        from fresh_categories fc
-        on conflict on constraint agg_daily_category_sales_key do update
-            set orders = excluded.orders, units = excluded.units,
-                revenue = excluded.revenue, discount = excluded.discount,
-                margin = excluded.margin, refreshed_at = excluded.refreshed_at
-            where (a.orders, a.units, a.revenue, a.discount, a.margin) is distinct from
-                  (excluded.orders, excluded.units, excluded.revenue, excluded.discount,
-                   excluded.margin)
-        returning 1
-    ),
-    categories_removed as (
-        delete from warehouse.agg_daily_category_sales a
-        where a.sales_date = any(v_days)
-          and not exists (select 1 from fresh_categories fc
-                          where fc.sales_date = a.sales_date
-                            and fc.category is not distinct from a.category
-                            and fc.payment_method_code is not distinct from
-                                a.payment_method_code)
-        returning 1
-    )
-    select (select count(*) from categories_written)
-           + (select count(*) from categories_removed)
-    into v_categories;
 
     with product_key_months as (
         select
@@ -437,14 +332,13 @@ begin
     get diagnostics v_removed = row_count;
 
     raise notice 'refresh_sales_aggregates: % day(s), % month(s) recomputed; rows changed: '
-                 'agg_daily_sales and agg_daily_payment_sales %, agg_daily_category_sales %, '
-                 'agg_product_monthly %, agg_payment_method_monthly %, '
+                 'agg_daily_sales %, agg_product_monthly %, agg_payment_method_monthly %, '
                  'agg_customer_activity %, agg_customer_monthly % (% emptied row(s) removed), '
                  'agg_category_best_sellers %',
-        cardinality(v_days), cardinality(v_months), v_daily, v_categories, v_products,
-        v_payments, v_activity, v_customers, v_removed, v_best;
-    return v_applied + v_daily + v_categories + v_products + v_payments + v_activity
-           + v_customers + v_removed + v_best;
+        cardinality(v_days), cardinality(v_months), v_daily, v_products, v_payments,
+        v_activity, v_customers, v_removed, v_best;
+    return v_applied + v_daily + v_products + v_payments + v_activity + v_customers
+           + v_removed + v_best;
 end;
 $$;
 

@@ -1,8 +1,6 @@
 -- analytics.v_daily_category_sales: one row per UTC day, product category (current
 -- version) and payment method with at least one completed order, from
--- warehouse.agg_daily_category_sales (revision 0023; kept by the aggregate steps with the
--- other aggregates, to the same figures as warehouse.v_order_category_sales grouped by
--- day, category and method). orders counts each order once per category: for ONE
+-- warehouse.v_order_category_sales. orders counts each order once per category: for ONE
 -- category it adds up over days and payment methods (an order has one day and one
 -- method); summed over several categories it counts an order with lines in two of them
 -- twice (use v_daily_payment_sales or v_daily_sales for orders of all categories).
@@ -12,16 +10,17 @@ drop view if exists analytics.v_daily_category_sales;
 
 create view analytics.v_daily_category_sales as
 select
-    a.sales_date,
-    a.category,
-    a.payment_method_code as payment_method,
-    a.orders,
-    a.units,
-    a.revenue,
-    a.discount,
-    a.margin,
-    round(a.revenue / a.orders, 2) as avg_order_value
-from warehouse.agg_daily_category_sales a;
+    o.sales_date,
+    o.category,
+    o.payment_method,
+    count(*)::bigint as orders,
+    sum(o.units)::bigint as units,
+    sum(o.revenue)::numeric(18,2) as revenue,
+    sum(o.discount)::numeric(18,2) as discount,
+    sum(o.margin)::numeric(18,2) as margin,
+    round(sum(o.revenue) / count(*), 2) as avg_order_value
+from warehouse.v_order_category_sales o
+group by o.sales_date, o.category, o.payment_method;
 
 comment on view analytics.v_daily_category_sales is
     'Completed sales per UTC day, product category and payment method; orders count an '

@@ -1,23 +1,23 @@
 -- analytics.v_daily_payment_sales: one row per UTC day and payment method with at least
--- one completed order, from warehouse.agg_daily_payment_sales (revision 0023; kept by the
--- aggregate steps, to the same figures as warehouse.v_order_category_sales grouped by day
--- and method with each order once). Every column adds up over days and payment methods (an
--- order has one day and one method), so it gives the orders of all categories under a
--- payment-method filter; for one day its rows sum to that day's row of v_daily_sales.
+-- one completed order, from warehouse.v_order_category_sales. Every column adds up over
+-- days and payment methods (an order has one day and one method), so it gives the orders
+-- of all categories under a payment-method filter; for one day its rows sum to that day's
+-- row of v_daily_sales.
 -- Dropped and recreated on every apply.
 drop view if exists analytics.v_daily_payment_sales;
 
 create view analytics.v_daily_payment_sales as
 select
-    a.sales_date,
-    a.payment_method_code as payment_method,
-    a.orders,
-    a.units,
-    a.revenue,
-    a.discount,
-    a.margin,
-    round(a.revenue / a.orders, 2) as avg_order_value
-from warehouse.agg_daily_payment_sales a;
+    o.sales_date,
+    o.payment_method,
+    count(distinct o.transaction_id)::bigint as orders,
+    sum(o.units)::bigint as units,
+    sum(o.revenue)::numeric(18,2) as revenue,
+    sum(o.discount)::numeric(18,2) as discount,
+    sum(o.margin)::numeric(18,2) as margin,
+    round(sum(o.revenue) / count(distinct o.transaction_id), 2) as avg_order_value
+from warehouse.v_order_category_sales o
+group by o.sales_date, o.payment_method;
 
 comment on view analytics.v_daily_payment_sales is
     'Completed sales per UTC day and payment method';
