@@ -16,6 +16,7 @@ import pytest
 
 from tests import test_warehouse
 from tests.test_warehouse import Shop, daily
+from tests.test_warehouse_views import BEST_SELLERS  # the view and its definition
 
 shop = test_warehouse.shop  # the fixture, shared
 
@@ -33,10 +34,6 @@ AGGREGATE_QUERIES = {
 }
 BEST_SELLER_KEYS = ("select month, product_id from warehouse.agg_category_best_sellers "
                     "order by 1, 2")
-# analytics.v_category_best_sellers and its definition: v_product_performance's rows ranked
-# first within month and category
-BEST_SELLERS = ("select month, category, product_id, product_name, brand, orders, units, "
-                "revenue, margin from analytics.{view} {where} order by 1, 2, 3")
 
 
 def aggregates(shop: Shop) -> dict[str, list[tuple]]:

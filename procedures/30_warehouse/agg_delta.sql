@@ -20,9 +20,10 @@
 --   active_customers of agg_customer_monthly, removes rows left with nothing to count, and
 --   empties agg_delta by TRUNCATE (revision 0020: no dead rows, so no autovacuum for the
 --   next batch's apply to wait for). The best sellers of the months whose product figures
---   changed are recomputed (warehouse.refresh_best_sellers). Orders count once per order and sign (an order's rows of
---   several products are one order); a customer becomes active in a month when their
---   completed orders there go from 0 to more, and stops when they go back to 0.
+--   changed are recomputed (warehouse.refresh_best_sellers). Orders count once per order
+--   and sign (an order's rows of several products are one order); a customer becomes
+--   active in a month when their completed orders there go from 0 to more, and stops when
+--   they go back to 0.
 --   The daily part of a delta dated in p_skip_days and the monthly parts of one in a month
 --   of p_skip_months (first days) are dropped instead: the caller recomputes those from
 --   the fact, which already holds the change (refresh_sales_aggregates).
