@@ -42,32 +42,36 @@ create or replace function warehouse.record_fact_change(
     p_batch_id bigint, p_change_id bigint, p_before warehouse.fact_sales[],
     p_after warehouse.fact_sales[])
 returns bigint
-language sql
+-- PL/pgSQL for its row count: an SQL function counted the rows its INSERT returned (0.25 s
+-- of a status feed's 720,000 at 5M)
+language plpgsql
 volatile
 -- one or two lines per group: sorting the lines (read in transaction_id order) and grouping
 -- them costs a third of a hash table of numeric sums (80 against 230 ms at 50,000 lines)
 set enable_hashagg = off
-begin atomic
+as $$
+declare
+    v_rows bigint;
+begin
     with lines as (
         select -1 as sign, b.* from unnest(p_before) b
         union all
         select 1, a.* from unnest(p_after) a
-    ),
-    recorded as (
-        insert into warehouse.agg_delta (
-            batch_id, change_id, sign, transaction_id, date_key, customer_key,
-            payment_method_key, product_key, units, revenue, discount, margin
-        )
-        select p_batch_id, p_change_id, l.sign, l.transaction_id, l.date_key, l.customer_key,
-               l.payment_method_key, l.product_key, sum(l.quantity), sum(l.line_amount),
-               sum(l.discount), sum(l.line_margin)
-        from lines l
-        group by l.sign, l.transaction_id, l.date_key, l.customer_key, l.payment_method_key,
-                 l.product_key
-        returning 1
     )
-    select count(*) from recorded;
+    insert into warehouse.agg_delta (
+        batch_id, change_id, sign, transaction_id, date_key, customer_key,
+        payment_method_key, product_key, units, revenue, discount, margin
+    )
+    select p_batch_id, p_change_id, l.sign, l.transaction_id, l.date_key, l.customer_key,
+           l.payment_method_key, l.product_key, sum(l.quantity), sum(l.line_amount),
+           sum(l.discount), sum(l.line_margin)
+    from lines l
+    group by l.sign, l.transaction_id, l.date_key, l.customer_key, l.payment_method_key,
+             l.product_key;
+    get diagnostics v_rows = row_count;
+    return v_rows;
 end;
+$$;
 
 comment on function warehouse.record_fact_change(bigint, bigint, warehouse.fact_sales[],
                                                  warehouse.fact_sales[]) is
@@ -93,8 +97,9 @@ declare
     v_broken    text;
 begin
     lock table warehouse.agg_delta in access exclusive mode;
-    select count(*) into v_deltas from warehouse.agg_delta;
-    if v_deltas = 0 then
+    -- counted by the first statement, which reads them all (a count first took 0.27 s of
+    -- a status feed's 720,000 rows at 5M)
+    if not exists (select 1 from warehouse.agg_delta) then
         return 0;
     end if;
 
@@ -103,7 +108,7 @@ begin
     with order_rows as (
         select
             ad.change_id, ad.sign, ad.transaction_id, ad.date_key, ad.customer_key,
-            ad.payment_method_key,
+            ad.payment_method_key, count(*) as delta_rows,
             sum(ad.units) as units, sum(ad.revenue) as revenue,
             sum(ad.discount) as discount, sum(ad.margin) as margin
         from warehouse.agg_delta ad
@@ -114,7 +119,7 @@ begin
         select
             o.sign, d.full_date as sales_date, d.month_start as month, dc.customer_id,
             coalesce(dpm.payment_method_code, 'unknown') as payment_method_code,
-            o.units, o.revenue, o.discount, o.margin
+            o.delta_rows, o.units, o.revenue, o.discount, o.margin
         from order_rows o
         join warehouse.dim_date d on d.date_key = o.date_key
         left join warehouse.dim_customer dc on dc.customer_key = o.customer_key
@@ -260,12 +265,13 @@ begin
         from customers_written cw
         where cw.active_customers < 0
     )
-    select (select count(*) from daily_written) + (select count(*) from daily_removed),
+    select (select sum(o.delta_rows) from delta_orders o),
+           (select count(*) from daily_written) + (select count(*) from daily_removed),
            (select count(*) from payments_written) + (select count(*) from payments_removed),
            (select count(*) from activity_written) + (select count(*) from activity_removed),
            (select count(*) from customers_written),
            (select string_agg(b.problem, '; ') from (select problem from broken limit 5) b)
-    into v_daily, v_payments, v_activity, v_customers, v_broken;
+    into v_deltas, v_daily, v_payments, v_activity, v_customers, v_broken;
     if v_broken is not null then
         raise exception 'apply_agg_delta: the aggregates are out of step with the fact (%); '
                         'repair with CALL warehouse.refresh_aggregates(first_day, last_day)',

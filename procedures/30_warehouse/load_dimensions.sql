@@ -37,6 +37,8 @@ declare
     v_recategorized   bigint[];
     v_payment_methods bigint;
     v_days            integer;
+    v_first_day       date;
+    v_last_day        date;
 begin
     select b.load_ts into v_load_ts from etl.batch b where b.batch_id = p_batch_id;
     if not found then
@@ -51,15 +53,20 @@ begin
         where dim_payment_method.display_name is distinct from excluded.display_name;
     get diagnostics v_payment_methods = row_count;
 
-    with batch_days as (
-        select warehouse.utc_date(t.transaction_ts) as day
-        from production.batch_transactions(p_batch_id) t
-        union all
-        select c.signup_date
-        from production.customers c
-        where c.source_batch_id = p_batch_id
-    )
-    select warehouse.ensure_dim_date(min(day), max(day)) into v_days from batch_days;
+    -- the days read with parallel workers (EXECUTE: production.batch_transaction_rows),
+    -- the calendar extended after (ensure_dim_date writes)
+    execute $q$
+        with batch_days as (
+            select warehouse.utc_date(t.transaction_ts) as day
+            from production.batch_transactions($1) t
+            union all
+            select c.signup_date
+            from production.customers c
+            where c.source_batch_id = $1
+        )
+        select min(day), max(day) from batch_days$q$
+    into v_first_day, v_last_day using p_batch_id;
+    v_days := warehouse.ensure_dim_date(v_first_day, v_last_day);
 
     with batch_customers as (
         select

@@ -276,7 +276,7 @@ begin
         -- the batch's transactions read once, into an array whose size the planner then
         -- knows (the log's semi join is estimated at a twentieth of a status feed, which
         -- probed the customer versions once per order)
-        v_batch_orders := array(select t from production.batch_transactions(p_batch_id) t);
+        v_batch_orders := production.batch_transaction_rows(p_batch_id);
         with batch_orders as materialized (
             select t.transaction_id, t.transaction_ts, t.status_code,
                    coalesce(dc.customer_key, -1) as customer_key,
