@@ -1,0 +1,175 @@
+"""``python -m bench.feed_replay``: the history's status feed again, on the database it left.
+
+The status feed (``batch_0002`` of ``python -m bench --preset history``, bench/history.py) is
+the write target that is hardest to meet, and measuring a change of it by a whole history
+takes a quarter of an hour. This replays it on the database the history preset left, in
+about a minute, rolled back, so a change of the steps' procedures is compared with the
+procedures as they are, alternated, on the same database:
+
+1. The feed's files, with each transaction's status changed against the status production
+   holds now (a status other than completed becomes completed, 97 in 100; a completed one
+   becomes refunded or cancelled, 9 in 10; seeded, so every replay of one database is the
+   same feed): about 244,000 status changes over the whole history at 5M, the items as the
+   feed delivered them. Written once under ``bench/out/feed-replay-<orders>/``, rows in
+   reverse order (new file hashes: ingestion takes each file once).
+2. For each replay: the files ingested as a new batch (committed: ingestion commits), then
+   ``CHECKPOINT``, then every per-batch step of the chain (``etl.pipeline_step``, but marking
+   the batch processed and retention) called and timed in one transaction, which is rolled
+   back; the batch's ledger rows are deleted (the next replay ingests the same bytes again)
+   and the tables the replay wrote are vacuumed, so the next one starts from the same state.
+3. ``--try FILE...``: procedures/ files applied first in the replay's transaction (rolled
+   back with it); with ``--repeat N``, N replays as they are and N with the files,
+   alternated (as is, tried, as is, ...).
+
+The database: ``--url``, else ``warehouse_history`` on the durable server of this checkout.
+Results go to stdout and ``bench/out/feed-replay-<orders>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import shutil
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.drill_downs import history_url
+from bench.history import HISTORY_ORDERS, OUT, fetch, generate, load
+from runner.db import connect
+from runner.ingest import ingest_batch
+
+FEED = "batch_0002"
+SKIPPED_STEPS = ("mark_processed", "apply_retention")
+# what a replay writes (rolled back) and leaves dead rows in: vacuumed after each replay
+WRITTEN = ("production.transactions", "production.transaction_items", "production.customers",
+           "production.products", "staging.transaction_changes", "warehouse.fact_order_status",
+           "warehouse.fact_sales", "warehouse.agg_delta", "warehouse.agg_refresh_queue",
+           "warehouse.agg_daily_sales", "warehouse.agg_product_monthly",
+           "warehouse.agg_customer_activity", "warehouse.agg_payment_method_monthly",
+           "etl.batch_step")
+
+
+def feed_files(url: str, orders: int) -> Path:
+    """The feed's files with statuses changed against production's (step 1)."""
+    source = generate(orders) / FEED
+    target = OUT / f"feed-replay-{orders}"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    with (source / "transactions.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    header, rows = rows[0], rows[1:]
+    key, status = header.index("transaction_id"), header.index("status")
+    now = dict(fetch(url, "select transaction_id, status_code from production.transactions "
+                          "where transaction_id = any(%s)", ([int(r[key]) for r in rows],)))
+    draw = random.Random(2026)
+    for row in rows:
+        current = now.get(int(row[key]))
+        if current is None:
+            continue
+        chance = draw.random()
+        if current != "completed":
+            row[status] = ("completed" if chance < 0.97
+                           else "cancelled" if current != "cancelled" else "refunded")
+        else:
+            row[status] = ("refunded" if chance < 0.6
+                           else "cancelled" if chance < 0.9 else "completed")
+    with (target / "transactions.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(reversed(rows))
+    for name in ("customers", "products", "transaction_items"):
+        if (source / f"{name}.csv").exists():
+            lines = (source / f"{name}.csv").read_text(encoding="utf-8").splitlines()
+            (target / f"{name}.csv").write_text(
+                "\n".join([lines[0], *reversed(lines[1:])]) + "\n", encoding="utf-8")
+    return target
+
+
+def replay(url: str, files: Path, tried: list[Path]) -> dict[str, float]:
+    """One replay (step 2): each step's seconds."""
+    landing = OUT / f"feed-replay-landing-{uuid.uuid4().hex[:8]}"
+    shutil.copytree(files, landing)
+    try:
+        ingest_batch(url, landing)
+    finally:
+        shutil.rmtree(landing)
+    batch_id = fetch(url, "select max(batch_id) from etl.batch")[0][0]
+    fetch(url, "checkpoint")
+    timings: dict[str, float] = {}
+    conn = connect(url)
+    try:
+        with conn.cursor() as cur:
+            for path in tried:
+                cur.execute(path.read_text(encoding="utf-8"))
+            cur.execute("select step, procedure from etl.pipeline_step where per_batch "
+                        "order by step_order")
+            for step, procedure in cur.fetchall():
+                if step in SKIPPED_STEPS:
+                    continue
+                started = time.perf_counter()
+                cur.execute(f"call {procedure}(%s)", (batch_id,))
+                timings[step] = time.perf_counter() - started
+    finally:
+        conn.rollback()
+        conn.close()
+    fetch(url, "delete from etl.batch_file where batch_id = %s", (batch_id,))
+    for table in WRITTEN:
+        fetch(url, f"vacuum {table}")
+    return timings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.feed_replay",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--url", help="the history database (default: warehouse_history "
+                        "on this checkout's durable server)")
+    parser.add_argument("--try", dest="tried", nargs="+", type=Path, default=[],
+                        metavar="FILE", help="procedures/ files applied in each tried "
+                        "replay's transaction, rolled back after")
+    parser.add_argument("--orders", type=int, default=HISTORY_ORDERS,
+                        help="orders of the history the database holds (its generated "
+                        "files are read; default %(default)s)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="replays of each kind, alternated (default 1)")
+    args = parser.parse_args(argv)
+    url = args.url or history_url()
+    from bench.__main__ import machine
+
+    results: dict = {
+        "command": " ".join(["python -m bench.feed_replay", *sys.argv[1:]]),
+        "measured_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "machine": machine(url), "orders": args.orders, "load_before": load(),
+        "tried": [str(path) for path in args.tried], "replays": []}
+    files = feed_files(url, args.orders)
+    kinds = ["as is", "tried"] if args.tried else ["as is"]
+    for _ in range(args.repeat):
+        for kind in kinds:
+            timings = replay(url, files, args.tried if kind == "tried" else [])
+            results["replays"].append({"kind": kind, "seconds": sum(timings.values()),
+                                       "steps": timings})
+            print(f"{kind}: {sum(timings.values()):.2f} s: "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in timings.items() if v >= 0.01),
+                  flush=True)
+    results["medians"] = {
+        kind: {step: statistics.median(r["steps"][step] for r in results["replays"]
+                                       if r["kind"] == kind)
+               for step in results["replays"][0]["steps"]} | {
+            "seconds": statistics.median(r["seconds"] for r in results["replays"]
+                                         if r["kind"] == kind)}
+        for kind in kinds}
+    results["load_after"] = load()
+    target = OUT / f"feed-replay-{args.orders}.json"
+    target.write_text(json.dumps(results, indent=2, default=str))
+    print(f"load {results['load_before']} / {results['load_after']}; results written to "
+          f"{target}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
