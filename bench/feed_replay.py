@@ -43,6 +43,7 @@ from bench.drill_downs import history_url
 from bench.history import HISTORY_ORDERS, OUT, fetch, generate, load
 from runner.db import connect
 from runner.ingest import ingest_batch
+from runner.steps import read_steps
 
 FEED = "batch_0002"
 SKIPPED_STEPS = ("mark_processed", "apply_retention")
@@ -96,10 +97,10 @@ def replay(url: str, files: Path, tried: list[Path]) -> dict[str, float]:
     landing = OUT / f"feed-replay-landing-{uuid.uuid4().hex[:8]}"
     shutil.copytree(files, landing)
     try:
-        ingest_batch(url, landing)
+        batch_id = ingest_batch(url, landing).batch_id
     finally:
         shutil.rmtree(landing)
-    batch_id = fetch(url, "select max(batch_id) from etl.batch")[0][0]
+    assert batch_id is not None, f"{files} loaded nothing"
     fetch(url, "checkpoint")
     timings: dict[str, float] = {}
     conn = connect(url)
@@ -107,14 +108,13 @@ def replay(url: str, files: Path, tried: list[Path]) -> dict[str, float]:
         with conn.cursor() as cur:
             for path in tried:
                 cur.execute(path.read_text(encoding="utf-8"))
-            cur.execute("select step, procedure from etl.pipeline_step where per_batch "
-                        "order by step_order")
-            for step, procedure in cur.fetchall():
-                if step in SKIPPED_STEPS:
-                    continue
-                started = time.perf_counter()
-                cur.execute(f"call {procedure}(%s)", (batch_id,))
-                timings[step] = time.perf_counter() - started
+        for step in read_steps(conn):
+            if not step.per_batch or step.name in SKIPPED_STEPS:
+                continue
+            started = time.perf_counter()
+            with conn.cursor() as cur:
+                cur.execute(step.sql, {"batch_id": batch_id})
+            timings[step.name] = time.perf_counter() - started
     finally:
         conn.rollback()
         conn.close()
@@ -156,13 +156,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{kind}: {sum(timings.values()):.2f} s: "
                   + ", ".join(f"{k} {v:.2f}" for k, v in timings.items() if v >= 0.01),
                   flush=True)
-    results["medians"] = {
-        kind: {step: statistics.median(r["steps"][step] for r in results["replays"]
-                                       if r["kind"] == kind)
-               for step in results["replays"][0]["steps"]} | {
-            "seconds": statistics.median(r["seconds"] for r in results["replays"]
-                                         if r["kind"] == kind)}
-        for kind in kinds}
+    results["medians"] = {}
+    for kind in kinds:
+        runs = [r for r in results["replays"] if r["kind"] == kind]
+        results["medians"][kind] = {
+            "seconds": statistics.median(r["seconds"] for r in runs),
+            **{step: statistics.median(r["steps"][step] for r in runs)
+               for step in runs[0]["steps"]}}
     results["load_after"] = load()
     target = OUT / f"feed-replay-{args.orders}.json"
     target.write_text(json.dumps(results, indent=2, default=str))
