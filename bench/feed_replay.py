@@ -20,6 +20,10 @@ procedures as they are, alternated, on the same database:
 3. ``--try FILE...``: procedures/ files applied first in the replay's transaction (rolled
    back with it); with ``--repeat N``, N replays as they are and N with the files,
    alternated (as is, tried, as is, ...).
+4. ``--step STEP`` (with ``--try``): one replay; the steps before STEP run once, then STEP
+   is timed 2N times from the same state (a savepoint, rolled back to after each), as it is
+   and with the files, in the order as is, tried, tried, as is, ...: a change of one step
+   measured without the noise of separate replays, each of which ingests and vacuums.
 
 The database: ``--url``, else ``warehouse_history`` on the durable server of this checkout.
 Results go to stdout and ``bench/out/feed-replay-<orders>.json``.
@@ -36,6 +40,8 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -92,8 +98,10 @@ def feed_files(url: str, orders: int) -> Path:
     return target
 
 
-def replay(url: str, files: Path, tried: list[Path]) -> dict[str, float]:
-    """One replay (step 2): each step's seconds."""
+@contextmanager
+def ingested(url: str, files: Path) -> Iterator[int]:
+    """The feed ingested as a new batch (its id); after, its ledger rows deleted and the
+    tables a replay writes vacuumed."""
     landing = OUT / f"feed-replay-landing-{uuid.uuid4().hex[:8]}"
     shutil.copytree(files, landing)
     try:
@@ -102,25 +110,68 @@ def replay(url: str, files: Path, tried: list[Path]) -> dict[str, float]:
         shutil.rmtree(landing)
     assert batch_id is not None, f"{files} loaded nothing"
     fetch(url, "checkpoint")
-    timings: dict[str, float] = {}
-    conn = connect(url)
     try:
-        with conn.cursor() as cur:
-            for path in tried:
-                cur.execute(path.read_text(encoding="utf-8"))
-        for step in read_steps(conn):
-            if not step.per_batch or step.name in SKIPPED_STEPS:
-                continue
-            started = time.perf_counter()
-            with conn.cursor() as cur:
-                cur.execute(step.sql, {"batch_id": batch_id})
-            timings[step.name] = time.perf_counter() - started
+        yield batch_id
     finally:
-        conn.rollback()
-        conn.close()
-    fetch(url, "delete from etl.batch_file where batch_id = %s", (batch_id,))
-    for table in WRITTEN:
-        fetch(url, f"vacuum {table}")
+        fetch(url, "delete from etl.batch_file where batch_id = %s", (batch_id,))
+        for table in WRITTEN:
+            fetch(url, f"vacuum {table}")
+
+
+def replayed_steps(conn) -> list:
+    """The per-batch steps a replay runs, in order."""
+    return [s for s in read_steps(conn) if s.per_batch and s.name not in SKIPPED_STEPS]
+
+
+def apply_files(cur, tried: list[Path]) -> None:
+    for path in tried:
+        cur.execute(path.read_text(encoding="utf-8"))
+
+
+def replay(url: str, files: Path, tried: list[Path]) -> dict[str, float]:
+    """One replay (step 2): each step's seconds."""
+    timings: dict[str, float] = {}
+    with ingested(url, files) as batch_id:
+        conn = connect(url)
+        try:
+            with conn.cursor() as cur:
+                apply_files(cur, tried)
+                for step in replayed_steps(conn):
+                    started = time.perf_counter()
+                    cur.execute(step.sql, {"batch_id": batch_id})
+                    timings[step.name] = time.perf_counter() - started
+        finally:
+            conn.rollback()
+            conn.close()
+    return timings
+
+
+def replay_step(url: str, files: Path, tried: list[Path], name: str,
+                repeat: int) -> list[tuple[str, float]]:
+    """One replay timing step ``name`` as is and tried, alternated (step 4)."""
+    timings: list[tuple[str, float]] = []
+    with ingested(url, files) as batch_id:
+        conn = connect(url)
+        try:
+            steps = replayed_steps(conn)
+            names = [s.name for s in steps]
+            if name not in names:
+                raise SystemExit(f"--step {name}: not a per-batch step ({', '.join(names)})")
+            with conn.cursor() as cur:
+                for step in steps[:names.index(name)]:
+                    cur.execute(step.sql, {"batch_id": batch_id})
+                cur.execute("savepoint before_step")
+                for turn in range(repeat):
+                    for kind in (("as is", "tried") if turn % 2 == 0 else ("tried", "as is")):
+                        if kind == "tried":
+                            apply_files(cur, tried)
+                        started = time.perf_counter()
+                        cur.execute(steps[names.index(name)].sql, {"batch_id": batch_id})
+                        timings.append((kind, time.perf_counter() - started))
+                        cur.execute("rollback to savepoint before_step")
+        finally:
+            conn.rollback()
+            conn.close()
     return timings
 
 
@@ -137,7 +188,11 @@ def main(argv: list[str] | None = None) -> int:
                         "files are read; default %(default)s)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="replays of each kind, alternated (default 1)")
+    parser.add_argument("--step", help="time this step only, as is and tried, --repeat "
+                        "times each from one state (needs --try)")
     args = parser.parse_args(argv)
+    if args.step and not args.tried:
+        parser.error("--step needs --try")
     url = args.url or history_url()
     from bench.__main__ import machine
 
@@ -148,7 +203,13 @@ def main(argv: list[str] | None = None) -> int:
         "tried": [str(path) for path in args.tried], "replays": []}
     files = feed_files(url, args.orders)
     kinds = ["as is", "tried"] if args.tried else ["as is"]
-    for _ in range(args.repeat):
+    if args.step:
+        results["step"] = args.step
+        for kind, seconds in replay_step(url, files, args.tried, args.step, args.repeat):
+            results["replays"].append({"kind": kind, "seconds": seconds,
+                                       "steps": {args.step: seconds}})
+            print(f"{kind}: {args.step} {seconds:.2f} s", flush=True)
+    for _ in range(0 if args.step else args.repeat):
         for kind in kinds:
             timings = replay(url, files, args.tried if kind == "tried" else [])
             results["replays"].append({"kind": kind, "seconds": sum(timings.values()),

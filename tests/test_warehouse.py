@@ -152,7 +152,8 @@ class Shop:
             "agg_product_monthly": "month, product_id",
             "agg_payment_method_monthly": "month, payment_method_code",
             "agg_customer_monthly": "month", "agg_refresh_queue": "batch_id, grain, day",
-            "agg_customer_activity": "month, customer_id", "agg_delta": "delta_id",
+            "agg_customer_activity": "month, customer_id",
+            "agg_delta": "change_id, sign, transaction_id, product_key",
             "agg_category_best_sellers": "month, product_id",
         }
         return {
