@@ -8,6 +8,7 @@ checks the figures and that a full recompute of the aggregates changes nothing.
 
 from __future__ import annotations
 
+from collections import deque
 from datetime import date
 from decimal import Decimal
 
@@ -376,6 +377,49 @@ def test_a_batch_changes_only_the_aggregate_rows_of_the_orders_it_changed(shop: 
     assert aggregates(shop)["daily"] == [(date(2025, 2, 11), 1, 77, Decimal("5.00"),
                                           Decimal("0.00"), Decimal("4.00"))]
     assert aggregates(shop)["activity"] == [(feb, 2, 1)]
+
+
+def test_the_aggregate_rows_read_are_written_by_their_ctid_not_by_a_conflict_probe(
+        shop: Shop) -> None:
+    """apply_agg_delta updates the stored rows its left join read through their ctid, inserts
+    the new ones and deletes the emptied ones (session 9), where INSERT ... ON CONFLICT probed
+    each key again and locked the row first: its statements' plans, logged by auto_explain
+    at NOTICE level, update each of the four tables and hold no conflict arbiter; the
+    figures are those of a recompute."""
+    first_order(shop)
+    b2 = shop.batch("2025-03-02 00:00+00")
+    shop.item(b2, 1001, 100, 10, quantity=1)  # updates 2025-02-10 and product 10's month
+    shop.transaction(b2, 101, 1, "2025-02-11 12:00")  # a second order of customer 1
+    shop.item(b2, 1002, 101, 11, quantity=1, price="5.00")  # a new product-month row
+    shop.call("load_dimensions", b2)
+    shop.call("load_fact_sales", b2)
+    conn = shop.cur.connection
+    shop.cur.execute("load 'auto_explain'")
+    for setting in ("log_min_duration = 0", "log_nested_statements = on",
+                    "log_level = notice"):
+        shop.cur.execute(f"set auto_explain.{setting}")
+    conn.notices = deque(maxlen=1000)
+    shop.call("refresh_batch_aggregates", b2)
+    shop.cur.execute("reset auto_explain.log_min_duration")
+    applied = [n for n in conn.notices if "Update on agg_product_monthly" in n
+               or "Update on agg_daily_sales" in n]
+    assert len(applied) == 2  # the two statements of apply_agg_delta
+    plans = "\n".join(applied)
+    for table in ("agg_daily_sales", "agg_payment_method_monthly", "agg_customer_activity",
+                  "agg_product_monthly"):
+        assert f"Update on {table}" in plans
+        assert f"Insert on {table}" in plans
+        assert f"Delete on {table}" in plans
+        assert f"Conflict Arbiter Indexes: {table}_pkey" not in plans
+    # the month's active customers still add up by ON CONFLICT: a handful of rows
+    assert "Conflict Arbiter Indexes: agg_customer_monthly_pkey" in plans
+
+    feb = date(2025, 2, 1)
+    assert aggregates(shop)["products"] == [
+        (feb, 10, 1, 3, Decimal("30.00"), Decimal("18.00")),
+        (feb, 11, 1, 1, Decimal("5.00"), Decimal("4.00"))]
+    assert aggregates(shop)["activity"] == [(feb, 1, 2)]
+    assert_equal_to_a_recompute(shop)
 
 
 def test_status_changes_alone_and_with_other_changes_of_their_orders_count_as_a_recompute(
