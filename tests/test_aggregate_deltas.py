@@ -8,6 +8,8 @@ checks the figures and that a full recompute of the aggregates changes nothing.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import deque
 from datetime import date
 from decimal import Decimal
@@ -419,6 +421,60 @@ def test_the_aggregate_rows_read_are_written_by_their_ctid_not_by_a_conflict_pro
         (feb, 10, 1, 3, Decimal("30.00"), Decimal("18.00")),
         (feb, 11, 1, 1, Decimal("5.00"), Decimal("4.00"))]
     assert aggregates(shop)["activity"] == [(feb, 1, 2)]
+    assert_equal_to_a_recompute(shop)
+
+
+def test_an_aggregate_row_changed_while_the_deltas_are_applied_fails_for_a_retry(
+        shop: Shop, db_url: str) -> None:
+    """apply_agg_delta locks no aggregate table (a lock would wait for and cancel their
+    autovacuums): a row another transaction rewrites between the statement's read and its
+    write is not written through its old ctid, and the statement, finding fewer rows written
+    than read, fails with a serialization failure (40001, retried by the runner), leaving
+    the aggregates and the pending deltas as they were; the retry applies them."""
+    first_order(shop)
+    b2 = shop.batch("2025-03-02 00:00+00")
+    shop.item(b2, 1001, 100, 10, quantity=1)  # changes 2025-02-10's row
+    shop.call("load_dimensions", b2)
+    shop.call("load_fact_sales", b2)
+    before = aggregates(shop)
+    other = psycopg2.connect(db_url)
+    watcher = psycopg2.connect(db_url)
+    watcher.autocommit = True
+    failure: list[psycopg2.Error] = []
+
+    def apply() -> None:
+        try:
+            shop.call("refresh_batch_aggregates", b2)
+        except psycopg2.Error as error:
+            failure.append(error)
+
+    try:
+        with other.cursor() as cur:  # a new version of the row, not committed yet
+            cur.execute("update warehouse.agg_daily_sales set units = units "
+                        "where sales_date = '2025-02-10'")
+        applying = threading.Thread(target=apply)
+        applying.start()
+        with watcher.cursor() as cur:  # until the apply waits for that row
+            for _ in range(200):
+                cur.execute("select count(*) from pg_stat_activity "
+                            "where wait_event_type = 'Lock' and query like '%%refresh_batch%%'")
+                if cur.fetchone()[0]:
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the apply never waited for the row another transaction changed")
+        other.commit()
+        applying.join(30)
+    finally:
+        other.close()
+        watcher.close()
+
+    assert [error.pgcode for error in failure] == ["40001"]
+    assert "rows of agg_daily_sales were changed by another transaction" in str(failure[0])
+    assert aggregates(shop) == before
+    assert shop.value("select count(*) from warehouse.agg_delta") == 2
+    shop.call("refresh_batch_aggregates", b2)
+    assert daily(shop)[date(2025, 2, 10)][:3] == (1, 3, Decimal("30.00"))
     assert_equal_to_a_recompute(shop)
 
 

@@ -32,7 +32,11 @@
 --   warehouse.refresh_aggregates over the dates named, which recomputes them and drops the
 --   deltas inside its range).
 --   Takes agg_delta in access exclusive mode (TRUNCATE needs it) so a concurrent fact load,
---   or a reader of the pending deltas, waits until the apply commits. Returns the
+--   or a reader of the pending deltas, waits until the apply commits. The aggregate rows it
+--   changes are read and written through their ctid in one statement, without locking the
+--   tables (which would cancel their autovacuums at every batch): a row another transaction
+--   changed in between is detected (fewer rows written than read) and raised as a
+--   serialization failure, which the runner retries (warehouse.raise_if_out_of_step). Returns the
 --   aggregate rows changed. Safe to call twice: the second call finds no delta.
 -- Deltas are order-independent sums: deltas of several batches, or of two loads of one
 -- batch, may be applied together (an order changed by two statements has two pairs whose
@@ -79,6 +83,30 @@ comment on function warehouse.record_fact_change(bigint, bigint, warehouse.fact_
     'Writes the aggregate deltas of one change of fact_sales: the touched orders'' completed '
     'lines before (-1) and after (+1)';
 
+-- warehouse.raise_if_out_of_step(p_broken text, p_moved text): the two failures of an
+-- apply_agg_delta statement, raised (which rolls the statement back): aggregates the deltas
+-- would leave negative or with figures but no order (p_broken), or rows another transaction
+-- changed between the statement's read and its write (p_moved: a serialization failure,
+-- retried by the runner).
+create or replace procedure warehouse.raise_if_out_of_step(p_broken text, p_moved text)
+language plpgsql
+as $$
+begin
+    if p_broken is not null then
+        raise exception 'apply_agg_delta: the aggregates are out of step with the fact (%); '
+                        'repair with CALL warehouse.refresh_aggregates(first_day, last_day)',
+            p_broken;
+    end if;
+    if p_moved is not null then
+        raise exception using
+            errcode = 'serialization_failure',
+            message = format('apply_agg_delta: rows of %s were changed by another transaction '
+                             'while the deltas were applied; nothing was written (run the '
+                             'step again)', p_moved);
+    end if;
+end;
+$$;
+
 create or replace function warehouse.apply_agg_delta(
     p_skip_days date[] default '{}', p_skip_months date[] default '{}')
 returns bigint
@@ -96,13 +124,9 @@ declare
     v_best      bigint;
     v_product_months date[];
     v_broken    text;
+    v_moved     text;
 begin
     lock table warehouse.agg_delta in access exclusive mode;
-    -- the stored rows are read and then written through their ctid in one statement: no
-    -- other writer may move them in between (readers go on)
-    lock table warehouse.agg_daily_sales, warehouse.agg_payment_method_monthly,
-               warehouse.agg_customer_activity, warehouse.agg_product_monthly
-        in share row exclusive mode;
     -- counted by the first statement, which reads them all (a count first took 0.27 s of
     -- a status feed's 720,000 rows at 5M)
     if not exists (select 1 from warehouse.agg_delta) then
@@ -153,8 +177,12 @@ begin
         left join warehouse.agg_daily_sales a on a.sales_date = dc.sales_date
         where (dc.orders, dc.units, dc.revenue, dc.discount, dc.margin) <> (0, 0, 0, 0, 0)
     ),
-    -- the rows read above written through their ctid (no second probe of the key; the
-    -- tables are locked against other writers), new rows inserted, emptied rows deleted
+    -- the rows read above written through their ctid (no second probe of the key), new
+    -- rows inserted, emptied rows deleted. No table lock keeps other writers out (one would
+    -- wait for, and cancel, every autovacuum of these tables): a row another transaction
+    -- changed since the statement read it is not written through its old ctid, so each
+    -- statement counts the rows it wrote against the rows it read (moved, below) and fails
+    -- as a serialization failure, which the runner retries
     daily_written as (
         update warehouse.agg_daily_sales a
         set orders = dn.orders, units = dn.units, revenue = dn.revenue,
@@ -290,6 +318,21 @@ begin
                       cw.active_customers)
         from customers_written cw
         where cw.active_customers < 0
+    ),
+    moved as (
+        select m.aggregate
+        from (values
+            ('agg_daily_sales',
+             (select count(*) from daily_written) + (select count(*) from daily_removed),
+             (select count(*) from daily_next dn where dn.stored is not null)),
+            ('agg_payment_method_monthly',
+             (select count(*) from payments_written) + (select count(*) from payments_removed),
+             (select count(*) from payment_next pn where pn.stored is not null)),
+            ('agg_customer_activity',
+             (select count(*) from activity_written) + (select count(*) from activity_removed),
+             (select count(*) from activity_next an where an.stored is not null))
+        ) m(aggregate, written, read)
+        where m.written <> m.read
     )
     select (select sum(o.delta_rows) from delta_orders o),
            (select count(*) from daily_written) + (select count(*) from daily_inserted)
@@ -299,13 +342,10 @@ begin
            (select count(*) from activity_written) + (select count(*) from activity_inserted)
            + (select count(*) from activity_removed),
            (select count(*) from customers_written),
-           (select string_agg(b.problem, '; ') from (select problem from broken limit 5) b)
-    into v_deltas, v_daily, v_payments, v_activity, v_customers, v_broken;
-    if v_broken is not null then
-        raise exception 'apply_agg_delta: the aggregates are out of step with the fact (%); '
-                        'repair with CALL warehouse.refresh_aggregates(first_day, last_day)',
-            v_broken;
-    end if;
+           (select string_agg(b.problem, '; ') from (select problem from broken limit 5) b),
+           (select string_agg(m.aggregate, ', ') from moved m)
+    into v_deltas, v_daily, v_payments, v_activity, v_customers, v_broken, v_moved;
+    call warehouse.raise_if_out_of_step(v_broken, v_moved);
 
     -- products count an order once per product: the deltas are already at that grain (one
     -- row per change, sign, order and product)
@@ -369,13 +409,13 @@ begin
     select (select count(*) from products_written) + (select count(*) from products_inserted)
            + (select count(*) from products_removed),
            (select string_agg(b.problem, '; ') from (select problem from broken limit 5) b),
-           array(select distinct pn.month from product_next pn)
-    into v_products, v_broken, v_product_months;
-    if v_broken is not null then
-        raise exception 'apply_agg_delta: the aggregates are out of step with the fact (%); '
-                        'repair with CALL warehouse.refresh_aggregates(first_day, last_day)',
-            v_broken;
-    end if;
+           array(select distinct pn.month from product_next pn),
+           case when (select count(*) from products_written)
+                     + (select count(*) from products_removed)
+                     <> (select count(*) from product_next pn where pn.stored is not null)
+                then 'agg_product_monthly' end
+    into v_products, v_broken, v_product_months, v_moved;
+    call warehouse.raise_if_out_of_step(v_broken, v_moved);
     v_best := warehouse.refresh_best_sellers(v_product_months);
 
     -- a month left with neither new nor active customers has nothing to count
