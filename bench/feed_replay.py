@@ -99,9 +99,10 @@ def feed_files(url: str, orders: int) -> Path:
 
 
 @contextmanager
-def ingested(url: str, files: Path) -> Iterator[int]:
-    """The feed ingested as a new batch (its id); after, its ledger rows deleted and the
-    tables a replay writes vacuumed."""
+def replay_session(url: str, files: Path) -> Iterator[tuple[int, object, list]]:
+    """The feed ingested as a new batch, then (its id, a cursor of one transaction, the
+    per-batch steps a replay runs, in order); after, the transaction rolled back, the batch's
+    ledger rows deleted and the tables a replay writes vacuumed."""
     landing = OUT / f"feed-replay-landing-{uuid.uuid4().hex[:8]}"
     shutil.copytree(files, landing)
     try:
@@ -110,17 +111,17 @@ def ingested(url: str, files: Path) -> Iterator[int]:
         shutil.rmtree(landing)
     assert batch_id is not None, f"{files} loaded nothing"
     fetch(url, "checkpoint")
+    conn = connect(url)
     try:
-        yield batch_id
+        steps = [s for s in read_steps(conn) if s.per_batch and s.name not in SKIPPED_STEPS]
+        with conn.cursor() as cur:
+            yield batch_id, cur, steps
     finally:
+        conn.rollback()
+        conn.close()
         fetch(url, "delete from etl.batch_file where batch_id = %s", (batch_id,))
         for table in WRITTEN:
             fetch(url, f"vacuum {table}")
-
-
-def replayed_steps(conn) -> list:
-    """The per-batch steps a replay runs, in order."""
-    return [s for s in read_steps(conn) if s.per_batch and s.name not in SKIPPED_STEPS]
 
 
 def apply_files(cur, tried: list[Path]) -> None:
@@ -131,18 +132,12 @@ def apply_files(cur, tried: list[Path]) -> None:
 def replay(url: str, files: Path, tried: list[Path]) -> dict[str, float]:
     """One replay (step 2): each step's seconds."""
     timings: dict[str, float] = {}
-    with ingested(url, files) as batch_id:
-        conn = connect(url)
-        try:
-            with conn.cursor() as cur:
-                apply_files(cur, tried)
-                for step in replayed_steps(conn):
-                    started = time.perf_counter()
-                    cur.execute(step.sql, {"batch_id": batch_id})
-                    timings[step.name] = time.perf_counter() - started
-        finally:
-            conn.rollback()
-            conn.close()
+    with replay_session(url, files) as (batch_id, cur, steps):
+        apply_files(cur, tried)
+        for step in steps:
+            started = time.perf_counter()
+            cur.execute(step.sql, {"batch_id": batch_id})
+            timings[step.name] = time.perf_counter() - started
     return timings
 
 
@@ -150,28 +145,22 @@ def replay_step(url: str, files: Path, tried: list[Path], name: str,
                 repeat: int) -> list[tuple[str, float]]:
     """One replay timing step ``name`` as is and tried, alternated (step 4)."""
     timings: list[tuple[str, float]] = []
-    with ingested(url, files) as batch_id:
-        conn = connect(url)
-        try:
-            steps = replayed_steps(conn)
-            names = [s.name for s in steps]
-            if name not in names:
-                raise SystemExit(f"--step {name}: not a per-batch step ({', '.join(names)})")
-            with conn.cursor() as cur:
-                for step in steps[:names.index(name)]:
-                    cur.execute(step.sql, {"batch_id": batch_id})
-                cur.execute("savepoint before_step")
-                for turn in range(repeat):
-                    for kind in (("as is", "tried") if turn % 2 == 0 else ("tried", "as is")):
-                        if kind == "tried":
-                            apply_files(cur, tried)
-                        started = time.perf_counter()
-                        cur.execute(steps[names.index(name)].sql, {"batch_id": batch_id})
-                        timings.append((kind, time.perf_counter() - started))
-                        cur.execute("rollback to savepoint before_step")
-        finally:
-            conn.rollback()
-            conn.close()
+    with replay_session(url, files) as (batch_id, cur, steps):
+        names = [s.name for s in steps]
+        if name not in names:
+            raise SystemExit(f"--step {name}: not a per-batch step ({', '.join(names)})")
+        timed = names.index(name)
+        for step in steps[:timed]:
+            cur.execute(step.sql, {"batch_id": batch_id})
+        cur.execute("savepoint before_step")
+        for turn in range(repeat):
+            for kind in (("as is", "tried") if turn % 2 == 0 else ("tried", "as is")):
+                if kind == "tried":
+                    apply_files(cur, tried)
+                started = time.perf_counter()
+                cur.execute(steps[timed].sql, {"batch_id": batch_id})
+                timings.append((kind, time.perf_counter() - started))
+                cur.execute("rollback to savepoint before_step")
     return timings
 
 
@@ -209,14 +198,15 @@ def main(argv: list[str] | None = None) -> int:
             results["replays"].append({"kind": kind, "seconds": seconds,
                                        "steps": {args.step: seconds}})
             print(f"{kind}: {args.step} {seconds:.2f} s", flush=True)
-    for _ in range(0 if args.step else args.repeat):
-        for kind in kinds:
-            timings = replay(url, files, args.tried if kind == "tried" else [])
-            results["replays"].append({"kind": kind, "seconds": sum(timings.values()),
-                                       "steps": timings})
-            print(f"{kind}: {sum(timings.values()):.2f} s: "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in timings.items() if v >= 0.01),
-                  flush=True)
+    else:
+        for _ in range(args.repeat):
+            for kind in kinds:
+                timings = replay(url, files, args.tried if kind == "tried" else [])
+                results["replays"].append({"kind": kind, "seconds": sum(timings.values()),
+                                           "steps": timings})
+                print(f"{kind}: {sum(timings.values()):.2f} s: "
+                      + ", ".join(f"{k} {v:.2f}" for k, v in timings.items() if v >= 0.01),
+                      flush=True)
     results["medians"] = {}
     for kind in kinds:
         runs = [r for r in results["replays"] if r["kind"] == kind]
