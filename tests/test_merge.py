@@ -248,3 +248,17 @@ def test_a_change_of_any_business_value_is_a_change(conn: Conn) -> None:
     assert [fetch(conn, f"select source_batch_id, updated_at > created_at "
                         f"from production.{table}") for table in BUSINESS_VALUES] == [
         [(second, True)]] * 4
+
+
+def test_the_initial_merge_gives_the_planner_the_distinct_keys_of_its_join_columns(
+        conn: Conn) -> None:
+    batch = create_batch(conn, FIRST)  # 1 customer, 1 transaction of 2 items
+    call(conn, "staging.validate_batch", batch)
+    call(conn, "production.merge_batch", batch)  # empty tables: the bulk path
+    # ANALYZE reads every row of tables this small: one order for two lines, one customer
+    # for one transaction (etl.set_key_statistics, called by etl.end_bulk_load)
+    assert fetch(conn, "select attrelid::regclass::text, attname, attoptions "
+                       "from pg_attribute where attoptions is not null "
+                       "and attrelid::regclass::text like 'production.%%' order by 1, 2") == [
+        ("production.transaction_items", "transaction_id", ["n_distinct=-0.500000"]),
+        ("production.transactions", "customer_id", ["n_distinct=-1.000000"])]

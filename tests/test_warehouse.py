@@ -684,3 +684,45 @@ def test_sums_at_the_contract_bounds_do_not_overflow_the_aggregates(shop: Shop) 
         (total, total)]
     assert shop.rows("select revenue, revenue_share from analytics.v_payment_methods") == [
         (total, Decimal(1))]
+
+
+def test_the_fact_load_gives_the_planner_the_distinct_keys_of_its_join_columns(
+        shop: Shop) -> None:
+    b1 = shop.batch("2025-03-01 00:00+00")
+    one_sale(shop, b1)  # customer 1, product 10, order 100 with one line
+    shop.customer(b1, 2)
+    shop.product(b1, 11)
+    for number in range(5):  # five orders of two lines each
+        shop.transaction(b1, 200 + number, 1 + number % 2, f"2025-02-{10 + number} 12:00")
+        shop.item(b1, 2000 + number, 200 + number, 10)
+        shop.item(b1, 3000 + number, 200 + number, 11)
+    for step in WAREHOUSE_STEPS:
+        shop.call(step, b1)
+        if step == "load_dimensions":  # analyzed by it from 1,000 new versions on
+            shop.cur.execute("analyze warehouse.dim_customer, warehouse.dim_product")
+    # the fact was empty: bulk path, analyzed, then etl.set_key_statistics
+    # 6 orders, 3 customer and 3 product versions (the unknown members included) for 11
+    # lines: ANALYZE reads every row of tables this small, so the counts are exact
+    settings = {
+        "transaction_id": ["n_distinct=-0.545455"],
+        "customer_key": ["n_distinct=-0.272727"],
+        "product_key": ["n_distinct=-0.272727"],
+    }
+    assert dict(shop.rows(
+        "select attname, attoptions from pg_attribute "
+        "where attrelid = 'warehouse.fact_sales'::regclass and attoptions is not null")
+    ) == settings
+    assert dict(shop.rows(
+        "select attname, n_distinct from pg_stats where schemaname = 'warehouse' "
+        "and tablename = 'fact_sales' and attname = any(%s)", (list(settings),))
+    ) == {"transaction_id": -0.545455, "customer_key": -0.272727,
+          "product_key": -0.272727}
+    # four more orders: 10 for 11 lines, the setting moves by more than a tenth
+    shop.cur.execute("insert into warehouse.fact_order_status "
+                     "(transaction_id, status_code, source_batch_id) "
+                     "select 900 + n, 'completed', %s from generate_series(1, 4) n", (b1,))
+    shop.cur.execute("analyze warehouse.fact_order_status")
+    shop.cur.execute("call etl.set_key_statistics(array['warehouse.fact_sales'::regclass])")
+    assert shop.value("select n_distinct from pg_stats where schemaname = 'warehouse' "
+                      "and tablename = 'fact_sales' "
+                      "and attname = 'transaction_id'") == pytest.approx(-0.909091)

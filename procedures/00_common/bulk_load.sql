@@ -16,7 +16,9 @@
 --   the caller's transaction rolls back.
 --
 -- etl.end_bulk_load(p_tables regclass[], p_index_ddl text[])
---   Recreates the dropped indexes and constraints and ANALYZEs the tables.
+--   Recreates the dropped indexes and constraints and ANALYZEs the tables, then gives the
+--   planner the distinct values of their order, customer and product keys
+--   (etl.set_key_statistics, procedures/00_common/key_statistics.sql).
 --
 -- All of it runs in the caller's transaction: a failure leaves the tables as they were.
 -- Calling them twice: the second begin finds no secondary index or unreferenced key to drop
@@ -84,8 +86,10 @@ begin
     loop
         execute format('analyze %s', v_table);
     end loop;
+    call etl.set_key_statistics(p_tables);
 end
 $$;
 
 comment on procedure etl.end_bulk_load(regclass[], text[]) is
-    'Recreates the indexes and keys etl.begin_bulk_load dropped and analyzes the tables';
+    'Recreates the indexes and keys etl.begin_bulk_load dropped, analyzes the tables and '
+    'sets the distinct values of their key columns (etl.set_key_statistics)';
