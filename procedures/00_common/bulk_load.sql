@@ -16,9 +16,10 @@
 --   the caller's transaction rolls back.
 --
 -- etl.end_bulk_load(p_tables regclass[], p_index_ddl text[])
---   Recreates the dropped indexes and constraints and ANALYZEs the tables, then gives the
---   planner the distinct values of their order, customer and product keys
---   (etl.set_key_statistics, procedures/00_common/key_statistics.sql).
+--   Recreates the dropped indexes and constraints (which counts the tables' rows into
+--   pg_class.reltuples), gives the planner the distinct values of their order, customer and
+--   product keys from those counts (etl.set_key_statistics,
+--   procedures/00_common/key_statistics.sql) and ANALYZEs the tables.
 --
 -- All of it runs in the caller's transaction: a failure leaves the tables as they were.
 -- Calling them twice: the second begin finds no secondary index or unreferenced key to drop
@@ -82,11 +83,12 @@ begin
     loop
         execute v_ddl;
     end loop;
+    -- before the ANALYZE below, which then reads the settings (no second sample)
+    call etl.set_key_statistics(p_tables, false);
     foreach v_table in array coalesce(p_tables, '{}')
     loop
         execute format('analyze %s', v_table);
     end loop;
-    call etl.set_key_statistics(p_tables);
 end
 $$;
 

@@ -1,4 +1,5 @@
--- etl.set_key_statistics(p_tables regclass[] default null)  (procedure)
+-- etl.set_key_statistics(p_tables regclass[] default null, p_analyze boolean default true)
+--   (procedure)
 --
 -- The number of distinct values of the key columns that join a line to its order, an order
 -- to its customer and a fact line to its dimensions, given to the planner from the table
@@ -16,12 +17,18 @@
 -- n_distinct is set to the ratio (negative: it follows the table as it grows) of the rows of
 -- the table the key refers to against the rows of the column's table, both as the last
 -- ANALYZE counted them (pg_class.reltuples; a table never analyzed or empty is skipped),
--- and the column analyzed again when its setting moved by more than a tenth.
--- Called by etl.end_bulk_load after it analyzes the tables of an initial load; a DBA calls
--- it without arguments after upgrading a warehouse loaded before (docs/operations.md).
+-- and the column analyzed again when its setting moved by more than a tenth (not with
+-- p_analyze false: the caller analyzes the tables next).
+-- Called by etl.end_bulk_load after it rebuilt the indexes of an initial load (which counts
+-- their tables' rows into reltuples) and before it analyzes the tables; a DBA calls it
+-- without arguments after upgrading a warehouse loaded before (docs/operations.md).
 -- Needs the tables' ownership (ALTER TABLE). Safe to call twice: the second call finds the
 -- settings in place and changes nothing.
-create or replace procedure etl.set_key_statistics(p_tables regclass[] default null)
+-- the first form, without p_analyze
+drop procedure if exists etl.set_key_statistics(regclass[]);
+
+create or replace procedure etl.set_key_statistics(p_tables regclass[] default null,
+                                                   p_analyze boolean default true)
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
@@ -67,11 +74,14 @@ begin
         order by s.key_table::text
     loop
         execute format('alter table %s %s', v_table.key_table, v_table.settings);
-        execute format('analyze %s (%s)', v_table.key_table, v_table.columns);
+        if p_analyze then
+            execute format('analyze %s (%s)', v_table.key_table, v_table.columns);
+        end if;
     end loop;
 end
 $$;
 
-comment on procedure etl.set_key_statistics(regclass[]) is
+comment on procedure etl.set_key_statistics(regclass[], boolean) is
     'Sets n_distinct of the order, customer and product key columns from the rows of the '
-    'tables they refer to (ANALYZE underestimates them), then analyzes those columns';
+    'tables they refer to (ANALYZE underestimates them), then analyzes those columns unless '
+    'p_analyze is false';
