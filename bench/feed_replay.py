@@ -1,4 +1,4 @@
-"""``python -m bench.feed_replay``: the history's status feed again, on the database it left.
+"""``python -m bench.feed_replay``: the status feed (or a daily batch) again, on its database.
 
 The status feed (``batch_0002`` of ``python -m bench --preset history``, bench/history.py) is
 the write target that is hardest to meet, and measuring a change of it by a whole history
@@ -17,6 +17,10 @@ procedures as they are, alternated, on the same database:
    the batch processed and retention) called and timed in one transaction, which is rolled
    back; the batch's ledger rows are deleted (the next replay ingests the same bytes again)
    and the tables the replay wrote are vacuumed, so the next one starts from the same state.
+   ``--daily``: an ordinary daily batch instead (``batch_0007``, about 7,000 orders and
+   20,000 lines), its orders and their lines given new ids (DAILY_OFFSET added), so that they
+   are new to the database; the lines of orders it does not carry, and the customers and
+   products, as delivered. Written under ``bench/out/daily-replay-<orders>/``.
 3. ``--try FILE...``: procedures/ files applied first in the replay's transaction (rolled
    back with it); with ``--repeat N``, N replays as they are and N with the files,
    alternated (as is, tried, as is, ...).
@@ -32,7 +36,6 @@ Results go to stdout and ``bench/out/feed-replay-<orders>.json``.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import random
 import shutil
@@ -46,12 +49,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.drill_downs import history_url
-from bench.history import HISTORY_ORDERS, OUT, fetch, generate, load
+from bench.history import HISTORY_ORDERS, OUT, fetch, generate, load, read_csv, write_csv
 from runner.db import connect
 from runner.ingest import ingest_batch
 from runner.steps import read_steps
 
 FEED = "batch_0002"
+DAILY = "batch_0007"
+DAILY_OFFSET = 1_000_000_000  # order and line ids of the daily replay: above the history's
 SKIPPED_STEPS = ("mark_processed", "apply_retention")
 # what a replay writes (rolled back) and leaves dead rows in: vacuumed after each replay
 WRITTEN = ("production.transactions", "production.transaction_items", "production.customers",
@@ -68,9 +73,7 @@ def feed_files(url: str, orders: int) -> Path:
     target = OUT / f"feed-replay-{orders}"
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
-    with (source / "transactions.csv").open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))
-    header, rows = rows[0], rows[1:]
+    header, rows = read_csv(source / "transactions.csv")
     key, status = header.index("transaction_id"), header.index("status")
     now = dict(fetch(url, "select transaction_id, status_code from production.transactions "
                           "where transaction_id = any(%s)", ([int(r[key]) for r in rows],)))
@@ -86,15 +89,37 @@ def feed_files(url: str, orders: int) -> Path:
         else:
             row[status] = ("refunded" if chance < 0.6
                            else "cancelled" if chance < 0.9 else "completed")
-    with (target / "transactions.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(reversed(rows))
+    write_csv(target / "transactions.csv", header, list(reversed(rows)))
     for name in ("customers", "products", "transaction_items"):
         if (source / f"{name}.csv").exists():
             lines = (source / f"{name}.csv").read_text(encoding="utf-8").splitlines()
             (target / f"{name}.csv").write_text(
                 "\n".join([lines[0], *reversed(lines[1:])]) + "\n", encoding="utf-8")
+    return target
+
+
+def daily_files(orders: int) -> Path:
+    """An ordinary daily batch whose orders and their lines are new (``--daily``)."""
+    source = generate(orders) / DAILY
+    target = OUT / f"daily-replay-{orders}"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    header, rows = read_csv(source / "transactions.csv")
+    key = header.index("transaction_id")
+    carried = {row[key] for row in rows}
+    for row in rows:
+        row[key] = str(int(row[key]) + DAILY_OFFSET)
+    write_csv(target / "transactions.csv", header, rows)
+    header, rows = read_csv(source / "transaction_items.csv")
+    item, order = header.index("item_id"), header.index("transaction_id")
+    for row in rows:
+        if row[order] in carried:
+            row[item] = str(int(row[item]) + DAILY_OFFSET)
+            row[order] = str(int(row[order]) + DAILY_OFFSET)
+    write_csv(target / "transaction_items.csv", header, rows)
+    for name in ("customers", "products"):
+        if (source / f"{name}.csv").exists():
+            shutil.copy(source / f"{name}.csv", target / f"{name}.csv")
     return target
 
 
@@ -177,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
                         "files are read; default %(default)s)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="replays of each kind, alternated (default 1)")
+    parser.add_argument("--daily", action="store_true",
+                        help=f"replay an ordinary daily batch ({DAILY}, new order ids) "
+                        "instead of the status feed")
     parser.add_argument("--step", help="time this step only, as is and tried, --repeat "
                         "times each from one state (needs --try)")
     args = parser.parse_args(argv)
@@ -190,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         "measured_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "machine": machine(url), "orders": args.orders, "load_before": load(),
         "tried": [str(path) for path in args.tried], "replays": []}
-    files = feed_files(url, args.orders)
+    results["batch"] = "daily" if args.daily else "feed"
+    files = daily_files(args.orders) if args.daily else feed_files(url, args.orders)
     kinds = ["as is", "tried"] if args.tried else ["as is"]
     if args.step:
         results["step"] = args.step
@@ -215,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             **{step: statistics.median(r["steps"][step] for r in runs)
                for step in runs[0]["steps"]}}
     results["load_after"] = load()
-    target = OUT / f"feed-replay-{args.orders}.json"
+    target = OUT / f"{'daily' if args.daily else 'feed'}-replay-{args.orders}.json"
     target.write_text(json.dumps(results, indent=2, default=str))
     print(f"load {results['load_before']} / {results['load_after']}; results written to "
           f"{target}")
