@@ -30,7 +30,8 @@ procedures as they are, alternated, on the same database:
    measured without the noise of separate replays, each of which ingests and vacuums.
 
 The database: ``--url``, else ``warehouse_history`` on the durable server of this checkout.
-Results go to stdout and ``bench/out/feed-replay-<orders>.json``.
+Results go to stdout and ``bench/out/feed-replay-<orders>.json`` (``daily-replay-<orders>.json``
+with ``--daily``).
 """
 
 from __future__ import annotations
@@ -125,9 +126,9 @@ def daily_files(orders: int) -> Path:
 
 @contextmanager
 def replay_session(url: str, files: Path) -> Iterator[tuple[int, object, list]]:
-    """The feed ingested as a new batch, then (its id, a cursor of one transaction, the
-    per-batch steps a replay runs, in order); after, the transaction rolled back, the batch's
-    ledger rows deleted and the tables a replay writes vacuumed."""
+    """The replayed files ingested as a new batch, then (its id, a cursor of one
+    transaction, the per-batch steps a replay runs, in order); after, the transaction rolled
+    back, the batch's ledger rows deleted and the tables a replay writes vacuumed."""
     landing = OUT / f"feed-replay-landing-{uuid.uuid4().hex[:8]}"
     shutil.copytree(files, landing)
     try:
@@ -244,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             **{step: statistics.median(r["steps"][step] for r in runs)
                for step in runs[0]["steps"]}}
     results["load_after"] = load()
-    target = OUT / f"{'daily' if args.daily else 'feed'}-replay-{args.orders}.json"
+    target = OUT / f"{results['batch']}-replay-{args.orders}.json"
     target.write_text(json.dumps(results, indent=2, default=str))
     print(f"load {results['load_before']} / {results['load_after']}; results written to "
           f"{target}")
