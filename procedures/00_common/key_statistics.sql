@@ -24,9 +24,6 @@
 -- without arguments after upgrading a warehouse loaded before (docs/operations.md).
 -- Needs the tables' ownership (ALTER TABLE). Safe to call twice: the second call finds the
 -- settings in place and changes nothing.
--- the first form, without p_analyze
-drop procedure if exists etl.set_key_statistics(regclass[]);
-
 create or replace procedure etl.set_key_statistics(p_tables regclass[] default null,
                                                    p_analyze boolean default true)
 language plpgsql
