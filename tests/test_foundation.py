@@ -119,6 +119,60 @@ def test_downgrade_to_base_then_upgrade_to_head(db_url: str) -> None:
     ]
 
 
+def order_table_indexes(url: str) -> list[tuple[str, str]]:
+    return fetch(url, "select indrelid::regclass::text, indexrelid::regclass::text "
+                      "from pg_index where indrelid in ('production.transactions'::regclass, "
+                      "'production.transaction_items'::regclass) order by 1, 2")
+
+
+def test_orders_and_lines_keep_the_indexes_the_pipeline_reads_and_their_foreign_keys(
+        db_url: str) -> None:
+    """Revision 0024 drops the customer index of transactions and the product index of
+    items (nothing reads them; every batch wrote them); the foreign keys still hold, checked
+    by a scan; the downgrade builds the two indexes again."""
+    kept = [("production.transaction_items", "production.transaction_items_pkey"),
+            ("production.transaction_items", "production.transaction_items_source_batch_idx"),
+            ("production.transaction_items", "production.transaction_items_transaction_idx"),
+            ("production.transactions", "production.transactions_pkey"),
+            ("production.transactions", "production.transactions_ts_idx")]
+    assert order_table_indexes(db_url) == kept
+    with psycopg2.connect(db_url) as connection, connection.cursor() as cur:
+        cur.execute("insert into etl.batch (batch_name, source_path) values ('b', '/x') "
+                    "returning batch_id")
+        (batch,) = cur.fetchone()
+        cur.execute("""
+            insert into production.categories (category_name) values ('Lamps');
+            insert into production.customers (customer_id, first_name, last_name, email,
+                country, signup_date, source_batch_id, delivered_batch_id)
+            values (1, 'A', 'B', 'a@example.com', 'NO', '2025-01-01', %(b)s, %(b)s);
+            insert into production.products (product_id, product_name, category_id,
+                unit_price, cost, source_batch_id, delivered_batch_id)
+            select p, 'Lamp ' || p, category_id, 10, 4, %(b)s, %(b)s
+            from production.categories, generate_series(1, 2) p;
+            insert into production.transactions (transaction_id, customer_id, transaction_ts,
+                payment_method_code, status_code, source_batch_id, delivered_batch_id)
+            values (10, 1, '2025-02-01 10:00+00', 'paypal', 'completed', %(b)s, %(b)s);
+            insert into production.transaction_items (item_id, transaction_id, product_id,
+                quantity, unit_price, discount, source_batch_id, delivered_batch_id)
+            values (100, 10, 1, 1, 10, 0, %(b)s, %(b)s);
+            delete from production.products where product_id = 2""", {"b": batch})
+        for statement in ("delete from production.products where product_id = 1",
+                          "delete from production.customers where customer_id = 1"):
+            cur.execute("savepoint attempt")
+            with pytest.raises(psycopg2.errors.ForeignKeyViolation):
+                cur.execute(statement)
+            cur.execute("rollback to savepoint attempt")
+        cur.execute("select product_id from production.products")
+        assert cur.fetchall() == [(1,)]
+    connection.close()
+    migrate.downgrade(db_url, "0023")
+    assert order_table_indexes(db_url) == sorted(
+        [*kept, ("production.transaction_items", "production.transaction_items_product_idx"),
+         ("production.transactions", "production.transactions_customer_idx")])
+    migrate.upgrade(db_url)
+    assert order_table_indexes(db_url) == kept
+
+
 def test_upgrade_with_the_routines_in_place_widens_the_sums(db_url: str) -> None:
     """The hardening revision changes column types that views and SQL functions of
     procedures/ read: it drops them and the same upgrade recreates them."""
