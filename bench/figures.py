@@ -469,6 +469,9 @@ def history_table(figures: dict) -> str:
     lines = ["| | " + " | ".join(e["label"] for e in figures["runs"]) + " |",
              "|---|" + "---:|" * len(runs),
              row("orders in the fact after the initial load", lambda r: f"{r['orders_in_fact']:,}"),
+             row("date order of the fact after it (`date_key` correlation; 1.00 = in order)",
+                 lambda r: f"{r['fact_date_correlation']:.2f}"
+                 if "fact_date_correlation" in r else ""),
              row("load average before / after (1, 5, 15 min)",
                  lambda r: f"{r['load_before']} / {r['load_after']}"),
              row("**initial load, CSV to aggregates (s)**",

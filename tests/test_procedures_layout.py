@@ -142,3 +142,19 @@ def test_one_quarantine_step_and_one_upsert_statement() -> None:
     upsert = code_of(PROCEDURES_DIR / "20_production" / "upsert_production.sql")
     assert quarantining == ["quarantine_rejects.sql"]
     assert len(re.findall(r"\bdo\s+update\b", upsert)) == 1
+
+
+def test_the_procedures_that_copy_big_tables_read_them_from_their_first_page(conn) -> None:  # noqa: ANN001
+    """A synchronized sequential scan starts where an earlier scan of the table stopped:
+    the copies would then start mid-table and the fact leave date order at 5M orders
+    (procedures/00_common/bulk_load.sql). Test tables are too small for PostgreSQL to
+    synchronize their scans, so the setting itself is what is checked here; the bench
+    records the fact's date order after the 5M initial load."""
+    rows = fetch(conn, """
+        select p.oid::regprocedure::text
+        from pg_proc p
+        where 'synchronize_seqscans=off' = any (p.proconfig)
+        order by 1""")
+    assert rows == [("production.merge_batch(bigint)",),
+                    ("staging.build_validated_partition(text,bigint,text)",),
+                    ("warehouse.load_fact_sales(bigint)",)]

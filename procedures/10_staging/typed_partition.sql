@@ -45,6 +45,8 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 set enable_nestloop = off
 set default_statistics_target = 10
+-- rows in the staged order (procedures/00_common/bulk_load.sql)
+set synchronize_seqscans = off
 as $$
 declare
     v_partition text := format('validated_%s_%s', p_file, p_batch_id);

@@ -42,6 +42,8 @@ create or replace procedure production.merge_batch(p_batch_id bigint)
 language plpgsql
 set warehouse.writer = 'merge_batch'
 set search_path = pg_catalog, pg_temp
+-- rows in the validated order (procedures/00_common/bulk_load.sql)
+set synchronize_seqscans = off
 as $$
 declare
     v_batch_name   text;

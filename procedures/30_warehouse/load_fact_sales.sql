@@ -62,6 +62,8 @@ set plan_cache_mode = force_custom_plan
 -- a status feed changes hundreds of thousands of lines: its lines, as they were and as
 -- they are, stay in memory
 set work_mem = '512MB'
+-- lines in production's order, so in date order (procedures/00_common/bulk_load.sql)
+set synchronize_seqscans = off
 as $$
 declare
     v_customer_repointed bigint := 0;
