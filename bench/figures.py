@@ -471,7 +471,7 @@ def history_table(figures: dict) -> str:
              row("orders in the fact after the initial load", lambda r: f"{r['orders_in_fact']:,}"),
              row("date order of the fact after it (`date_key` correlation; 1.00 = in order)",
                  lambda r: f"{r['fact_date_correlation']:.2f}"
-                 if "fact_date_correlation" in r else ""),
+                 if r.get("fact_date_correlation") is not None else ""),
              row("load average before / after (1, 5, 15 min)",
                  lambda r: f"{r['load_before']} / {r['load_after']}"),
              row("**initial load, CSV to aggregates (s)**",

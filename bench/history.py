@@ -441,8 +441,8 @@ def run_history(server: str, orders: int) -> dict:
                                            "from warehouse.fact_sales")[0][0]
     # the fact's rows in date order (1.0) or not: what date-range plans read (bulk_load.sql)
     results["fact_date_correlation"] = fetch(
-        url, "select correlation from pg_stats where schemaname = 'warehouse' "
-             "and tablename = 'fact_sales' and attname = 'date_key'")[0][0]
+        url, "select max(correlation) from pg_stats where schemaname = 'warehouse' "
+             "and tablename = 'fact_sales' and attname = 'date_key'")[0][0]  # null: not analyzed
     print(f"initial {results['initial_seconds']:.1f} s (floor "
           f"{results['bare_floor_seconds']:.1f} s): "
           + ", ".join(f"{k} {v:.1f}" for k, v in initial.items()), flush=True)
