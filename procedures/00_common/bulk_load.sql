@@ -22,6 +22,8 @@
 --   procedures/00_common/key_statistics.sql) and ANALYZEs the tables.
 --
 -- All of it runs in the caller's transaction: a failure leaves the tables as they were.
+-- Calling them twice: the second begin finds no secondary index or unreferenced key to drop
+-- on tables that are still empty, and end recreates only what begin returned.
 --
 -- Rows keep the order of what they are copied from: the procedures that copy big tables
 -- into others (staging.build_validated_partition, production.merge_batch,
@@ -33,8 +35,6 @@
 -- date order (date_key correlation 0.72 instead of 1.00) and the planner took the
 -- category questions of docs/bi.md through the product index over the whole history
 -- (7.4 s instead of 0.35 s; docs/performance.md, session 11).
--- Calling them twice: the second begin finds no secondary index or unreferenced key to drop
--- on tables that are still empty, and end recreates only what begin returned.
 create or replace function etl.begin_bulk_load(p_tables regclass[])
 returns text[]
 language plpgsql
