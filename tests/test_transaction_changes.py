@@ -90,6 +90,34 @@ def test_a_batch_transactions_are_read_through_the_log_index(conn: Conn) -> None
     assert "Seq Scan" not in plan, plan
 
 
+def test_the_items_of_other_batches_are_read_through_the_batch_index(conn: Conn) -> None:
+    """warehouse.batch_sales_lines' items of the batch's transactions that other batches
+    delivered: after an initial load every item is the batch's, and a plan that can only
+    scan the items table to find none read 3M items for nothing at 1M orders."""
+    first = create_batch(conn, FIRST)
+    run_batch(conn, first)
+    with conn.cursor() as cur:
+        # the batch as an initial load leaves it: 20,000 items, all of it, analyzed
+        cur.execute("""
+            insert into production.transactions (transaction_id, customer_id, transaction_ts,
+                                                  payment_method_code, status_code,
+                                                  source_batch_id)
+            select n, 1, timestamptz '2024-03-01 12:00+00', 'paypal', 'completed', %(b)s
+            from generate_series(100000, 104999) n;
+            insert into production.transaction_items (item_id, transaction_id, product_id,
+                                                       quantity, unit_price, source_batch_id)
+            select 200000 + n, 100000 + n / 4, 100, 1, 9.99, %(b)s
+            from generate_series(0, 19999) n;
+            analyze production.transactions, production.transaction_items""", {"b": first})
+        cur.execute("explain (costs off) select * from warehouse.batch_sales_lines(%s)",
+                    (first,))
+        plan = "\n".join(line for (line,) in cur.fetchall())
+    # the batch's own items read whole; the others looked up in source_batch_id's index
+    assert plan.count("Seq Scan on transaction_items") == 1, plan
+    assert "Bitmap Index Scan on transaction_items_source_batch_idx" in plan, plan
+    assert f"Index Cond: (source_batch_id > '{first}'::bigint)" in plan, plan
+
+
 def log_statistics(conn: Conn) -> list[tuple]:
     return fetch(conn, "select reltuples::bigint from pg_class "
                        "where oid = 'staging.transaction_changes'::regclass")
