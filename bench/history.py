@@ -114,14 +114,12 @@ BI_EXAMPLES = {
         "where category = %(category)s and sales_date >= %(month)s "
         "and sales_date < %(month)s::date + interval '3 months'"),
     "bi.md: products of a category paid by card over a quarter": (
-        "select pp.product_id, p.product_name, sum(pp.revenue) as revenue, "
-        "rank() over (order by sum(pp.revenue) desc) "
-        "from analytics.v_product_payment_monthly pp "
-        "join (select distinct product_id, product_name, category "
-        "      from analytics.v_product_performance) p using (product_id) "
-        "where p.category = %(category)s and pp.payment_method = 'credit_card' "
-        "and pp.month between %(month)s and %(month)s::date + interval '2 months' "
-        "group by pp.product_id, p.product_name order by revenue desc"),
+        "select product_id, product_name, sum(revenue) as revenue, "
+        "rank() over (order by sum(revenue) desc) "
+        "from analytics.v_product_payment_monthly "
+        "where category = %(category)s and payment_method = 'credit_card' "
+        "and month between %(month)s and %(month)s::date + interval '2 months' "
+        "group by product_id, product_name order by revenue desc"),
 }
 
 
