@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.test_drilldown_plans import plan_nodes
+
 # per table: the rows an initial load writes (in key order), and a batch's change of every
 # third product-month (1,992 rows: a status feed), of every tenth customer-month (600 rows),
 # as its deltas change them
@@ -106,10 +108,6 @@ from analytics.v_product_performance
 where month >= date '2025-01-01' and month < date '2026-01-01'
 group by product_id, product_name order by revenue desc limit 10
 """
-
-
-def plan_nodes(plan: dict) -> list[dict]:
-    return [plan, *(node for child in plan.get("Plans", []) for node in plan_nodes(child))]
 
 
 def test_a_year_of_products_reads_its_months_by_key_without_ranking(conn) -> None:  # noqa: ANN001

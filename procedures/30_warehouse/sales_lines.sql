@@ -87,8 +87,8 @@ begin atomic
       and l.transaction_id in (select t.transaction_id
                                from production.batch_transactions(p_batch_id) t)
       -- "<>" in a form the source_batch_id index can answer: in an initial load every
-      -- item is the batch's, and "<>" read the whole table to find none (0.5 s at 1M
-      -- orders); two index ranges find none at once
+      -- item is the batch's, and "<>" read the whole table to find none (the insert's
+      -- SELECT 6.04 s against 5.44 s at 1M orders); two index ranges find none at once
       and (l.item_batch_id < p_batch_id or l.item_batch_id > p_batch_id)
     union all
     select l.*
