@@ -71,6 +71,11 @@ BI_QUERIES = {
         "where month >= %(year)s and month < %(year)s::date + interval '1 year' "
         "group by product_id, product_name order by revenue desc limit 10"
     ),
+    "v_product_yearly: top 10 of a year": (
+        "select product_id, product_name, revenue from analytics.v_product_yearly "
+        "where year = extract(year from %(year)s::date)::int "
+        "order by revenue desc, product_id limit 10"
+    ),
     "v_customer_growth: one year": (
         "select month, new_customers, cumulative_customers, active_customers "
         "from analytics.v_customer_growth "

@@ -130,3 +130,35 @@ def test_a_year_of_products_reads_its_months_by_key_without_ranking(conn) -> Non
     assert reads == [("Index Scan", "agg_product_monthly_pkey")]
     assert [n for n in nodes if n["Node Type"] == "WindowAgg"] == []
     assert [n["Node Type"] for n in ranked].count("WindowAgg") == 1
+
+
+def test_a_year_of_products_is_summed_by_product_before_it_is_named(conn) -> None:  # noqa: ANN001
+    """analytics.v_product_yearly: the year's product-months through the key range of their
+    months, summed by product, and only then joined to the current names (through
+    v_product_performance the names are joined to every product-month first)."""
+    with conn.cursor() as cur:
+        cur.execute("""
+            select warehouse.ensure_dim_date(date '2023-01-01', date '2025-12-31');
+            insert into warehouse.agg_product_monthly (month, product_id, orders, units,
+                                                       revenue, margin)
+            select (date '2023-01-01' + m * interval '1 month')::date, p, 3, 4, p, 1
+            from generate_series(0, 35) m, generate_series(1, 500) p order by 1, 2;
+            analyze warehouse.agg_product_monthly""")
+        cur.execute("select year, product_id, orders, units, revenue, margin "
+                    "from analytics.v_product_yearly where year = 2025 "
+                    "order by revenue desc, product_id limit 2")
+        assert cur.fetchall() == [(2025, 500, 36, 48, 6000, 12), (2025, 499, 36, 48, 5988, 12)]
+        cur.execute("select year, count(*), sum(orders) from analytics.v_product_yearly "
+                    "group by year order by year")
+        assert cur.fetchall() == [(2023, 500, 18000), (2024, 500, 18000), (2025, 500, 18000)]
+        cur.execute("explain (format json) select product_id, product_name, revenue "
+                    "from analytics.v_product_yearly where year = 2025 "
+                    "order by revenue desc limit 10")
+        nodes = plan_nodes(cur.fetchone()[0][0]["Plan"])
+    reads = [(n["Node Type"], n.get("Index Name")) for n in nodes
+             if n.get("Relation Name") == "agg_product_monthly"]
+    assert reads == [("Index Scan", "agg_product_monthly_pkey")]
+    (aggregate,) = [n for n in nodes if n["Node Type"] == "Aggregate"]
+    below = plan_nodes(aggregate)
+    assert [n for n in below if n.get("Relation Name") == "dim_product"] == []
+    assert [n for n in below if n.get("Relation Name") == "agg_product_monthly"] != []
