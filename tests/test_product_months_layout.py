@@ -102,6 +102,13 @@ def test_a_fifth_of_room_was_too_little_for_a_status_feed(conn) -> None:  # noqa
     assert updated == 1992 and hot + moved == updated and moved > 0
 
 
+# three years of 500 products, revenue = product id in every month, in key order, analyzed
+THREE_YEARS_SQL = """
+insert into warehouse.agg_product_monthly (month, product_id, orders, units, revenue, margin)
+select (date '2023-01-01' + m * interval '1 month')::date, p, 3, 4, p, 1
+from generate_series(0, 35) m, generate_series(1, 500) p order by 1, 2;
+analyze warehouse.agg_product_monthly"""
+
 YEAR_SQL = """
 select product_id, product_name, sum(revenue) as revenue
 from analytics.v_product_performance
@@ -114,12 +121,7 @@ def test_a_year_of_products_reads_its_months_by_key_without_ranking(conn) -> Non
     """The top products of a year: the year's product-months through the key, and no
     ranking (the view's RANK() is left out when the query does not read it)."""
     with conn.cursor() as cur:
-        cur.execute("""
-            insert into warehouse.agg_product_monthly (month, product_id, orders, units,
-                                                       revenue, margin)
-            select (date '2023-01-01' + m * interval '1 month')::date, p, 3, 4, p, 1
-            from generate_series(0, 35) m, generate_series(1, 500) p order by 1, 2;
-            analyze warehouse.agg_product_monthly""")
+        cur.execute(THREE_YEARS_SQL)
         cur.execute("explain (format json) " + YEAR_SQL)
         nodes = plan_nodes(cur.fetchone()[0][0]["Plan"])
         cur.execute("explain (format json) select * from analytics.v_product_performance "
@@ -137,13 +139,8 @@ def test_a_year_of_products_is_summed_by_product_before_it_is_named(conn) -> Non
     months, summed by product, and only then joined to the current names (through
     v_product_performance the names are joined to every product-month first)."""
     with conn.cursor() as cur:
-        cur.execute("""
-            select warehouse.ensure_dim_date(date '2023-01-01', date '2025-12-31');
-            insert into warehouse.agg_product_monthly (month, product_id, orders, units,
-                                                       revenue, margin)
-            select (date '2023-01-01' + m * interval '1 month')::date, p, 3, 4, p, 1
-            from generate_series(0, 35) m, generate_series(1, 500) p order by 1, 2;
-            analyze warehouse.agg_product_monthly""")
+        cur.execute("select warehouse.ensure_dim_date(date '2023-01-01', date '2025-12-31')")
+        cur.execute(THREE_YEARS_SQL)
         cur.execute("select year, product_id, orders, units, revenue, margin "
                     "from analytics.v_product_yearly where year = 2025 "
                     "order by revenue desc, product_id limit 2")
