@@ -333,9 +333,7 @@ def bi_query_ms(url: str, repeats: int = 5,
     timings = {}
     with history.reading(url, conn) as reader:
         with reader.cursor() as cur:
-            cur.execute(
-                "select max(month) from analytics.v_monthly_sales where orders > 0"
-            )
+            cur.execute(history.LAST_MONTH_SQL)
             month = cur.fetchone()[0]
             cur.execute(
                 "select category from analytics.v_product_performance where month = %s "

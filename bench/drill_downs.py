@@ -2,8 +2,9 @@
 
 What the end of ``python -m bench --preset history`` measures (bench/history.py), on a
 database it left: the BI queries of ``make bench`` (bench/__main__.py ``BI_QUERIES``), the
-drill-downs through ``analytics.v_sales`` and the examples of docs/bi.md, each fetched into
-Python objects and delivered by COPY. Reading takes a minute where building the 5M history
+drill-downs through ``analytics.v_sales``, the examples of docs/bi.md and the line floors of
+the questions over 100 ms (bench/history.py ``LINE_FLOORS``), each fetched into Python
+objects and delivered by COPY. Reading takes a minute where building the 5M history
 takes a quarter of an hour, so a change of the views, indexes or table layout is measured
 again on the same database, on a quiet machine.
 
@@ -26,7 +27,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from bench import servers
-from bench.history import BI_EXAMPLES, OUT, drill_down_ms, fetch, load
+from bench.history import BI_EXAMPLES, LINE_FLOORS, OUT, drill_down_ms, fetch, load
 from runner.db import connect
 
 
@@ -56,6 +57,7 @@ def measure(url: str, tried: list[Path] | None = None) -> dict:
         results["bi_queries_ms"] = bi_query_ms(url, conn=conn)
         results["drill_downs_ms"] = drill_down_ms(url, conn=conn)
         results["bi_examples_ms"] = drill_down_ms(url, BI_EXAMPLES, repeats=2, conn=conn)
+        results["line_floors_ms"] = drill_down_ms(url, LINE_FLOORS, repeats=2, conn=conn)
     finally:
         if conn is not None:
             conn.rollback()
@@ -63,7 +65,8 @@ def measure(url: str, tried: list[Path] | None = None) -> dict:
     results["load_after"] = load()
     for label, ms in results["bi_queries_ms"].items():
         print(f"  {ms:8.1f} ms  {label}")
-    for label, drill in {**results["drill_downs_ms"], **results["bi_examples_ms"]}.items():
+    for label, drill in {**results["drill_downs_ms"], **results["bi_examples_ms"],
+                         **results["line_floors_ms"]}.items():
         print(f"  {drill['ms']:8.1f} ms  {label} ({drill['rows']:,} rows; delivered in "
               f"{drill['delivered_ms']:.1f} ms)")
     print(f"load {results['load_before']} / {results['load_after']}")

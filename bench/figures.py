@@ -578,7 +578,7 @@ def drill_downs_table(figures: dict) -> str:
         delivered = f"; {drill['delivered_ms']:.1f}" if "delivered_ms" in drill else ""
         return f"{drill['ms']:.1f}{delivered}"
 
-    for key in ("drill_downs_ms", "bi_examples_ms"):
+    for key in ("drill_downs_ms", "bi_examples_ms", "line_floors_ms"):
         for query, drill in queries(key).items():
             lines.append(f"| {query} ({drill['rows']:,} rows) | " + " | ".join(
                 timed(r, key, query) for r in runs) + " |")
