@@ -124,15 +124,19 @@ BI_EXAMPLES = {
 }
 
 
-# The least time a reading of the lines can take for each typical question that stays over
-# 100 ms at 5M (docs/performance.md, "Why the BI target is blocked"): the question's lines
-# read straight from the fact through its date_key and (product_key, date_key) indexes, with
-# no order status (which every one of them needs: metrics count completed orders), no
-# calendar and no view. A question whose floor is over 100 ms cannot be answered within it
-# by any view over the lines, only by an aggregate; one under it only through a way to the
-# orders' status that costs nothing per line. Same parameters as BI_EXAMPLES; the v_sales
-# question of bench/__main__.py's BI_QUERIES reads the last month (``last_month``).
+# The last month with sales: bench/__main__.py's BI queries read it, and the line floor of
+# the one of them that stays over 100 ms
 LAST_MONTH_SQL = "select max(month) from analytics.v_monthly_sales where orders > 0"
+
+# The least time a reading of the lines can take for each typical question that stays over
+# 100 ms at 5M (docs/performance.md, "Session 13: why the BI target is blocked on two
+# cores"): the question's lines read straight from the fact through its date_key and
+# (product_key, date_key) indexes, with no order status (which every one of them needs:
+# metrics count completed orders), no calendar and no view. A question whose floor is over
+# 100 ms cannot be answered within it by any view over the lines, only by an aggregate; one
+# under it only through a way to the orders' status that costs nothing per line. Same
+# parameters as BI_EXAMPLES; the v_sales question of bench/__main__.py's BI_QUERIES reads
+# the last month (``last_month``).
 
 
 def _lines(month: str, span: str, category: bool = False, joins: str = "") -> str:
