@@ -163,7 +163,12 @@ def test_the_daily_filter_views_never_read_the_customers(shop: Shop, view: str) 
     relations = {node.get("Relation Name") for node in plan_nodes(plan[0]["Plan"])}
     assert "fact_sales" in relations, plan
     assert "dim_customer" not in relations, plan
-    # v_order_categories shows them
+
+
+def test_v_order_categories_reads_the_customers(shop: Shop) -> None:
+    """The view over the same order rows that shows the customer ids looks them up (the
+    contrast of the test above: the join is left out only where the id is not read)."""
+    two_category_shop(shop)
     ((plan,),) = shop.rows(
         "explain (format json, costs off) select * from analytics.v_order_categories")
     assert "dim_customer" in {node.get("Relation Name")
